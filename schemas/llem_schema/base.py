@@ -1,0 +1,58 @@
+"""Shared pydantic base classes for the host<->container contract.
+
+Every model here forbids unknown keys: a typo in a config must fail loudly rather than be
+silently ignored (the predecessors lost results to exactly that).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors, assignment is validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class MeasuredGroup(StrictModel):
+    """A group of metrics in which every ``None`` must carry a reason.
+
+    A metric that was not measured is ``null`` with a reason in ``null_reasons`` — never a
+    made-up number. The validator enforces this so that no code path can quietly drop a
+    metric without explaining why.
+    """
+
+    null_reasons: dict[str, str] = Field(
+        default_factory=dict,
+        description="Why a field in this group is null (field name -> reason).",
+    )
+
+    @model_validator(mode="after")
+    def _every_null_has_a_reason(self) -> MeasuredGroup:
+        missing = [
+            name
+            for name in type(self).model_fields
+            if name != "null_reasons"
+            and getattr(self, name) is None
+            and name not in self.null_reasons
+        ]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}: fields {missing} are null without a reason in null_reasons"
+            )
+        return self
+
+    @classmethod
+    def unavailable(cls, reason: str, **known: Any) -> Any:
+        """Build the group with every unspecified nullable field null for ``reason``."""
+        reasons = {
+            name: reason
+            for name, field in cls.model_fields.items()
+            if name != "null_reasons" and name not in known and not field.is_required()
+        }
+        data = {name: None for name in reasons}
+        data.update(known)
+        return cls(null_reasons=reasons, **data)

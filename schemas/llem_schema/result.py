@@ -1,0 +1,186 @@
+"""ExperimentResult: what the harness writes to ``result.json``.
+
+Every metric group is a :class:`MeasuredGroup`: a metric that was not measured is ``null``
+with a reason. ``schema_version`` lets readers migrate rather than guess formats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from llem_schema.base import MeasuredGroup, StrictModel
+from llem_schema.config import ExperimentConfig
+from llem_schema.version import SCHEMA_VERSION
+
+
+class GPUInfo(StrictModel):
+    index: int
+    name: str
+    uuid: str | None = None
+    memory_total_bytes: int | None = None
+    power_limit_w: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    max_sm_clock_mhz: int | None = None
+    persistence_mode: bool | None = None
+    mig_mode: bool | None = None
+    mig_device: str | None = None
+    ecc_enabled: bool | None = None
+    pcie_gen: int | None = None
+    pcie_width: int | None = None
+    nvlink_active_links: int | None = None
+    temperature_c: float | None = None
+
+
+class HostInfo(StrictModel):
+    hostname: str
+    os: str
+    cpu_model: str | None = None
+    cpu_count: int | None = None
+    memory_total_bytes: int | None = None
+    python: str
+
+
+class EnvironmentInfo(StrictModel):
+    """Everything needed to say on what a number was measured."""
+
+    host: HostInfo
+    device: Literal["cuda", "cpu"]
+    gpus: list[GPUInfo] = Field(default_factory=list)
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None
+    cuda_runtime_version: str | None = None
+    cuda_visible_devices: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    runtime: str = "local"
+    image_ref: str | None = None
+    image_digest: str | None = None
+    slurm: dict[str, str] = Field(
+        default_factory=dict, description="Job id, array index, node name when run under Slurm."
+    )
+
+
+class EnergyMetrics(MeasuredGroup):
+    """Energy of the measured window (prefill + decode of the whole workload)."""
+
+    total_j: float | None = None
+    baseline_power_w: float | None = None
+    adjusted_j: float | None = Field(None, description="total_j - baseline_power_w * duration_s")
+    duration_s: float | None = None
+    per_output_token_j: float | None = None
+    per_token_j: float | None = Field(None, description="Per input+output token.")
+    per_request_j: float | None = None
+    mean_power_w: float | None = None
+    peak_power_w: float | None = None
+    per_gpu_j: list[float] | None = None
+    method: str | None = Field(None, description="zeus | nvml | codecarbon | rapl")
+    method_version: str | None = None
+    gpu_indices: list[int] | None = None
+
+
+class PhaseMetrics(MeasuredGroup):
+    """One phase (prefill or decode) measured in its own energy window."""
+
+    tokens: int | None = None
+    time_s: float | None = None
+    energy_j: float | None = None
+    tokens_per_s: float | None = None
+    energy_per_token_j: float | None = None
+    mean_power_w: float | None = None
+
+
+class LatencyStats(StrictModel):
+    """Distribution of one latency in seconds."""
+
+    n: int
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    min: float
+    max: float
+
+
+class LatencyMetrics(MeasuredGroup):
+    ttft: LatencyStats | None = Field(None, description="Time to first token per request.")
+    itl: LatencyStats | None = Field(None, description="Inter-token latency.")
+    e2e: LatencyStats | None = Field(None, description="End-to-end latency per batch.")
+
+
+class ThroughputMetrics(MeasuredGroup):
+    num_requests: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    wall_time_s: float | None = None
+    output_tokens_per_s: float | None = None
+    total_tokens_per_s: float | None = None
+    requests_per_s: float | None = None
+    requested_rate: float | None = None
+    achieved_rate: float | None = None
+
+
+FlopsMethod = Literal["profiler", "calflops", "architecture", "params"]
+
+
+class FlopsMetrics(MeasuredGroup):
+    total: float | None = None
+    per_output_token: float | None = None
+    prefill: float | None = None
+    decode: float | None = None
+    method: FlopsMethod | None = None
+
+
+class MemoryMetrics(MeasuredGroup):
+    device: Literal["cuda", "cpu"] | None = None
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    model_bytes: int | None = None
+    host_peak_rss_bytes: int | None = None
+
+
+class WarmupInfo(StrictModel):
+    runs: int
+    converged: bool
+    final_cv: float | None = None
+
+
+class PowerPhaseSummary(StrictModel):
+    phase: str
+    samples: int
+    mean_w: float
+    peak_w: float
+
+
+class ExperimentResult(StrictModel):
+    """The result of one run (one experiment × one cycle)."""
+
+    schema_version: str = SCHEMA_VERSION
+    status: Literal["ok", "failed"] = "ok"
+    experiment_id: str
+    study_id: str | None = None
+    run_id: str
+    cycle: int = 0
+    started_at: datetime
+    finished_at: datetime
+    config: ExperimentConfig
+    config_hash: str
+    backend: str
+    model: str
+    environment: EnvironmentInfo
+    energy: EnergyMetrics
+    prefill: PhaseMetrics
+    decode: PhaseMetrics
+    latency: LatencyMetrics
+    throughput: ThroughputMetrics
+    flops: FlopsMetrics
+    memory: MemoryMetrics
+    warmup: WarmupInfo
+    power_phases: list[PowerPhaseSummary] = Field(default_factory=list)
+    timeseries_file: str | None = None
+    reused_model: bool = False
+    measurement_methodology: dict[str, str] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
