@@ -94,7 +94,7 @@ def read_state(study_dir: Path, entry: RunEntry) -> RunEntry:
         try:
             read_result(study_dir / entry.run_dir)
             current = current.model_copy(update={"state": "done", "message": "recovered"})
-        except Exception:  # noqa: BLE001 - an invalid result is simply not done
+        except Exception:
             pass
     return current
 

@@ -13,8 +13,8 @@ from rich.console import Console
 
 from llem import manifest as mf
 from llem.config_loader import LoadedConfig
-from llem.rundir import experiment_id, new_study_id, read_result
 from llem.run import execute, make_runtime
+from llem.rundir import experiment_id, new_study_id, read_result
 from llem_schema.errors import ConfigError
 from llem_schema.runspec import RunSpec
 from llem_schema.study import expand_experiments, order_runs
@@ -86,7 +86,7 @@ def _cooldown(seconds: float, max_temp_c: float | None, gpus: list[int | str]) -
             if max(temps) <= max_temp_c:
                 return
             time.sleep(2)
-    except Exception:  # noqa: BLE001 - no NVML on this host: time-based cooldown only
+    except Exception:
         return
 
 
@@ -195,5 +195,5 @@ def _summarise(study_dir: Path, manifest: mf.Manifest, last, console: Console) -
         try:
             export.aggregate(study_dir)
             console.print(f"aggregated: {study_dir / 'study.parquet'}")
-        except Exception as exc:  # noqa: BLE001 - the runs are safe; aggregation can be redone
+        except Exception as exc:
             console.print(f"[yellow]aggregation failed[/]: {exc} (llem results aggregate)")
