@@ -80,6 +80,7 @@ def _import_trt() -> dict[str, Any]:
     from tensorrt_llm import BuildConfig, SamplingParams
     from tensorrt_llm.llmapi import (
         CapacitySchedulerPolicy,
+        ContextChunkingPolicy,
         ExtendedRuntimePerfKnobConfig,
         KvCacheConfig,
         QuantAlgo,
@@ -96,6 +97,7 @@ def _import_trt() -> dict[str, Any]:
         "ExtendedRuntimePerfKnobConfig": ExtendedRuntimePerfKnobConfig,
         "SchedulerConfig": SchedulerConfig,
         "CapacitySchedulerPolicy": CapacitySchedulerPolicy,
+        "ContextChunkingPolicy": ContextChunkingPolicy,
         "QuantConfig": QuantConfig,
         "QuantAlgo": QuantAlgo,
     }
@@ -135,9 +137,12 @@ def materialize(kw: dict[str, Any], trt: dict[str, Any]) -> dict[str, Any]:
         )
     if "scheduler_config" in out:
         data = dict(out["scheduler_config"])
-        policy = data.get("capacity_scheduler_policy")
-        if isinstance(policy, str):
-            data["capacity_scheduler_policy"] = getattr(trt["CapacitySchedulerPolicy"], policy)
+        for key, enum_name in (
+            ("capacity_scheduler_policy", "CapacitySchedulerPolicy"),
+            ("context_chunking_policy", "ContextChunkingPolicy"),
+        ):
+            if isinstance(data.get(key), str) and enum_name in trt:
+                data[key] = getattr(trt[enum_name], data[key])
         out["scheduler_config"] = trt["SchedulerConfig"](**data)
     return out
 

@@ -44,6 +44,7 @@ ENGINE_FIELD_MAP: dict[str, str] = {
     "max_beam_width": "build_config.max_beam_width",
     "paged_kv_cache": "build_config.kv_cache_type",
     "use_paged_context_fmha": "build_config.plugin_config.use_paged_context_fmha",
+    "use_fp8_context_fmha": "build_config.plugin_config.use_fp8_context_fmha",
     "multiple_profiles": "build_config.plugin_config.multiple_profiles",
     "kv_cache_free_gpu_memory_fraction": "kv_cache_config.free_gpu_memory_fraction",
     "kv_cache_max_tokens": "kv_cache_config.max_tokens",
@@ -56,6 +57,7 @@ ENGINE_FIELD_MAP: dict[str, str] = {
     "cuda_graph_cache_size": "extended_runtime_perf_knob_config.cuda_graph_cache_size",
     "multi_block_mode": "extended_runtime_perf_knob_config.multi_block_mode",
     "capacity_scheduler_policy": "scheduler_config.capacity_scheduler_policy",
+    "context_chunking_policy": "scheduler_config.context_chunking_policy",
 }
 
 DERIVED_ENGINE_ARGS: tuple[str, ...] = ("model",)

@@ -78,6 +78,9 @@ class TensorRTConfig(StrictModel):
         description="plugin_config.use_paged_context_fmha; None = on when chunked context or "
         "KV block reuse needs it.",
     )
+    use_fp8_context_fmha: bool | None = Field(
+        None, description="plugin_config.use_fp8_context_fmha: FP8 attention in prefill (FP8)."
+    )
     multiple_profiles: bool = Field(
         False, description="plugin_config.multiple_profiles: several TensorRT profiles."
     )
@@ -104,6 +107,9 @@ class TensorRTConfig(StrictModel):
     capacity_scheduler_policy: Literal[
         "GUARANTEED_NO_EVICT", "MAX_UTILIZATION", "STATIC_BATCH"
     ] | None = Field(None, description="scheduler_config.capacity_scheduler_policy.")
+    context_chunking_policy: Literal["FIRST_COME_FIRST_SERVED", "EQUAL_PROGRESS"] | None = Field(
+        None, description="scheduler_config.context_chunking_policy (with chunked context)."
+    )
     cuda_graphs: bool = Field(
         False, description="extended_runtime_perf_knob_config.cuda_graph_mode."
     )

@@ -29,6 +29,7 @@ FULL = {
     "max_beam_width": 4,
     "paged_kv_cache": True,
     "use_paged_context_fmha": True,
+    "use_fp8_context_fmha": False,
     "multiple_profiles": True,
     "fast_build": True,
     "kv_cache_free_gpu_memory_fraction": 0.8,
@@ -37,6 +38,7 @@ FULL = {
     "enable_block_reuse": True,
     "enable_chunked_context": True,
     "capacity_scheduler_policy": "MAX_UTILIZATION",
+    "context_chunking_policy": "EQUAL_PROGRESS",
     "cuda_graphs": True,
     "cuda_graph_cache_size": 4,
     "multi_block_mode": False,
@@ -194,3 +196,12 @@ def test_materialize_builds_config_objects():
     assert out["quant_config"].kv_cache_quant_algo is _Algo.FP8
     assert out["scheduler_config"].capacity_scheduler_policy == "MU"
     assert out["kv_cache_config"].enable_block_reuse is True
+
+
+def test_docs_table_lists_every_field():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[4] / "docs" / "parameters.md").read_text()
+    section = doc.split("## TensorRT-LLM")[1]
+    for name in TensorRTConfig.model_fields:
+        assert f"`tensorrt.{name}`" in section, name

@@ -148,3 +148,12 @@ def test_speculative_needs_a_draft_model():
     with pytest.raises(ValueError, match=r"vllm\.speculative\.model"):
         VLLMConfig(speculative={"method": "draft_model", "num_speculative_tokens": 2})
     VLLMConfig(speculative={"method": "ngram", "num_speculative_tokens": 2})
+
+
+def test_docs_table_lists_every_field():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[4] / "docs" / "parameters.md").read_text()
+    section = doc.split("## vLLM")[1].split("## TensorRT-LLM")[0]
+    for field in VLLMConfig.model_fields:
+        assert f"`vllm.{field}" in section, field
