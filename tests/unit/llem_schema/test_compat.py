@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llem_schema.compat import validate_backend_config
 from llem_schema.config import ExperimentConfig
 

@@ -4,6 +4,7 @@ import itertools
 import statistics
 
 import pytest
+
 from llem_harness.backends.base import Request
 from llem_harness.backends.engine_common import (
     group_requests,

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from engine_names import missing, name_sets, pinned
+
 from llem_harness.backends import tensorrt_mapping as tm
 from llem_harness.backends.tensorrt import materialize
 from llem_schema.backends.tensorrt import TensorRTConfig

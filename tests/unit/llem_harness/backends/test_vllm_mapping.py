@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from engine_names import missing, name_sets, pinned
+
 from llem_harness.backends import vllm_mapping as vm
 from llem_schema.backends.vllm import VLLMConfig
 from llem_schema.config import ExperimentConfig
