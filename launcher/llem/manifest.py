@@ -18,12 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from llem_schema.atomic import atomic_write_json, atomic_write_text
 from llem_schema.runspec import RESULT_FILE
 from llem_schema.study import StudyConfig
 from llem_schema.version import SCHEMA_VERSION
+from pydantic import BaseModel, Field
 
 STATE_FILE = "state.json"
 MANIFEST_FILE = "manifest.json"
@@ -94,7 +93,7 @@ def read_state(study_dir: Path, entry: RunEntry) -> RunEntry:
         try:
             read_result(study_dir / entry.run_dir)
             current = current.model_copy(update={"state": "done", "message": "recovered"})
-        except Exception:  # noqa: BLE001 - an invalid result is simply not done
+        except Exception:
             pass
     return current
 
