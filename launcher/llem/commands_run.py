@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llem_schema.study import expand_experiments
 from rich.console import Console
 from rich.table import Table
 
 from llem import config_loader
 from llem.config_loader import LoadedConfig
-from llem_schema.study import expand_experiments, order_runs
 
 console = Console()
 err_console = Console(stderr=True)

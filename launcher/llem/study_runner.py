@@ -62,10 +62,14 @@ def plan_runs(loaded: LoadedConfig) -> list[mf.RunEntry]:
 
 
 def open_study(
-    loaded: LoadedConfig, results_dir: Path, resume: bool, fresh: bool
+    loaded: LoadedConfig, results_dir: Path, resume: bool, fresh: bool,
+    study_dir: Path | None = None,
 ) -> tuple[Path, mf.Manifest]:
-    """The study directory and manifest: a new one, or the one being resumed."""
+    """The study directory and manifest: a new one, or the one being resumed
+    (``study_dir`` when given, else the newest of this name under ``results_dir``)."""
     study = loaded.study
+    if study_dir is not None and not fresh:
+        return study_dir, check_and_rebuild(loaded, study_dir)
     if resume and not fresh:
         existing = mf.find_latest(results_dir, study.name)
         if existing is None:
@@ -202,6 +206,7 @@ def run_study(
     console: Console | None = None,
     runtime_factory: Callable[[], Runtime] | None = None,
     batch_python: str | None = None,
+    study_dir: Path | None = None,
 ) -> int:
     """Run (or resume) the study; returns the process exit code.
 
@@ -212,7 +217,7 @@ def run_study(
     study = loaded.study
     ex = study.study
     experiments = expand_experiments(study)
-    study_dir, manifest = open_study(loaded, results_dir, resume, fresh)
+    study_dir, manifest = open_study(loaded, results_dir, resume, fresh, study_dir)
     with StudyLock(study_dir):
         manifest = _settle_orphans(study_dir, manifest, study.base.runtime.timeout_seconds)
         counts = manifest.counts()
