@@ -103,7 +103,7 @@ def test_slurm_study_completes_and_matches_local(tmp_path: Path, slurm_env: Path
 
 
 def test_scancel_then_resume_loses_and_repeats_nothing(tmp_path: Path, slurm_env: Path) -> None:
-    study_dir, job = slurm.submit_study(tiny_study("cx"), tmp_path / "r",
+    study_dir, _job = slurm.submit_study(tiny_study("cx"), tmp_path / "r",
                                         slurm.SlurmOptions(max_parallel=1))
     deadline = time.monotonic() + 300
     while mf.rebuild(study_dir, mf.load_manifest(study_dir)).counts()["done"] < 2:

@@ -132,7 +132,7 @@ def parse_squeue(stdout: str) -> list[TaskState]:
     for line in stdout.splitlines():
         if not line.strip():
             continue
-        jobid, state, node = (line.split("|") + ["", ""])[:3]
+        jobid, state, node = [*line.split("|"), "", ""][:3]
         job, task, pending = parse_task_id(jobid.strip())
         node = node.strip() or None
         if pending:
@@ -334,3 +334,20 @@ def status_rows(study_dir: Path) -> list[dict[str, str]]:
             "message": r.message or "",
         })
     return rows
+
+
+def run_study_slurm(loaded: LoadedConfig, results_dir: Path, options: SlurmOptions,
+                    wait_done: bool = False, resume: bool = False, fresh: bool = False) -> int:
+    """What ``llem run --executor slurm`` calls; returns the process exit code."""
+    from rich.console import Console
+
+    console = Console()
+    study_dir, job = submit_study(loaded, results_dir, options, resume=resume, fresh=fresh)
+    console.print(f"submitted Slurm array {job} -> {study_dir}")
+    console.print(f"  llem study status {study_dir}    llem study cancel {study_dir}")
+    if not wait_done:
+        return 0
+    m = wait(study_dir)
+    c = m.counts()
+    console.print(f"{c['done']}/{len(m.runs)} run(s) done, {c['failed']} failed -> {study_dir}")
+    return 0 if c["done"] == len(m.runs) else 1
