@@ -18,12 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from llem_schema.atomic import atomic_write_json, atomic_write_text
 from llem_schema.runspec import RESULT_FILE
 from llem_schema.study import StudyConfig
 from llem_schema.version import SCHEMA_VERSION
+from pydantic import BaseModel, Field
 
 STATE_FILE = "state.json"
 MANIFEST_FILE = "manifest.json"
@@ -122,6 +121,22 @@ def create(study_dir: Path, study_id: str, study: StudyConfig, runs: list[RunEnt
     )
     atomic_write_json(study_dir / MANIFEST_FILE, m.model_dump(mode="json"))
     return m
+
+
+def load_study(study_dir: Path) -> StudyConfig:
+    """The study exactly as it was started (``study.json``, written at creation)."""
+    return StudyConfig.model_validate_json((study_dir / STUDY_FILE).read_text("utf-8"))
+
+
+def find_entry(study_dir: Path, run_dir: Path) -> RunEntry:
+    """The manifest entry (refreshed from its state file) of one run directory."""
+    from llem_schema.errors import ConfigError
+
+    rel = run_dir.resolve().relative_to(study_dir.resolve()).as_posix()
+    for r in load_manifest(study_dir).runs:
+        if r.run_dir == rel:
+            return read_state(study_dir, r)
+    raise ConfigError(f"{run_dir}: not a run of the study in {study_dir} (see manifest.json)")
 
 
 def find_latest(results_dir: Path, name: str) -> Path | None:
