@@ -20,10 +20,9 @@ import logging
 import sys
 from typing import Any
 
+from llem_harness import runner
 from llem_schema.config import ExperimentConfig
 from llem_schema.exit_codes import ExitCode
-
-from llem_harness import runner
 
 log = logging.getLogger("llem_harness.multi")
 

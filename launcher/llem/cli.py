@@ -93,6 +93,20 @@ def run(
     ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the study over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide harness logs.")] = False,
+    executor: Annotated[str, typer.Option(help="local | slurm (one job array per study)")] = (
+        "local"
+    ),
+    partition: Annotated[str | None, typer.Option(help="slurm: --partition")] = None,
+    account: Annotated[str | None, typer.Option(help="slurm: --account")] = None,
+    time_limit: Annotated[
+        str | None, typer.Option("--time", help="slurm: per-task --time, e.g. 01:00:00")
+    ] = None,
+    gpus_per_task: Annotated[int | None, typer.Option(help="slurm: GPUs per task")] = None,
+    max_parallel: Annotated[int | None, typer.Option(help="slurm: array %N limit")] = None,
+    sbatch_arg: Annotated[
+        list[str] | None, typer.Option(help="slurm: extra sbatch argument (repeatable)")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="slurm: follow until done")] = False,
 ) -> None:
     """Run an experiment or a study."""
     from llem import commands_run
@@ -118,6 +132,20 @@ def run(
     if dry_run:
         commands_run.dry_run(loaded)
         return
+    if executor == "slurm":
+        from llem.executors import slurm
+
+        options = slurm.SlurmOptions(
+            partition=partition, account=account, time=time_limit, gpus_per_task=gpus_per_task,
+            max_parallel=max_parallel, sbatch_args=sbatch_arg or [],
+        )
+        raise typer.Exit(
+            slurm.run_study_slurm(
+                loaded, results_dir, options, wait_done=wait, resume=resume, fresh=fresh
+            )
+        )
+    if executor != "local":
+        raise UserError(f"--executor: unknown executor '{executor}'; choose local or slurm")
     code = commands_run.run_loaded(
         loaded,
         results_dir=results_dir,

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+
 from llem_schema.config import BACKENDS, ExperimentConfig
 from llem_schema.errors import ConfigError, did_you_mean, format_validation_error
 from llem_schema.study import StudyConfig, StudyExecution
-from pydantic import ValidationError
 
 PRESETS_FILE = Path(__file__).parent / "data" / "presets.yaml"
 STUDY_KEYS = ("sweep", "study")

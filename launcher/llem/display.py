@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from llem_schema.result import ExperimentResult
 from rich.console import Console
 from rich.table import Table
+
+from llem_schema.result import ExperimentResult
 
 
 def _fmt(value: float | int | None, unit: str = "", digits: int = 3) -> str:

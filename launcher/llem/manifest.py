@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
+from pydantic import BaseModel, Field
+
 from llem_schema.atomic import atomic_write_json, atomic_write_text
 from llem_schema.runspec import RESULT_FILE
 from llem_schema.study import StudyConfig
 from llem_schema.version import SCHEMA_VERSION
-from pydantic import BaseModel, Field
 
 STATE_FILE = "state.json"
 MANIFEST_FILE = "manifest.json"

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from llem.runtimes.local import gpu_env
 from llem_schema.config import ExperimentConfig
 from llem_schema.exit_codes import ExitCode
-
-from llem.runtimes.local import gpu_env
 
 T = TypeVar("T")
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llem.rundir import read_result, write_spec
+from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.exit_codes import describe
 from llem_schema.result import ExperimentResult
 from llem_schema.runspec import RunSpec
-
-from llem.rundir import read_result, write_spec
-from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
 
 #: environment variables passed through to the harness by name (value never logged)
 PASSTHROUGH_ENV = ("HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")

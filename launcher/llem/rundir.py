@@ -7,13 +7,14 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from llem_schema.atomic import atomic_write_text
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.migrations import SchemaVersionError, migrate
 from llem_schema.result import ExperimentResult
 from llem_schema.runspec import EXPERIMENT_FILE, RESULT_FILE, RunSpec
-from pydantic import ValidationError
 
 
 def slug(text: str) -> str:

@@ -24,10 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llem_schema.config import ExperimentConfig
-from llem_schema.errors import ConfigError
-from llem_schema.runspec import RunSpec
-from llem_schema.study import StudyExecution, expand_experiments, order_runs
 from rich.console import Console
 from rich.markup import escape
 
@@ -38,6 +34,10 @@ from llem.procscan import wait_for_orphans
 from llem.run import PASSTHROUGH_ENV, execute, make_runtime
 from llem.rundir import experiment_id, new_study_id, read_result, write_spec
 from llem.runtimes.base import Runtime
+from llem_schema.config import ExperimentConfig
+from llem_schema.errors import ConfigError
+from llem_schema.runspec import RunSpec
+from llem_schema.study import StudyExecution, expand_experiments, order_runs
 
 LOCK_FILE = ".llem.lock"
 

@@ -79,10 +79,27 @@ def shape(study_dir: Path) -> dict:
 def test_slurm_study_completes_and_matches_local(tmp_path: Path, slurm_env: Path) -> None:
     from llem.study_runner import run_study
 
+    import re
+
+    import yaml
+
+    # submitted through the CLI exactly as a user would
+    cfg = tmp_path / "sl.yaml"
+    st = tiny_study("sl").study
+    cfg.write_text(yaml.safe_dump(
+        {"name": "sl", **st.base.model_dump(mode="json", exclude={"name"}),
+         "sweep": st.sweep, "study": st.study.model_dump(mode="json")}))
     t0 = time.monotonic()
-    study_dir, job = slurm.submit_study(tiny_study("sl"), tmp_path / "slurm",
-                                        slurm.SlurmOptions(max_parallel=2))
-    assert job.isdigit()
+    p = subprocess.run(
+        [sys.executable, "-m", "llem.cli", "run", str(cfg), "--executor", "slurm",
+         "--max-parallel", "2", "--results-dir", str(tmp_path / "slurm")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"},
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    found = re.search(r"submitted Slurm array (\d+) -> (\S+)", p.stdout)
+    assert found, p.stdout
+    job, study_dir = found.group(1), Path(found.group(2))
+    assert "--array=0-5%2" in next((study_dir / "slurm").glob("array-*.sbatch")).read_text()
     m = slurm.wait(study_dir, poll_s=1, timeout_s=900, progress=False)
     t_slurm = time.monotonic() - t0
     assert m.counts()["done"] == 6, slurm.status_rows(study_dir)

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from llem_schema.errors import ConfigError
-from llem_schema.exit_codes import ExitCode
-from llem_schema.study import expand_experiments
 
 from llem import manifest as mf
 from llem.run import execute, make_runtime
 from llem.runtimes.base import Runtime, RuntimeUnavailable
+from llem_schema.errors import ConfigError
+from llem_schema.exit_codes import ExitCode
+from llem_schema.study import expand_experiments
 
 NODES_DIR = ".nodes"
 

@@ -17,9 +17,8 @@ StudyDir = Annotated[Path, typer.Argument(help="results/<study-id>")]
 
 
 def _check(study_dir: Path) -> Path:
-    from llem_schema.errors import ConfigError
-
     from llem import manifest as mf
+    from llem_schema.errors import ConfigError
 
     if not (study_dir / mf.MANIFEST_FILE).exists():
         raise ConfigError(f"{study_dir}: no {mf.MANIFEST_FILE}; pass a results/<study-id> dir")

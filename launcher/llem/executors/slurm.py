@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from llem_schema.atomic import atomic_write_json, atomic_write_text
-from llem_schema.errors import ConfigError
 from pydantic import BaseModel, Field
 
 from llem import manifest as mf
 from llem.config_loader import LoadedConfig
+from llem_schema.atomic import atomic_write_json, atomic_write_text
+from llem_schema.errors import ConfigError
 
 SLURM_DIR = "slurm"
 JOBS_FILE = "jobs.json"

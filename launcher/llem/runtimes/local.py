@@ -12,10 +12,9 @@ import subprocess
 import sys
 import time
 
+from llem.runtimes.base import RunOutcome, RunRequest, Runtime
 from llem_schema.exit_codes import ExitCode
 from llem_schema.runspec import LOG_FILE
-
-from llem.runtimes.base import RunOutcome, RunRequest, Runtime
 
 
 def gpu_env(gpus: list[int | str]) -> dict[str, str]:

@@ -17,11 +17,11 @@ import subprocess
 import time
 import uuid
 
-from llem_schema.exit_codes import ExitCode
-from llem_schema.runspec import LOG_FILE
 from pydantic import BaseModel, ConfigDict, Field
 
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
+from llem_schema.exit_codes import ExitCode
+from llem_schema.runspec import LOG_FILE
 
 CONTAINER_RUN_DIR = "/llem/run"
 

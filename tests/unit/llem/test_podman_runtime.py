@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from llem.runtimes.base import RunRequest
 from llem.runtimes.podman import PodmanRuntime
 

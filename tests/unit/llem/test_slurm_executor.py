@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from llem import manifest as mf
 from llem.commands.run_one import assigned_gpus, run_one_dir
 from llem.config_loader import LoadedConfig

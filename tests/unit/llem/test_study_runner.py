@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+
 from llem import manifest as mf
 from llem.config_loader import LoadedConfig
 from llem.parallel import Slot, SlotPool, gpu_slots
@@ -22,7 +24,6 @@ from llem.study_runner import open_study, run_study
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.study import StudyConfig, StudyExecution
-from rich.console import Console
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FAKE = str(FIXTURES / "fake_harness.py")
