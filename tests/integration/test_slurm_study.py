@@ -77,11 +77,11 @@ def shape(study_dir: Path) -> dict:
 
 
 def test_slurm_study_completes_and_matches_local(tmp_path: Path, slurm_env: Path) -> None:
-    from llem.study_runner import run_study
-
     import re
 
     import yaml
+
+    from llem.study_runner import run_study
 
     # submitted through the CLI exactly as a user would
     cfg = tmp_path / "sl.yaml"
