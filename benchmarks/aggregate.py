@@ -1,0 +1,101 @@
+"""Benchmark: aggregate a 10,000-run study (2,000 configs x 5 cycles) into Parquet + CIs.
+
+Target: < 10 s on 2 cores for load + migrate + validate 10k result.json files, flatten to
+study.parquet and per-config bootstrap CIs (BCa, 1000 resamples) for 5 metrics.
+
+    PYTHONPATH=launcher:entrypoints:schemas:tests python benchmarks/aggregate.py [--configs N]
+
+Prints the phase times and the ratio to the target; asserts nothing (no timing asserts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for sub in ("launcher", "schemas", "entrypoints", "tests"):
+    if str(ROOT / sub) not in sys.path:
+        sys.path.insert(0, str(ROOT / sub))
+
+from factories import result_dict  # noqa: E402
+
+from llem_schema.config import ExperimentConfig  # noqa: E402
+
+TARGET_S = 10.0
+
+
+def generate(results_dir: Path, n_configs: int, cycles: int) -> Path:
+    """Write n_configs x cycles valid result.json files with realistic variation."""
+    study_id = "bench-20260101-120000"
+    study = results_dir / study_id
+    batch = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128]
+    new_tokens = [16, 32, 64, 96, 128, 192, 256, 384, 512, 1024]
+    i = 0
+    while i < n_configs:
+        bs = batch[i % 10]
+        mnt = new_tokens[(i // 10) % 10]
+        prompts = 8 * (1 + i // 100)
+        cfg = ExperimentConfig.model_validate({
+            "name": f"bench[bs={bs},mnt={mnt},np={prompts}]",
+            "workload": {"batch_size": bs, "num_prompts": prompts},
+            "decoding": {"max_new_tokens": mnt}})
+        exp_id = f"e{i:04d}-{cfg.config_hash()[:8]}"
+        for c in range(cycles):
+            d = result_dict(config=cfg, study_id=study_id, experiment_id=exp_id, cycle=c,
+                            seed=i * 100 + c, noise=0.04)
+            run = study / exp_id / f"cycle-{c}"
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "result.json").write_text(json.dumps(d, indent=2))
+        i += 1
+    return study
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--configs", type=int, default=2000)
+    ap.add_argument("--cycles", type=int, default=5)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        study = generate(Path(tmp), args.configs, args.cycles)
+        n = args.configs * args.cycles
+        print(f"generated {n} result files in {time.perf_counter() - t:.1f} s")
+
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        import pyarrow  # noqa: F401 - import cost is part of a cold `llem results aggregate`
+        import scipy.stats  # noqa: F401
+
+        from llem import export, results_io, stats
+        t_import = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        results, _ = results_io.load_results(study)
+        t_load = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        rows = [export.flatten_result(r) for r in results]
+        export.write_parquet(rows, study / export.STUDY_PARQUET)
+        t_parquet = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        summary = stats.summarise(results, study_id=study.name)
+        t_stats = time.perf_counter() - t3
+        total = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        n_ci = sum(m.ci is not None for c in summary.configs for m in c.metrics.values())
+        print(f"cpus={os.cpu_count()} results={len(results)} configs={len(summary.configs)} "
+              f"CIs={n_ci}")
+        print(f"imports {t_import:.2f} s | load+migrate+validate {t_load:.2f} s | "
+              f"flatten+parquet {t_parquet:.2f} s | stats+bootstrap {t_stats:.2f} s")
+        print(f"CPU time {cpu:.2f} s (wall exceeds it when other processes share the cores; "
+              f"load average {os.getloadavg()[0]:.1f})")
+        print(f"total {total:.2f} s; target {TARGET_S:.0f} s; ratio to target "
+              f"{total / TARGET_S:.2f} ({'meets' if total < TARGET_S else 'MISSES'} target)")
+
+
+if __name__ == "__main__":
+    main()
