@@ -70,7 +70,7 @@ def main() -> None:
         c0 = time.process_time()
         t0 = time.perf_counter()
         import pyarrow  # noqa: F401 - import cost is part of a cold `llem results aggregate`
-        import scipy.stats  # noqa: F401
+        import scipy.special  # noqa: F401
 
         from llem import export, results_io, stats
         t_import = time.perf_counter() - t0
