@@ -3,7 +3,7 @@
 Target: < 10 s on 2 cores for load + migrate + validate 10k result.json files, flatten to
 study.parquet and per-config bootstrap CIs (BCa, 1000 resamples) for 5 metrics.
 
-    PYTHONPATH=launcher:entrypoints:schemas:tests python benchmarks/aggregate.py [--configs N]
+    python benchmarks/aggregate.py [--configs N]
 
 Prints the phase times and the ratio to the target; asserts nothing (no timing asserts).
 """
@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for sub in ("launcher", "schemas", "entrypoints", "tests"):
+for sub in ("", "launcher", "schemas", "entrypoints"):
     if str(ROOT / sub) not in sys.path:
         sys.path.insert(0, str(ROOT / sub))
 
-from factories import result_dict  # noqa: E402
-
 from llem_schema.config import ExperimentConfig  # noqa: E402
+from tests.factories import result_dict  # noqa: E402
 
 TARGET_S = 10.0
 

@@ -56,7 +56,8 @@ def result_dict(
     out_tokens = w.num_prompts * config.decoding.max_new_tokens
     in_tokens = w.num_prompts * 64
     # bigger batches: more throughput, a bit more power (a rough but monotone model)
-    base_tps = tokens_per_s or 40.0 * w.batch_size**0.8 * (32 / config.decoding.max_new_tokens) ** 0.1
+    length_factor = (32 / config.decoding.max_new_tokens) ** 0.1
+    base_tps = tokens_per_s or 40.0 * w.batch_size**0.8 * length_factor
     tps = base_tps * (1 + rng.gauss(0, noise))
     wall = out_tokens / tps
     p = power_w * (1 + 0.1 * math.log2(w.batch_size)) * (1 + rng.gauss(0, noise / 2))
@@ -143,7 +144,7 @@ def result_dict(
 
 def make_result(
     *,
-    set: dict[str, Any] | None = None,  # noqa: A002 - reads well at call sites
+    set: dict[str, Any] | None = None,
     null: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> ExperimentResult:

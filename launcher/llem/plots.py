@@ -74,7 +74,7 @@ def power_trace(timeseries: Path, out: Path, *, baseline_w: float | None = None,
                           "or the run did not finish)")
     try:
         table = pq.read_table(timeseries)
-    except Exception as exc:  # noqa: BLE001 - arrow raises many kinds; one line either way
+    except Exception as exc:
         raise ConfigError(f"{timeseries}: cannot read ({exc})") from None
     missing = {"t_s", "phase", "power_w", "gpu"} - set(table.column_names)
     if missing:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -79,9 +79,12 @@ def list_(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
         typer.echo(f"no studies or runs under {results_dir}")
         return
     t = Table(title=f"results in {results_dir}")
-    for col in ("id", "kind", "experiments", "runs done", "failed", "status", "created"):
-        t.add_column(col, justify="right" if col in ("experiments", "runs done", "failed")
-                     else "left")
+    t.add_column("id", no_wrap=True, min_width=max(len(s.study_id) for s in infos))
+    t.add_column("kind")
+    for col in ("experiments", "runs done", "failed"):
+        t.add_column(col, justify="right")
+    t.add_column("status")
+    t.add_column("created", overflow="fold")
     colour = {"complete": "green", "incomplete": "yellow", "done with failures": "red"}
     for s in infos:
         st = s.status
@@ -177,7 +180,7 @@ def _summary_table(summary: Any, metrics: list[str]) -> Any:
 def show(
     target: Annotated[str, typer.Argument(help="Run or study id (or path).")],
     results_dir: ResultsDir = DEFAULT_RESULTS,
-    metric: Annotated[Optional[list[str]], typer.Option(
+    metric: Annotated[list[str] | None, typer.Option(
         "--metric", "-m", help="Metrics to show (repeatable).")] = None,
 ) -> None:
     """Key metrics of a run (nulls with reasons) or the per-config summary of a study."""
@@ -280,11 +283,11 @@ def compare(
 @app.command("export")
 @_one_line_errors
 def export_cmd(
-    target: Annotated[Optional[list[str]], typer.Argument(
+    target: Annotated[list[str] | None, typer.Argument(
         help="Studies/runs to export (default: all under --results-dir).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv | parquet | json | hf-dataset")]
     = "parquet",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="File (or folder for "
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File (or folder for "
                                                    "hf-dataset).")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty hf-dataset "
@@ -364,13 +367,12 @@ def pareto(
     t.add_column("hash")
     t.add_column(f"{dx.label} ({dx.unit})", justify="right")
     t.add_column(f"{dy.label} ({dy.unit})", justify="right")
-    for c in front:
-        def cell(m: str) -> str:
-            s = c.metrics[m]
-            ci = f" [{_fmt(s.ci.low)}, {_fmt(s.ci.high)}]" if s.ci else ""
-            return f"{_fmt(s.mean)}{ci}"
+    def cell(s: Any) -> str:
+        ci = f" [{_fmt(s.ci.low)}, {_fmt(s.ci.high)}]" if s.ci else ""
+        return f"{_fmt(s.mean)}{ci}"
 
-        t.add_row(c.label, c.config_hash[:8], cell(x), cell(y))
+    for c in front:
+        t.add_row(c.label, c.config_hash[:8], cell(c.metrics[x]), cell(c.metrics[y]))
     _console().print(t)
 
 
@@ -389,7 +391,7 @@ def _report(paths: list[Path]) -> None:
 @_one_line_errors
 def plot_power(
     run: Annotated[str, typer.Argument(help="Run id/path (a study of one run, or a cycle dir).")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="x.png, x.svg, or x "
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="x.png, x.svg, or x "
                                                    "for both.")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
@@ -418,7 +420,7 @@ def plot_pareto(
     study: Annotated[str, typer.Argument(help="Study id or path.")],
     x: Annotated[str, typer.Option("--x")] = "energy_per_token",
     y: Annotated[str, typer.Option("--y")] = "tokens_per_s",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
     """Scatter of configurations (mean, CI error bars) with the Pareto front."""
@@ -436,7 +438,7 @@ def plot_sweep(
     param: Annotated[str, typer.Option("--param", "-p", help="Swept parameter, e.g. "
                                        "workload.batch_size.")],
     metric: Annotated[str, typer.Option("--metric", "-m")] = "energy_per_token",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
     """A metric (mean, CI error bars) against one swept parameter."""
