@@ -77,7 +77,7 @@ def main() -> None:
         results, _ = results_io.load_results(study)
         t_load = time.perf_counter() - t1
         t2 = time.perf_counter()
-        rows = [export.flatten_result(r) for r in results]
+        rows = export.flatten_results(results)
         export.write_parquet(rows, study / export.STUDY_PARQUET)
         t_parquet = time.perf_counter() - t2
         t3 = time.perf_counter()

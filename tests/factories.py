@@ -153,6 +153,8 @@ def make_result(
     data = result_dict(**kwargs)
     for path, value in (set or {}).items():
         _set_dotted(data, path, value)
+    if any(p.startswith("config.") for p in (set or {})):  # keep the hash honest
+        data["config_hash"] = ExperimentConfig.model_validate(data["config"]).config_hash()
     for path, reason in (null or {}).items():
         group, _, field = path.rpartition(".")
         _set_dotted(data, path, None)

@@ -49,12 +49,29 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def flatten_result(r: ExperimentResult) -> dict[str, Any]:
-    """One flat row for one run (see module docstring for the columns)."""
-    d = r.model_dump(mode="json")
+def flatten_config(r: ExperimentResult) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
+    _flatten(r.config.model_dump(mode="json"), "config", cfg)
+    return cfg
+
+
+def flatten_result(r: ExperimentResult,
+                   config_cache: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One flat row for one run (see module docstring for the columns).
+
+    ``config_cache`` (config_hash + name -> flattened config) lets a study flatten each
+    configuration once instead of once per cycle.
+    """
+    d = r.model_dump(mode="json", exclude={"config"})
     row: dict[str, Any] = {k: d[k] for k in _ID_FIELDS}
     row["experiment_name"] = r.config.name
-    _flatten(d["config"], "config", row)
+    if config_cache is None:
+        row.update(flatten_config(r))
+    else:
+        key = f"{r.config_hash}:{r.config.name}"
+        if key not in config_cache:
+            config_cache[key] = flatten_config(r)
+        row.update(config_cache[key])
     for group in _METRIC_GROUPS:
         _flatten(d[group], group, row)
     _flatten(d["warmup"], "warmup", row)
@@ -81,6 +98,12 @@ def flatten_result(r: ExperimentResult) -> dict[str, Any]:
     row["warnings"] = "\n".join(r.warnings) if r.warnings else None
     row["n_warnings"] = len(r.warnings)
     return row
+
+
+def flatten_results(results: Iterable[ExperimentResult]) -> list[dict[str, Any]]:
+    """Rows for many results, flattening each distinct configuration once."""
+    cache: dict[str, dict[str, Any]] = {}
+    return [flatten_result(r, cache) for r in results]
 
 
 def to_table(rows: Sequence[dict[str, Any]]) -> Any:
@@ -235,7 +258,7 @@ def export(results: Iterable[ExperimentResult], fmt: str, out: Path, *, title: s
 
         raise ConfigError(f"--format '{fmt}': unknown{did_you_mean(fmt, list(FORMATS))}; "
                           f"choose from {', '.join(FORMATS)}")
-    rows = [flatten_result(r) for r in results]
+    rows = flatten_results(results)
     if not rows:
         raise ConfigError("nothing to export: no finished results found")
     if fmt != "hf-dataset" and out.is_dir():
@@ -267,7 +290,7 @@ def aggregate(study_dir: Path, *, skip_invalid: bool = False, n_resamples: int =
     results, skipped = results_io.load_results(study_dir, skip_invalid=skip_invalid)
     if not results:
         raise ConfigError(f"{study_dir}: no finished results to aggregate")
-    rows = [flatten_result(r) for r in results]
+    rows = flatten_results(results)
     parquet = write_parquet(rows, study_dir / STUDY_PARQUET)
     summary = stats.summarise(results, study_id=study_dir.name, n_resamples=n_resamples,
                               seed=seed)

@@ -70,8 +70,8 @@ def power_trace(timeseries: Path, out: Path, *, baseline_w: float | None = None,
     import pyarrow.parquet as pq
 
     if not timeseries.exists():
-        raise ConfigError(f"{timeseries}: no power time series (measurement.timeseries was off "
-                          "or the run did not finish)")
+        raise ConfigError(f"{timeseries}: no power time series (no power meter on that host, "
+                          "measurement.timeseries off, or the run did not finish)")
     try:
         table = pq.read_table(timeseries)
     except Exception as exc:

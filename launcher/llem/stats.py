@@ -310,8 +310,15 @@ def varying_params_flat(flats: list[dict[str, Any]]) -> list[str]:
     if len(flats) < 2:
         return []
     keys = sorted(set().union(*flats))
-    return [k for k in keys if k != "name"
-            and len({repr(f.get(k)) for f in flats}) > 1]
+    out = []
+    for k in keys:
+        if k == "name":
+            continue
+        v0 = flats[0].get(k)
+        t0 = type(v0)
+        if any(f.get(k) != v0 or type(f.get(k)) is not t0 for f in flats):
+            out.append(k)
+    return out
 
 
 # ---------------------------------------------------------------------- summaries
@@ -385,17 +392,19 @@ def summarise(
             warnings=[f"{n_failed} failed run(s) excluded from the statistics"]
             if n_failed else []))
 
-    def num(v: Any) -> float | None:
-        return float(v) if np.isfinite(v) else None
+    def num(v: float) -> float | None:
+        return v if math.isfinite(v) else None
 
     rng = np.random.default_rng(seed)
     for n in sorted(buckets):
         items = buckets[n]
         x = np.array([v for _, v, _ in items])
-        desc = _describe_rows(x)
+        # .tolist() once per bucket: indexing numpy arrays element by element is slow
+        desc = {k: v.tolist() for k, v in _describe_rows(x).items()}
         if n >= 2:
-            low, high, methods = bootstrap_mean_ci(x, n_resamples=n_resamples,
-                                                   confidence=confidence, rng=rng)
+            low_a, high_a, methods = bootstrap_mean_ci(x, n_resamples=n_resamples,
+                                                       confidence=confidence, rng=rng)
+            low, high = low_a.tolist(), high_a.tolist()
         for i, (s, vals, vcycles) in enumerate(items):
             s.mean, s.std, s.p5, s.p95, s.cv = (num(desc[k][i])
                                                 for k in ("mean", "std", "p5", "p95", "cv"))
@@ -403,7 +412,7 @@ def summarise(
             if n < 2:
                 s.ci_note = "one valid value: no confidence interval"
                 continue
-            s.ci = ConfidenceInterval(low=float(low[i]), high=float(high[i]), level=confidence,
+            s.ci = ConfidenceInterval(low=low[i], high=high[i], level=confidence,
                                       method=methods[i], n_resamples=n_resamples)
             if methods[i] == "percentile":
                 s.ci_note = ("all values equal: BCa undefined, percentile used"

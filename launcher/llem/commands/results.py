@@ -81,16 +81,16 @@ def list_(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
     t = Table(title=f"results in {results_dir}")
     t.add_column("id", no_wrap=True, min_width=max(len(s.study_id) for s in infos))
     t.add_column("kind")
-    for col in ("experiments", "runs done", "failed"):
-        t.add_column(col, justify="right")
-    t.add_column("status")
-    t.add_column("created", overflow="fold")
+    for col in ("exps", "runs done", "failed"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", no_wrap=True)
+    t.add_column("created (UTC)", no_wrap=True)
     colour = {"complete": "green", "incomplete": "yellow", "done with failures": "red"}
     for s in infos:
         st = s.status
         t.add_row(s.study_id, s.kind, str(s.experiments), f"{s.runs_done}/{s.runs_total}",
                   str(s.runs_failed), f"[{colour.get(st, 'white')}]{st}[/]",
-                  (s.created_at or "")[:19])
+                  (s.created_at or "")[5:16].replace("T", " "))
     _console().print(t)
 
 
