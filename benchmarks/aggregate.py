@@ -68,28 +68,15 @@ def main() -> None:
 
         c0 = time.process_time()
         t0 = time.perf_counter()
-        import pyarrow  # noqa: F401 - import cost is part of a cold `llem results aggregate`
-        import scipy.special  # noqa: F401
+        from llem import export  # cold import is part of `llem results aggregate`
 
-        from llem import export, results_io, stats
-        t_import = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        results, _ = results_io.load_results(study)
-        t_load = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        rows = export.flatten_results(results)
-        export.write_parquet(rows, study / export.STUDY_PARQUET)
-        t_parquet = time.perf_counter() - t2
-        t3 = time.perf_counter()
-        summary = stats.summarise(results, study_id=study.name)
-        t_stats = time.perf_counter() - t3
+        rep = export.aggregate(study)  # the code path of `llem results aggregate`
         total = time.perf_counter() - t0
         cpu = time.process_time() - c0
-        n_ci = sum(m.ci is not None for c in summary.configs for m in c.metrics.values())
-        print(f"cpus={os.cpu_count()} results={len(results)} configs={len(summary.configs)} "
-              f"CIs={n_ci}")
-        print(f"imports {t_import:.2f} s | load+migrate+validate {t_load:.2f} s | "
-              f"flatten+parquet {t_parquet:.2f} s | stats+bootstrap {t_stats:.2f} s")
+        summary = json.loads(rep.summary.read_text())
+        n_ci = sum(m["ci"] is not None for c in summary["configs"] for m in c["metrics"].values())
+        print(f"cpus={os.cpu_count()} results={rep.n_results} configs={rep.n_configs} "
+              f"CIs={n_ci} parquet={rep.parquet.stat().st_size / 1e6:.1f} MB")
         print(f"CPU time {cpu:.2f} s (wall exceeds it when other processes share the cores; "
               f"load average {os.getloadavg()[0]:.1f})")
         print(f"total {total:.2f} s; target {TARGET_S:.0f} s; ratio to target "

@@ -287,13 +287,15 @@ def aggregate(study_dir: Path, *, skip_invalid: bool = False, n_resamples: int =
     """
     from llem import results_io, stats
 
-    results, skipped = results_io.load_results(study_dir, skip_invalid=skip_invalid)
-    if not results:
-        raise ConfigError(f"{study_dir}: no finished results to aggregate")
-    rows = flatten_results(results)
-    parquet = write_parquet(rows, study_dir / STUDY_PARQUET)
-    summary = stats.summarise(results, study_id=study_dir.name, n_resamples=n_resamples,
-                              seed=seed)
+    with results_io.gc_paused():
+        results, skipped = results_io.load_results(study_dir, skip_invalid=skip_invalid)
+        if not results:
+            raise ConfigError(f"{study_dir}: no finished results to aggregate")
+        rows = flatten_results(results)
+        parquet = write_parquet(rows, study_dir / STUDY_PARQUET)
+        del rows
+        summary = stats.summarise(results, study_id=study_dir.name, n_resamples=n_resamples,
+                                  seed=seed)
     summary.warnings.extend(f"skipped invalid result: {s}" for s in skipped)
     summary_path = study_dir / SUMMARY_JSON
     atomic_write_text(summary_path, summary.model_dump_json(indent=2) + "\n")

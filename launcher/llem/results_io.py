@@ -10,6 +10,7 @@ experiment run is a study of one experiment and one cycle.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 from collections.abc import Iterator
@@ -227,14 +228,21 @@ def load_results(study_dir: Path, *, skip_invalid: bool = False
     models otherwise triggers full collections over everything already loaded (measured:
     ~30% of the load time for 10k results). Nothing here creates reference cycles.
     """
+    errors: list[str] = []
+    with gc_paused():
+        results = list(iter_results(study_dir, skip_invalid=skip_invalid, errors=errors))
+    return results, errors
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC around bulk work on many results (see :func:`load_results`)."""
     import gc
 
-    errors: list[str] = []
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        results = list(iter_results(study_dir, skip_invalid=skip_invalid, errors=errors))
+        yield
     finally:
         if was_enabled:
             gc.enable()
-    return results, errors
