@@ -103,3 +103,12 @@ def test_aggregate_refuses_invalid_unless_skipped(tmp_path: Path) -> None:
     assert rep.n_results == 2 and len(rep.skipped) == 1
     summary = json.loads((study / "summary.json").read_text())
     assert any("skipped invalid result" in w for w in summary["warnings"])
+
+
+def test_hf_dataset_loads_with_datasets_when_installed(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")  # not a dependency; checked when present
+    rs = [make_result(cycle=c) for c in range(3)]
+    out, _ = export.export(rs, "hf-dataset", tmp_path / "ds")
+    ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "train-*.parquet"),
+                               split="train", cache_dir=str(tmp_path / "cache"))
+    assert ds.num_rows == 3 and "config.workload.batch_size" in ds.column_names
