@@ -426,12 +426,17 @@ def summarise(
             if s.outlier_cycles:
                 c.warnings.append(f"{s.metric}: cycle(s) {s.outlier_cycles} are outliers "
                                   "(kept; see outlier_rule)")
-        n_valid_min = min((s.n_valid for s in c.metrics.values()), default=0)
+        measured = [s.n_valid for s in c.metrics.values() if s.n_valid > 0]
+        n_valid_min = min(measured, default=0)
         if n_valid_min < MIN_CYCLES:
             few += 1
             c.warnings.append(f"only {n_valid_min} valid cycle(s) for some metric "
                               f"(< {MIN_CYCLES}): confidence intervals are unreliable; "
                               "run more cycles")
+        empty = [s for s in c.metrics.values() if s.n_valid == 0 and s.null_reasons]
+        if empty:
+            reason = next(iter(empty[0].null_reasons.values()))
+            c.warnings.append(f"not measured: {', '.join(s.metric for s in empty)} ({reason})")
     study_warnings = []
     if few:
         study_warnings.append(f"{few} of {len(configs)} configuration(s) have fewer than "
