@@ -420,7 +420,7 @@ def _summarise(study_dir: Path, manifest: mf.Manifest, console: Console) -> None
         return
     if done:
         try:
-            export.aggregate(study_dir)
+            export.aggregate(study_dir, skip_invalid=True)
             console.print(f"aggregated: {study_dir / 'study.parquet'}")
         except Exception as exc:
             console.print(f"[yellow]aggregation failed[/]: {exc} (llem results aggregate)")
