@@ -272,38 +272,19 @@ _mount_optional()
 
 
 def main() -> None:
-    """Entry point: turn every user-facing error into one line and exit code 2."""
-    import click
-
+    """Entry point. Click/Typer handle their own usage errors (exit 2); every error of
+    ours that the user can fix becomes one line and exit code 2, never a traceback."""
+    from llem.runtimes.base import RuntimeUnavailable
     from llem_schema.exceptions import ConfigError
 
     try:
-        rv = app(standalone_mode=False)
-        sys.exit(rv if isinstance(rv, int) else 0)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        typer.echo(exc.ctx.get_help() if exc.ctx else "llem --help")
-        sys.exit(0)
-    except (ConfigError, UserError) as exc:
+        app()
+    except (ConfigError, UserError, RuntimeUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and runtime failures
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        from llem.runtimes.base import RuntimeUnavailable
-
-        if isinstance(exc, RuntimeUnavailable):
-            typer.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        raise
 
 
 if __name__ == "__main__":
