@@ -2,6 +2,11 @@
 
 Power reads cost ~1 µs, so a 100 ms thread adds no measurable load; the energy *counter*
 (4 ms a read) is never polled here — it is read at window edges by the energy source.
+
+Which power: on Ampere/Hopper ``nvmlDeviceGetPowerUsage`` is a 1 s moving average, which
+lags every phase change by ~0.5 s and biases short phases. We read the instantaneous field
+(``NVML_FI_DEV_POWER_INSTANT``) when the driver offers it and fall back to the average
+otherwise; ``power_method`` records which one the trace holds.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class PowerSampler:
         self._handles: list[object] = []
         self._nvml = None
         self.unavailable_reason: str | None = None
+        self.power_method: str | None = None
         try:
             import pynvml
 
@@ -43,8 +49,34 @@ class PowerSampler:
             pynvml.nvmlInit()
             self._nvml = pynvml
             self._handles = nvml_handles(device_indices)
+            self.power_method = "instant" if self._instant_ok() else "average"
         except Exception as exc:  # noqa: BLE001
             self.unavailable_reason = f"no NVML power readings ({type(exc).__name__}: {exc})"
+            self._nvml = None
+
+    def _instant_ok(self) -> bool:
+        nv = self._nvml
+        field = getattr(nv, "NVML_FI_DEV_POWER_INSTANT", None)
+        if field is None or not hasattr(nv, "nvmlDeviceGetFieldValues") or not self._handles:
+            return False
+        try:
+            return self._instant(self._handles[0]) is not None
+        except Exception:  # noqa: BLE001 - older drivers: fall back to the average
+            return False
+
+    def _instant(self, h: object) -> float | None:
+        nv = self._nvml
+        (fv,) = nv.nvmlDeviceGetFieldValues(h, [nv.NVML_FI_DEV_POWER_INSTANT])
+        if getattr(fv, "nvmlReturn", 0) != 0:
+            return None
+        return float(fv.value.uiVal) / 1000.0
+
+    def _power(self, h: object) -> float:
+        if self.power_method == "instant":
+            w = self._instant(h)
+            if w is not None:
+                return w
+        return self._nvml.nvmlDeviceGetPowerUsage(h) / 1000.0
 
     @property
     def active(self) -> bool:
@@ -56,7 +88,7 @@ class PowerSampler:
     def _read(self, t: float) -> None:
         nv = self._nvml
         for gpu, h in zip(self.device_indices, self._handles):
-            power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
+            power = self._power(h)
             try:
                 util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
             except Exception:  # noqa: BLE001

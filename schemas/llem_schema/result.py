@@ -76,9 +76,22 @@ class EnergyMetrics(MeasuredGroup):
     mean_power_w: float | None = None
     peak_power_w: float | None = None
     per_gpu_j: list[float] | None = None
-    method: str | None = Field(None, description="zeus | nvml | codecarbon | rapl")
+    method: str | None = Field(
+        None, description="zeus | nvml | codecarbon | rapl | nvml-power-integration"
+    )
     method_version: str | None = None
     gpu_indices: list[int] | None = None
+    baseline_cached: bool | None = Field(
+        None, description="True when baseline_power_w came from LLEM_BASELINE_CACHE."
+    )
+    timeseries_j: float | None = Field(
+        None,
+        description="Integral of the power time series over the measured window: a "
+        "cross-check of total_j from an independent reading (sampled power, not the counter).",
+    )
+    timeseries_power_method: str | None = Field(
+        None, description="instant | average: which NVML power reading the time series holds."
+    )
 
 
 class PhaseMetrics(MeasuredGroup):
@@ -132,6 +145,11 @@ class FlopsMetrics(MeasuredGroup):
     prefill: float | None = None
     decode: float | None = None
     method: FlopsMethod | None = None
+    per_input_token_prefill: float | None = None
+    per_token_decode: float | None = None
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Why methods earlier in the chain were not used."
+    )
 
 
 class MemoryMetrics(MeasuredGroup):
