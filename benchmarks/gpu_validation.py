@@ -90,11 +90,13 @@ class TeeSource(EnergySource):
                 self._cur["errors"][name] = f"{type(exc).__name__}: {exc}"
         self._ext0 = self.external.read()
         self.primary.begin()
+        self._cur["t0"] = time.monotonic()
 
     def end(self) -> list[float]:
+        cur = self._cur
+        cur["t1"] = time.monotonic()
         vals = self.primary.end()
         ext1 = self.external.read()
-        cur = self._cur
         cur["primary_j"] = sum(vals)
         cur["external_nvml_j"] = sum((b - a) / 1000.0 for a, b in zip(self._ext0, ext1))
         for name, src in reversed(list(self.extras.items())):
@@ -278,6 +280,10 @@ def run_one(cfg: ExperimentConfig, out_dir: Path, external: ExternalReader,
     (run_dir / "result.json").write_text(res.model_dump_json(indent=2))
     tee: TeeSource = holder["tee"]
     full = next(w for w in tee.windows if w["phase"] == "decode")
+    smp = holder.get("sampler")
+    trace_avg = None
+    if smp is not None and "t0" in full:
+        trace_avg = smp.integrate(full["t0"], full["t1"], column="power_avg_w")
     e = res.energy
     row: dict[str, Any] = {
         "batch": cfg.workload.batch_size,
@@ -287,6 +293,10 @@ def run_one(cfg: ExperimentConfig, out_dir: Path, external: ExternalReader,
         "harness_vs_external_pct": pct(e.total_j, full["external_nvml_j"]),
         "trace_j": e.timeseries_j, "trace_power_method": e.timeseries_power_method,
         "trace_vs_counter_pct": pct(e.timeseries_j, e.total_j),
+        "trace_avg_power_j": trace_avg,
+        "trace_avg_vs_counter_pct": pct(trace_avg, e.total_j),
+        "trace_samples_in_window": None if smp is None else sum(
+            1 for x in smp.samples if full.get("t0", 0) <= x.t <= full.get("t1", 0)),
         "sources_side_by_side_j": {e.method: e.total_j, **{k[:-2]: v for k, v in full.items()
                                    if k.endswith("_j") and k not in ("primary_j",
                                                                      "external_nvml_j")}},
@@ -340,10 +350,11 @@ def main() -> int:
         cfg = make_cfg(bsz, args.window, False, str(prompts))
         try:
             row = run_one(cfg, out, external, extras)
-            ab = overhead_ab(cfg, args.ab_rounds, args.ab_seconds)
-            row["overhead_ab"] = ab
-            row["bare_generate_tok_per_s"] = statistics.median(ab["bare_tok_per_s"])
-            row["instrumented_vs_bare_pct"] = ab["ratio_of_medians_pct"]
+            if args.ab_rounds:
+                ab = overhead_ab(cfg, args.ab_rounds, args.ab_seconds)
+                row["overhead_ab"] = ab
+                row["bare_generate_tok_per_s"] = statistics.median(ab["bare_tok_per_s"])
+                row["instrumented_vs_bare_pct"] = ab["ratio_of_medians_pct"]
             report["rows"].append(row)
             print(json.dumps({k: row[k] for k in ("batch", "harness_vs_external_pct",
                               "trace_vs_counter_pct", "tok_per_s", "bare_generate_tok_per_s",
@@ -386,10 +397,11 @@ def markdown(rep: dict[str, Any]) -> str:
         f"{env.get('driver_version')}, packages {env.get('packages')}",
         "",
         "| batch | method | window s | harness J | ext. NVML J | diff % | trace J | trace diff %"
+        " | avg-power trace diff %"
         " | zeus / nvml / codecarbon J | tok/s | A/B bare tok/s | A/B instr./bare %"
         " | prefill J/tok"
         " | decode J/tok | TTFT p50 ms | ITL p50 ms | FLOPs |",
-        "|" + "---|" * 17,
+        "|" + "---|" * 18,
     ]
     rows = list(rep["rows"]) + ([dict(rep["fast"], batch="1 fast")] if rep.get("fast") else [])
     for r in rows:
@@ -398,6 +410,7 @@ def markdown(rep: dict[str, Any]) -> str:
             f"| {r['batch']} | {r['energy_method']} | {_f(r['window_s'])} | {_f(r['harness_j'], 1)}"
             f" | {_f(r['external_nvml_j'], 1)} | {_f(r['harness_vs_external_pct'], 3)}"
             f" | {_f(r['trace_j'], 1)} | {_f(r['trace_vs_counter_pct'])}"
+            f" | {_f(r.get('trace_avg_vs_counter_pct'))}"
             f" | {_f(sbs.get('zeus'), 1)} / {_f(sbs.get('nvml'), 1)} / "
             f"{_f(sbs.get('codecarbon'), 1)}"
             f" | {_f(r['tok_per_s'], 1)} | {_f(r.get('bare_generate_tok_per_s'), 1)}"

@@ -11,6 +11,7 @@ otherwise; ``power_method`` records which one the trace holds.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class Sample:
     gpu: int
     phase: str
     power_w: float
+    power_avg_w: float | None
     util_pct: float | None
     mem_used_bytes: int | None
 
@@ -30,8 +32,16 @@ class Sample:
 class PowerSampler:
     """Samples every GPU of the experiment every ``interval_s`` while running."""
 
-    def __init__(self, device_indices: list[int], interval_s: float = 0.1) -> None:
+    def __init__(
+        self, device_indices: list[int], interval_s: float = 0.1, jitter: float = 0.5, seed: int = 0
+    ) -> None:
         self.interval_s = interval_s
+        #: each gap is interval_s * U(1 - jitter, 1 + jitter): the mean rate stays the same,
+        #: but a periodic load (one decode step every ~20-30 ms) can no longer alias with the
+        #: sampling period into a biased integral; the error becomes random and shrinks with
+        #: the number of samples.
+        self.jitter = max(0.0, min(jitter, 0.9))
+        self._rng = random.Random(seed)
         self.device_indices = device_indices or [0]
         self.samples: list[Sample] = []
         self.phase = "idle"
@@ -90,6 +100,10 @@ class PowerSampler:
         for gpu, h in zip(self.device_indices, self._handles):
             power = self._power(h)
             try:
+                avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if self.power_method == "instant" else power
+            except Exception:  # noqa: BLE001
+                avg = None
+            try:
                 util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
             except Exception:  # noqa: BLE001
                 util = None
@@ -97,13 +111,13 @@ class PowerSampler:
                 mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
             except Exception:  # noqa: BLE001
                 mem = None
-            self.samples.append(Sample(t, gpu, self.phase, power, util, mem))
+            self.samples.append(Sample(t, gpu, self.phase, power, avg, util, mem))
 
     def _loop(self) -> None:
         next_t = time.monotonic()
         while not self._stop.is_set():
             self._read(time.monotonic())
-            next_t += self.interval_s
+            next_t += self.interval_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 
     def __enter__(self) -> PowerSampler:
@@ -118,11 +132,16 @@ class PowerSampler:
             self._thread.join(timeout=5)
 
     # -- analysis -------------------------------------------------------------------------
-    def integrate(self, t0: float, t1: float) -> float | None:
-        """Trapezoidal energy (J) of the power trace between t0 and t1, summed over GPUs."""
+    def integrate(self, t0: float, t1: float, column: str = "power_w") -> float | None:
+        """Trapezoidal energy (J) of the power trace between t0 and t1, summed over GPUs
+        (``column``: power_w, the instant reading where available, or power_avg_w)."""
         total, any_gpu = 0.0, False
         for gpu in self.device_indices:
-            pts = [(s.t, s.power_w) for s in self.samples if s.gpu == gpu and t0 <= s.t <= t1]
+            pts = [
+                (s.t, getattr(s, column))
+                for s in self.samples
+                if s.gpu == gpu and t0 <= s.t <= t1 and getattr(s, column) is not None
+            ]
             if len(pts) < 2:
                 continue
             any_gpu = True
@@ -154,6 +173,7 @@ class PowerSampler:
                 "gpu": [s.gpu for s in self.samples],
                 "phase": [s.phase for s in self.samples],
                 "power_w": [s.power_w for s in self.samples],
+                "power_avg_w": [s.power_avg_w for s in self.samples],
                 "util_pct": [s.util_pct for s in self.samples],
                 "mem_used_bytes": [s.mem_used_bytes for s in self.samples],
             }
