@@ -86,7 +86,7 @@ class TeeSource(EnergySource):
         for name, src in self.extras.items():
             try:
                 src.begin()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._cur["errors"][name] = f"{type(exc).__name__}: {exc}"
         self._ext0 = self.external.read()
         self.primary.begin()
@@ -98,13 +98,14 @@ class TeeSource(EnergySource):
         vals = self.primary.end()
         ext1 = self.external.read()
         cur["primary_j"] = sum(vals)
-        cur["external_nvml_j"] = sum((b - a) / 1000.0 for a, b in zip(self._ext0, ext1))
+        pairs = zip(self._ext0, ext1, strict=True)
+        cur["external_nvml_j"] = sum((b - a) / 1000.0 for a, b in pairs)
         for name, src in reversed(list(self.extras.items())):
             if name in cur["errors"]:
                 continue
             try:
                 cur[f"{name}_j"] = sum(src.end())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 cur["errors"][name] = f"{type(exc).__name__}: {exc}"
         self.windows.append(cur)
         return vals
@@ -181,7 +182,6 @@ def overhead_ab(cfg: ExperimentConfig, rounds: int, seconds_each: float) -> dict
     import statistics
 
     import torch
-
     from llem_harness.energy.base import EnergyWindow
     from llem_harness.energy.select import select_source
     from llem_harness.sampler import PowerSampler
@@ -360,7 +360,7 @@ def main() -> int:
                               "trace_vs_counter_pct", "tok_per_s", "bare_generate_tok_per_s",
                               "instrumented_vs_bare_pct", "prefill_j_per_tok",
                               "decode_j_per_tok", "sources_side_by_side_j")}), flush=True)
-        except Exception:  # noqa: BLE001 - keep going; the report says what failed
+        except Exception:
             report["errors"].append(f"batch {bsz}: {traceback.format_exc()}")
             print(report["errors"][-1], flush=True)
         (out / "gpu_validation.json").write_text(json.dumps(report, indent=2, default=str))
@@ -375,7 +375,7 @@ def main() -> int:
             print(json.dumps({k: row[k] for k in ("tok_per_s", "compile_time_s",
                               "bare_generate_tok_per_s", "harness_vs_external_pct",
                               "warmup_runs", "notes")}), flush=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             report["errors"].append(f"fast: {traceback.format_exc()}")
             print(report["errors"][-1], flush=True)
     external.close()

@@ -101,9 +101,9 @@ def gpu_keys(device_indices: list[int]) -> list[GpuKey]:
             uuid = uuid.decode() if isinstance(uuid, bytes) else str(uuid)
             try:
                 limit = pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0
-            except Exception:  # noqa: BLE001
+            except Exception:
                 limit = None
             keys.append(GpuKey(uuid, limit))
         return keys
-    except Exception:  # noqa: BLE001
+    except Exception:
         return []

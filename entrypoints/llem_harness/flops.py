@@ -40,7 +40,7 @@ def estimate(
     if layers and width:
         n_nonembed = n_params - (arch.get("embedding_parameters") or 0)
         prefill = decode = 0.0
-        for p_len, o_len in zip(prompt_lengths, output_lengths):
+        for p_len, o_len in zip(prompt_lengths, output_lengths, strict=False):
             # prefill: p_len tokens, token i attends to i+1 positions (causal)
             prefill += 2 * n_nonembed * p_len + 2 * layers * width * p_len * (p_len + 1) / 2
             # decode: o_len-1 further forwards (the first output token comes from prefill)
@@ -119,7 +119,7 @@ def best_estimate(
     for fn in probe_fns:
         try:
             probe = fn()
-        except Exception as exc:  # noqa: BLE001 - a failed method falls through the chain
+        except Exception as exc:
             why.append(f"{getattr(fn, '__name__', 'probe')}: {type(exc).__name__}: {exc}")
             continue
         if probe is not None:

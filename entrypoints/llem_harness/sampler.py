@@ -11,6 +11,7 @@ otherwise; ``power_method`` records which one the trace holds.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -60,7 +61,7 @@ class PowerSampler:
             self._nvml = pynvml
             self._handles = nvml_handles(device_indices)
             self.power_method = "instant" if self._instant_ok() else "average"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.unavailable_reason = f"no NVML power readings ({type(exc).__name__}: {exc})"
             self._nvml = None
 
@@ -71,7 +72,7 @@ class PowerSampler:
             return False
         try:
             return self._instant(self._handles[0]) is not None
-        except Exception:  # noqa: BLE001 - older drivers: fall back to the average
+        except Exception:
             return False
 
     def _instant(self, h: object) -> float | None:
@@ -97,19 +98,20 @@ class PowerSampler:
 
     def _read(self, t: float) -> None:
         nv = self._nvml
-        for gpu, h in zip(self.device_indices, self._handles):
+        for gpu, h in zip(self.device_indices, self._handles, strict=False):
             power = self._power(h)
             try:
-                avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if self.power_method == "instant" else power
-            except Exception:  # noqa: BLE001
+                instant = self.power_method == "instant"
+                avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if instant else power
+            except Exception:
                 avg = None
             try:
                 util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 util = None
             try:
                 mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 mem = None
             self.samples.append(Sample(t, gpu, self.phase, power, avg, util, mem))
 
@@ -145,7 +147,7 @@ class PowerSampler:
             if len(pts) < 2:
                 continue
             any_gpu = True
-            total += sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(pts, pts[1:]))
+            total += sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(pts))
             # extend the edges flat to cover [t0, t1] exactly
             total += (pts[0][0] - t0) * pts[0][1] + (t1 - pts[-1][0]) * pts[-1][1]
         return total if any_gpu else None
@@ -164,7 +166,6 @@ class PowerSampler:
     def write_parquet(self, path: Path, t_origin: float) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
-
         from llem_schema.atomic import atomic_write_bytes
 
         table = pa.table(

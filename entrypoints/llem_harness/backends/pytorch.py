@@ -6,6 +6,7 @@ measured window, so the window holds only what a serving system would spend per 
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 
 from llem_harness.backends import builtin_models
 from llem_harness.backends.base import (
+    BackendNotInstalled,
     Batch,
     BatchOutput,
-    BackendNotInstalled,
     InferenceBackend,
     LoadInfo,
     ModelNotFound,
@@ -65,7 +66,7 @@ class PyTorchBackend(InferenceBackend):
             try:
                 mod = __import__(pkg)
                 out[pkg] = str(getattr(mod, "__version__", "unknown"))
-            except Exception:  # noqa: BLE001 - absence is information, not an error
+            except Exception:
                 continue
         return out
 
@@ -76,7 +77,8 @@ class PyTorchBackend(InferenceBackend):
             import transformers  # noqa: F401
         except ImportError as exc:
             raise BackendNotInstalled(
-                "pytorch backend needs torch and transformers: pip install 'llenergymeasure[pytorch]'"
+                "pytorch backend needs torch and transformers: "
+                "pip install 'llenergymeasure[pytorch]'"
             ) from exc
         cfg = self.config.pytorch
         self._torch = torch
@@ -241,7 +243,8 @@ class PyTorchBackend(InferenceBackend):
         torch = self._torch
         w = self.config.workload
         encoded = [self._encode(p) for p in prompts]
-        reqs = [Request(i, p, len(ids)) for i, (p, ids) in enumerate(zip(prompts, encoded))]
+        pairs = enumerate(zip(prompts, encoded, strict=True))
+        reqs = [Request(i, p, len(ids)) for i, (p, ids) in pairs]
         groups: list[list[Request]] = []
         if w.batching == "sorted":
             reqs_sorted = sorted(reqs, key=lambda r: r.input_tokens)
@@ -386,7 +389,7 @@ class PyTorchBackend(InferenceBackend):
         else:
             marks = [t - t0 for t in host_t]
         ttft = [marks[0]] * bsz
-        itl = [b - a for a, b in zip(marks, marks[1:])]
+        itl = [b - a for a, b in itertools.pairwise(marks)]
         per_req = [n_new] * bsz
         self._last_tokens = tokens
         return BatchOutput(
@@ -420,7 +423,7 @@ class PyTorchBackend(InferenceBackend):
         ttft = itl = None
         if clock.times:
             ttft = [clock.times[0] - t0] * len(batch.requests)
-            itl = [b - a for a, b in zip(clock.times, clock.times[1:])]
+            itl = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
         return BatchOutput(
             input_tokens=batch.input_tokens,
             output_tokens=sum(per_req),
@@ -428,7 +431,8 @@ class PyTorchBackend(InferenceBackend):
             e2e_s=t1 - t0,
             ttft_s=ttft,
             itl_s=itl,
-            step_times_s=[b - a for a, b in zip([t0, *clock.times], clock.times)] or None,
+            step_times_s=[b - a for a, b in zip([t0, *clock.times], clock.times, strict=False)]
+            or None,
         )
 
     def _count_new_tokens(self, new: Any) -> list[int]:

@@ -32,13 +32,13 @@ class CodeCarbonEnergySource(EnergySource):
     def available(cls, device_indices: list[int]) -> tuple[bool, str]:
         try:
             from codecarbon import OfflineEmissionsTracker  # noqa: F401
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return False, f"codecarbon not importable ({type(exc).__name__}: {exc})"
         try:
             import pynvml
 
             pynvml.nvmlInit()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return False, f"codecarbon needs NVML for GPU energy ({type(exc).__name__}: {exc})"
         return True, ""
 

@@ -24,7 +24,7 @@ class ZeusEnergySource(EnergySource):
     def available(cls, device_indices: list[int]) -> tuple[bool, str]:
         try:
             from zeus.monitor import ZeusMonitor  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - any import failure means "not usable"
+        except Exception as exc:
             return False, f"zeus not importable ({type(exc).__name__}: {exc})"
         try:
             from zeus.device import get_gpus
@@ -33,7 +33,7 @@ class ZeusEnergySource(EnergySource):
             for i in device_indices or [0]:
                 if not gpus.supports_get_total_energy_consumption(i):
                     return False, f"GPU {i} has no total-energy counter (needs Volta or newer)"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return False, f"zeus sees no usable GPU ({type(exc).__name__}: {exc})"
         return True, ""
 
