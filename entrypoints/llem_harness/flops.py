@@ -40,7 +40,7 @@ def estimate(
     if layers and width:
         n_nonembed = n_params - (arch.get("embedding_parameters") or 0)
         prefill = decode = 0.0
-        for p_len, o_len in zip(prompt_lengths, output_lengths):
+        for p_len, o_len in zip(prompt_lengths, output_lengths, strict=False):
             # prefill: p_len tokens, token i attends to i+1 positions (causal)
             prefill += 2 * n_nonembed * p_len + 2 * layers * width * p_len * (p_len + 1) / 2
             # decode: o_len-1 further forwards (the first output token comes from prefill)
@@ -50,3 +50,79 @@ def estimate(
     prefill = 2.0 * n_params * sum(prompt_lengths)
     decode = 2.0 * n_params * sum(max(o - 1, 0) for o in output_lengths)
     return FlopsEstimate(prefill=prefill, decode=decode, method="params")
+
+
+# -- measured FLOPs (outside every energy window) -----------------------------------------
+@dataclass
+class Probe:
+    """FLOPs of one prefill forward over a batch and one decode step of the same batch."""
+
+    prefill_flops: float
+    prefill_tokens: int
+    decode_step_flops: float | None
+    rows: int
+    method: str
+
+
+def profile_callable(fn: Any) -> float | None:
+    """FLOPs torch.profiler attributes to the ops ``fn`` runs (matmuls/convs: attention
+    kernels such as SDPA carry no FLOP count, so this is a lower bound on attention work)."""
+    try:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:
+        return None
+    acts = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        acts.append(ProfilerActivity.CUDA)
+    with profile(activities=acts, with_flops=True) as prof:
+        fn()
+    total = sum(float(e.flops or 0) for e in prof.key_averages())
+    return total or None
+
+
+def extrapolate(probe: Probe, total_input_tokens: int, total_output_tokens: int,
+                num_requests: int) -> FlopsEstimate:
+    """Scale one probed batch to the whole measured window: prefill per input token,
+    decode per generated token after the first (which prefill produces)."""
+    prefill = probe.prefill_flops / max(probe.prefill_tokens, 1) * total_input_tokens
+    decode_tokens = max(total_output_tokens - num_requests, 0)
+    step = probe.decode_step_flops
+    if step is None:  # calflops: one forward; a decode token costs about a prefill token
+        step = probe.prefill_flops / max(probe.prefill_tokens, 1) * probe.rows
+    decode = step / max(probe.rows, 1) * decode_tokens
+    return FlopsEstimate(prefill=prefill, decode=decode, method=probe.method)
+
+
+def calflops_forward(model: Any, inputs: dict[str, Any]) -> float | None:
+    """One forward's FLOPs via calflops, if installed."""
+    try:
+        from calflops import calculate_flops
+    except ImportError:
+        return None
+    flops_, _macs, _params = calculate_flops(
+        model=model, kwargs=dict(inputs), print_results=False, output_as_string=False
+    )
+    return float(flops_) if flops_ else None
+
+
+def best_estimate(
+    probe_fns: list[Any],
+    arch: dict[str, Any],
+    prompt_lengths: list[int],
+    output_lengths: list[int],
+) -> tuple[FlopsEstimate | None, list[str]]:
+    """Walk the chain profiler -> calflops -> architecture -> params; return the first that
+    works and why the earlier ones did not."""
+    why: list[str] = []
+    n_req = len(prompt_lengths)
+    for fn in probe_fns:
+        try:
+            probe = fn()
+        except Exception as exc:
+            why.append(f"{getattr(fn, '__name__', 'probe')}: {type(exc).__name__}: {exc}")
+            continue
+        if probe is not None:
+            return extrapolate(probe, sum(prompt_lengths), sum(output_lengths), n_req), why
+        why.append(f"{getattr(fn, '__name__', 'probe')}: unavailable")
+    return estimate(arch, prompt_lengths, output_lengths), why

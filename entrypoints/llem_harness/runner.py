@@ -26,21 +26,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from llem_harness import environment, flops, latency
-from llem_harness.backends import get_backend_class
-from llem_harness.backends.base import (
-    BackendNotInstalled,
-    Batch,
-    BatchOutput,
-    InferenceBackend,
-    ModelNotFound,
-)
-from llem_harness.energy.base import EnergySource, EnergySourceUnavailable, EnergyWindow
-from llem_harness.energy.select import select_source
-from llem_harness.sampler import PowerSampler
-from llem_harness.workload import DatasetError, arrival_times, load_prompts
 from llem_schema.atomic import atomic_write_json
 from llem_schema.config import ExperimentConfig
 from llem_schema.exit_codes import ExitCode
@@ -57,6 +42,21 @@ from llem_schema.result import (
     WarmupInfo,
 )
 from llem_schema.runspec import EXPERIMENT_FILE, LOG_FILE, RESULT_FILE, TIMESERIES_FILE, RunSpec
+from pydantic import ValidationError
+
+from llem_harness import baseline_cache, environment, flops, latency
+from llem_harness.backends import get_backend_class
+from llem_harness.backends.base import (
+    BackendNotInstalled,
+    Batch,
+    BatchOutput,
+    InferenceBackend,
+    ModelNotFound,
+)
+from llem_harness.energy.base import EnergySource, EnergySourceUnavailable, EnergyWindow
+from llem_harness.energy.select import select_source
+from llem_harness.sampler import PowerSampler
+from llem_harness.workload import DatasetError, arrival_times, load_prompts
 
 log = logging.getLogger("llem_harness")
 
@@ -88,21 +88,33 @@ def detect_device(spec: RunSpec) -> tuple[str, list[int]]:
 
 # -- measurement steps ------------------------------------------------------------------
 def measure_baseline(
-    source: EnergySource | None, sampler: PowerSampler | None, seconds: float
-) -> tuple[float | None, str | None]:
-    """Idle power (W) with the model resident, or (None, reason)."""
+    source: EnergySource | None,
+    sampler: PowerSampler | None,
+    seconds: float,
+    device_indices: list[int] | None = None,
+) -> tuple[float | None, str | None, bool | None]:
+    """Idle power (W, summed over the experiment's devices) with the model resident:
+    (watts, None, cached?) or (None, reason, None). With ``LLEM_BASELINE_CACHE`` set, a
+    fresh value for the same GPUs and power limits is reused (see baseline_cache)."""
     if seconds <= 0:
-        return None, "baseline disabled (measurement.baseline_seconds: 0)"
+        return None, "baseline disabled (measurement.baseline_seconds: 0)", None
     if source is None:
-        return None, "no energy source to measure idle power"
+        return None, "no energy source to measure idle power", None
+    keys = baseline_cache.gpu_keys(device_indices) if device_indices else []
+    cached = baseline_cache.load(keys)
+    if cached is not None:
+        log.info("baseline: %.1f W from cache %s", cached, baseline_cache.cache_dir())
+        return cached, None, True
     if sampler:
         sampler.set_phase("baseline")
-    with EnergyWindow(source, []) as win:
+    with EnergyWindow(source, list(device_indices or [])) as win:
         time.sleep(seconds)
     assert win.reading is not None
     if sampler:
         sampler.set_phase("idle")
-    return win.reading.mean_power_w, None
+    watts = win.reading.mean_power_w
+    baseline_cache.store(keys, watts, seconds)
+    return watts, None, False
 
 
 def warmup(
@@ -225,8 +237,8 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
             stack.enter_context(sampler)
         stack.callback(lambda: source.close() if source else None)
 
-        baseline_w, baseline_reason = measure_baseline(
-            source, sampler, cfg.measurement.baseline_seconds
+        baseline_w, baseline_reason, baseline_cached = measure_baseline(
+            source, sampler, cfg.measurement.baseline_seconds, indices if device == "cuda" else []
         )
 
         if sampler:
@@ -279,6 +291,15 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
             sampler.set_phase("idle")
             time.sleep(min(0.3, cfg.measurement.sample_interval_ms / 1000.0 * 2))
 
+        # -- FLOPs: probes run here, after every energy window closed ------------------------
+        fl_est, fl_why = None, []
+        if cfg.measurement.flops:
+            probes = getattr(backend, "flops_probes", None)
+            fns = probes(batches[0]) if probes else []
+            p_lens = [r.input_tokens for b in batches for r in b.requests] * passes
+            o_lens = [n for o in outs for n in o.per_request_output_tokens]
+            fl_est, fl_why = flops.best_estimate(fns, info.architecture, p_lens, o_lens)
+
     rd = full.reading
     in_tokens = sum(o.input_tokens for o in outs)
     out_tokens = sum(o.output_tokens for o in outs)
@@ -294,6 +315,15 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
     total_j = rd.joules if have_energy else None
     reason = energy_reason or ""
     e_null = {} if have_energy else {"*": reason}
+    trace_j = sampler.integrate(rd.start_monotonic, rd.end_monotonic) if sampler else None
+    method_name = source.name if source else None
+    if not have_energy and trace_j is not None:
+        # No counter (pre-Volta, some vGPUs): integrate the sampled power instead, and say
+        # so; never report 0 J for a GPU that simply lacks the counter.
+        total_j, method_name = trace_j, "nvml-power-integration"
+        have_energy = True
+        warnings.append(f"energy from integrated power samples, not a counter ({reason})")
+    per_device = getattr(source, "per_device", True) if source else False
     peak_w = mean_w = None
     phases: list[PowerPhaseSummary] = []
     if sampler:
@@ -314,10 +344,13 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
         per_request_j=total_j / n_requests if total_j is not None else None,
         mean_power_w=(total_j / rd.duration_s) if total_j is not None else mean_w,
         peak_power_w=peak_w,
-        per_gpu_j=rd.per_device_j if have_energy else None,
-        method=source.name if source else None,
+        per_gpu_j=rd.per_device_j if have_energy and per_device else None,
+        method=method_name,
         method_version=source.version() if source else None,
         gpu_indices=indices if have_energy and device == "cuda" else None,
+        baseline_cached=baseline_cached,
+        timeseries_j=trace_j,
+        timeseries_power_method=sampler.power_method if sampler else None,
     )
     reasons: dict[str, str] = {}
     for k, v in energy_vals.items():
@@ -330,6 +363,12 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
                 reasons[k] = "source reports no version"
             elif k == "gpu_indices":
                 reasons[k] = "not a GPU measurement"
+            elif k == "baseline_cached":
+                reasons[k] = baseline_reason or "no baseline"
+            elif k in ("timeseries_j", "timeseries_power_method"):
+                reasons[k] = "no power time series (needs NVML and measurement.timeseries)"
+            elif k == "per_gpu_j" and source is not None and not per_device:
+                reasons[k] = f"{source.name} reports only the sum over GPUs"
             else:
                 reasons[k] = e_null.get("*", "not measured")
     energy = EnergyMetrics(null_reasons=reasons, **energy_vals)
@@ -388,20 +427,27 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
     )
 
     # -- FLOPs ---------------------------------------------------------------------------------
-    prompt_lens = [r.input_tokens for b in batches for r in b.requests] * passes
-    out_lens = [n for o in outs for n in o.per_request_output_tokens]
-    est = flops.estimate(info.architecture, prompt_lens, out_lens)
+    est = fl_est
     if est is not None:
-        fl = FlopsMetrics(
+        dec_toks = max(out_tokens - n_requests, 0)
+        vals = dict(
             total=est.total,
             per_output_token=est.total / out_tokens if out_tokens else None,
             prefill=est.prefill,
             decode=est.decode,
-            method=est.method,  # type: ignore[arg-type]
-            null_reasons={} if out_tokens else {"per_output_token": "no output tokens"},
+            method=est.method,
+            per_input_token_prefill=est.prefill / in_tokens if in_tokens else None,
+            per_token_decode=est.decode / dec_toks if dec_toks else None,
         )
+        fl = FlopsMetrics(
+            **vals,  # type: ignore[arg-type]
+            fallbacks=fl_why,
+            null_reasons={k: "no tokens of that kind" for k, v in vals.items() if v is None},
+        )
+    elif not cfg.measurement.flops:
+        fl = FlopsMetrics.unavailable("disabled (measurement.flops: false)")
     else:
-        fl = FlopsMetrics.unavailable("model exposes no parameter count")
+        fl = FlopsMetrics.unavailable("model exposes no parameter count", fallbacks=fl_why)
 
     mem = MemoryMetrics(
         device="cuda" if device == "cuda" else "cpu",
@@ -467,6 +513,8 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
             "energy_window": "one window over all measured passes; energy and time share it",
             "prefill": "separate prefill-only window over the same batches (logits_to_keep=1)",
             "decode": "full window minus passes x prefill-window energy/time",
+            "flops": "first that works of: torch.profiler(with_flops) on one prefill forward + "
+            "one decode step, extrapolated per token; calflops; architecture formula; 2*params",
             "baseline": "idle power with the model resident, before warmup",
             "warmup": f"until CV of last 3 runs < {cfg.measurement.warmup_cv_threshold}",
         },

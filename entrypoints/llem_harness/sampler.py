@@ -2,10 +2,17 @@
 
 Power reads cost ~1 µs, so a 100 ms thread adds no measurable load; the energy *counter*
 (4 ms a read) is never polled here — it is read at window edges by the energy source.
+
+Which power: on Ampere/Hopper ``nvmlDeviceGetPowerUsage`` is a 1 s moving average, which
+lags every phase change by ~0.5 s and biases short phases. We read the instantaneous field
+(``NVML_FI_DEV_POWER_INSTANT``) when the driver offers it and fall back to the average
+otherwise; ``power_method`` records which one the trace holds.
 """
 
 from __future__ import annotations
 
+import itertools
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +25,7 @@ class Sample:
     gpu: int
     phase: str
     power_w: float
+    power_avg_w: float | None
     util_pct: float | None
     mem_used_bytes: int | None
 
@@ -25,8 +33,16 @@ class Sample:
 class PowerSampler:
     """Samples every GPU of the experiment every ``interval_s`` while running."""
 
-    def __init__(self, device_indices: list[int], interval_s: float = 0.1) -> None:
+    def __init__(
+        self, device_indices: list[int], interval_s: float = 0.1, jitter: float = 0.5, seed: int = 0
+    ) -> None:
         self.interval_s = interval_s
+        #: each gap is interval_s * U(1 - jitter, 1 + jitter): the mean rate stays the same,
+        #: but a periodic load (one decode step every ~20-30 ms) can no longer alias with the
+        #: sampling period into a biased integral; the error becomes random and shrinks with
+        #: the number of samples.
+        self.jitter = max(0.0, min(jitter, 0.9))
+        self._rng = random.Random(seed)
         self.device_indices = device_indices or [0]
         self.samples: list[Sample] = []
         self.phase = "idle"
@@ -35,6 +51,7 @@ class PowerSampler:
         self._handles: list[object] = []
         self._nvml = None
         self.unavailable_reason: str | None = None
+        self.power_method: str | None = None
         try:
             import pynvml
 
@@ -43,8 +60,34 @@ class PowerSampler:
             pynvml.nvmlInit()
             self._nvml = pynvml
             self._handles = nvml_handles(device_indices)
+            self.power_method = "instant" if self._instant_ok() else "average"
         except Exception as exc:
             self.unavailable_reason = f"no NVML power readings ({type(exc).__name__}: {exc})"
+            self._nvml = None
+
+    def _instant_ok(self) -> bool:
+        nv = self._nvml
+        field = getattr(nv, "NVML_FI_DEV_POWER_INSTANT", None)
+        if field is None or not hasattr(nv, "nvmlDeviceGetFieldValues") or not self._handles:
+            return False
+        try:
+            return self._instant(self._handles[0]) is not None
+        except Exception:
+            return False
+
+    def _instant(self, h: object) -> float | None:
+        nv = self._nvml
+        (fv,) = nv.nvmlDeviceGetFieldValues(h, [nv.NVML_FI_DEV_POWER_INSTANT])
+        if getattr(fv, "nvmlReturn", 0) != 0:
+            return None
+        return float(fv.value.uiVal) / 1000.0
+
+    def _power(self, h: object) -> float:
+        if self.power_method == "instant":
+            w = self._instant(h)
+            if w is not None:
+                return w
+        return self._nvml.nvmlDeviceGetPowerUsage(h) / 1000.0
 
     @property
     def active(self) -> bool:
@@ -55,8 +98,13 @@ class PowerSampler:
 
     def _read(self, t: float) -> None:
         nv = self._nvml
-        for gpu, h in zip(self.device_indices, self._handles):
-            power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
+        for gpu, h in zip(self.device_indices, self._handles, strict=False):
+            power = self._power(h)
+            try:
+                instant = self.power_method == "instant"
+                avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if instant else power
+            except Exception:
+                avg = None
             try:
                 util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
             except Exception:
@@ -65,13 +113,13 @@ class PowerSampler:
                 mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
             except Exception:
                 mem = None
-            self.samples.append(Sample(t, gpu, self.phase, power, util, mem))
+            self.samples.append(Sample(t, gpu, self.phase, power, avg, util, mem))
 
     def _loop(self) -> None:
         next_t = time.monotonic()
         while not self._stop.is_set():
             self._read(time.monotonic())
-            next_t += self.interval_s
+            next_t += self.interval_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 
     def __enter__(self) -> PowerSampler:
@@ -86,15 +134,20 @@ class PowerSampler:
             self._thread.join(timeout=5)
 
     # -- analysis -------------------------------------------------------------------------
-    def integrate(self, t0: float, t1: float) -> float | None:
-        """Trapezoidal energy (J) of the power trace between t0 and t1, summed over GPUs."""
+    def integrate(self, t0: float, t1: float, column: str = "power_w") -> float | None:
+        """Trapezoidal energy (J) of the power trace between t0 and t1, summed over GPUs
+        (``column``: power_w, the instant reading where available, or power_avg_w)."""
         total, any_gpu = 0.0, False
         for gpu in self.device_indices:
-            pts = [(s.t, s.power_w) for s in self.samples if s.gpu == gpu and t0 <= s.t <= t1]
+            pts = [
+                (s.t, getattr(s, column))
+                for s in self.samples
+                if s.gpu == gpu and t0 <= s.t <= t1 and getattr(s, column) is not None
+            ]
             if len(pts) < 2:
                 continue
             any_gpu = True
-            total += sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(pts, pts[1:]))
+            total += sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(pts))
             # extend the edges flat to cover [t0, t1] exactly
             total += (pts[0][0] - t0) * pts[0][1] + (t1 - pts[-1][0]) * pts[-1][1]
         return total if any_gpu else None
@@ -113,7 +166,6 @@ class PowerSampler:
     def write_parquet(self, path: Path, t_origin: float) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
-
         from llem_schema.atomic import atomic_write_bytes
 
         table = pa.table(
@@ -122,6 +174,7 @@ class PowerSampler:
                 "gpu": [s.gpu for s in self.samples],
                 "phase": [s.phase for s in self.samples],
                 "power_w": [s.power_w for s in self.samples],
+                "power_avg_w": [s.power_avg_w for s in self.samples],
                 "util_pct": [s.util_pct for s in self.samples],
                 "mem_used_bytes": [s.mem_used_bytes for s in self.samples],
             }

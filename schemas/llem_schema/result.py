@@ -7,9 +7,9 @@ with a reason. ``schema_version`` lets readers migrate rather than guess formats
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from llem_schema.base import MeasuredGroup, StrictModel
 from llem_schema.config import ExperimentConfig
@@ -63,8 +63,29 @@ class EnvironmentInfo(StrictModel):
     )
 
 
+def _absent_is_older_harness(data: Any, fields: tuple[str, ...]) -> Any:
+    """Fields added in a minor version: a result written before them simply lacks the key;
+    that is "not recorded", not a contract violation, so it gets a reason automatically."""
+    if isinstance(data, dict):
+        missing = [f for f in fields if f not in data]
+        if missing:
+            data = dict(data)
+            reasons = dict(data.get("null_reasons") or {})
+            for f in missing:
+                reasons.setdefault(f, "not recorded by the harness that wrote this result")
+            data["null_reasons"] = reasons
+    return data
+
+
 class EnergyMetrics(MeasuredGroup):
     """Energy of the measured window (prefill + decode of the whole workload)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _added_fields(cls, data: Any) -> Any:
+        return _absent_is_older_harness(
+            data, ("baseline_cached", "timeseries_j", "timeseries_power_method")
+        )
 
     total_j: float | None = None
     baseline_power_w: float | None = None
@@ -76,9 +97,22 @@ class EnergyMetrics(MeasuredGroup):
     mean_power_w: float | None = None
     peak_power_w: float | None = None
     per_gpu_j: list[float] | None = None
-    method: str | None = Field(None, description="zeus | nvml | codecarbon | rapl")
+    method: str | None = Field(
+        None, description="zeus | nvml | codecarbon | rapl | nvml-power-integration"
+    )
     method_version: str | None = None
     gpu_indices: list[int] | None = None
+    baseline_cached: bool | None = Field(
+        None, description="True when baseline_power_w came from LLEM_BASELINE_CACHE."
+    )
+    timeseries_j: float | None = Field(
+        None,
+        description="Integral of the power time series over the measured window: a "
+        "cross-check of total_j from an independent reading (sampled power, not the counter).",
+    )
+    timeseries_power_method: str | None = Field(
+        None, description="instant | average: which NVML power reading the time series holds."
+    )
 
 
 class PhaseMetrics(MeasuredGroup):
@@ -127,11 +161,21 @@ FlopsMethod = Literal["profiler", "calflops", "architecture", "params"]
 
 
 class FlopsMetrics(MeasuredGroup):
+    @model_validator(mode="before")
+    @classmethod
+    def _added_fields(cls, data: Any) -> Any:
+        return _absent_is_older_harness(data, ("per_input_token_prefill", "per_token_decode"))
+
     total: float | None = None
     per_output_token: float | None = None
     prefill: float | None = None
     decode: float | None = None
     method: FlopsMethod | None = None
+    per_input_token_prefill: float | None = None
+    per_token_decode: float | None = None
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Why methods earlier in the chain were not used."
+    )
 
 
 class MemoryMetrics(MeasuredGroup):

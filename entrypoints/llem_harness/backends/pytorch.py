@@ -6,6 +6,7 @@ measured window, so the window holds only what a serving system would spend per 
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -76,7 +77,8 @@ class PyTorchBackend(InferenceBackend):
             import transformers  # noqa: F401
         except ImportError as exc:
             raise BackendNotInstalled(
-                "pytorch backend needs torch and transformers: pip install 'llenergymeasure[pytorch]'"
+                "pytorch backend needs torch and transformers: "
+                "pip install 'llenergymeasure[pytorch]'"
             ) from exc
         cfg = self.config.pytorch
         self._torch = torch
@@ -107,7 +109,24 @@ class PyTorchBackend(InferenceBackend):
         self._gen_kwargs = self._generation_kwargs()
         if cfg.cache_implementation == "static":
             self._gen_kwargs["cache_implementation"] = "static"
-        if cfg.compile:
+        self._lean = self._use_lean_loop()
+        self._caches: dict[int, Any] = {}
+        if self._lean:
+            # Decode step compiled on its own (static shapes: batch x 1 token, cache of
+            # max_input_tokens + max_new_tokens); prefill stays eager because its shape
+            # changes with every batch's longest prompt.
+            if cfg.compile:
+                self._decode_step = torch.compile(
+                    self._decode_step_impl, mode=cfg.compile_mode, fullgraph=True
+                )
+                notes.append(
+                    "lean static-cache decode loop, decode step "
+                    f"torch.compile(mode={cfg.compile_mode})"
+                )
+            else:
+                self._decode_step = self._decode_step_impl
+                notes.append("lean static-cache decode loop (eager)")
+        elif cfg.compile:
             # Compile the forward; the first generate (in warmup) pays the compile time,
             # which the runner reports apart from the measured window.
             self.model.forward = torch.compile(self.model.forward, mode=cfg.compile_mode)
@@ -224,7 +243,8 @@ class PyTorchBackend(InferenceBackend):
         torch = self._torch
         w = self.config.workload
         encoded = [self._encode(p) for p in prompts]
-        reqs = [Request(i, p, len(ids)) for i, (p, ids) in enumerate(zip(prompts, encoded))]
+        pairs = enumerate(zip(prompts, encoded, strict=True))
+        reqs = [Request(i, p, len(ids)) for i, (p, ids) in pairs]
         groups: list[list[Request]] = []
         if w.batching == "sorted":
             reqs_sorted = sorted(reqs, key=lambda r: r.input_tokens)
@@ -258,8 +278,134 @@ class PyTorchBackend(InferenceBackend):
             batches.append(Batch(requests=g, payload=payload))
         return batches
 
+    # -- lean decode loop ---------------------------------------------------------------
+    def _use_lean_loop(self) -> bool:
+        cfg, d = self.config.pytorch, self.config.decoding
+        eligible = (
+            d.strategy == "greedy"
+            and d.ignore_eos
+            and d.repetition_penalty == 1.0
+            and not self.config.extra
+            and cfg.cache_implementation == "static"
+            and cfg.device_map is None
+        )
+        if cfg.decode_loop == "lean" and not eligible:
+            raise ValueError(
+                "pytorch.decode_loop=lean needs decoding.strategy=greedy, ignore_eos=true, "
+                "repetition_penalty=1, no extra:, cache_implementation=static, no device_map"
+            )
+        if cfg.decode_loop == "auto":
+            return eligible and cfg.compile
+        return cfg.decode_loop == "lean"
+
+    def _decode_step_impl(self, input_ids, position_ids, cache_position, attention_mask, cache):
+        out = self.model(
+            input_ids=input_ids,
+            position_ids=position_ids,
+            cache_position=cache_position,
+            attention_mask=attention_mask,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return out.logits[:, -1, :].argmax(dim=-1)
+
+    def _static_cache(self, batch_size: int):
+        from transformers import StaticCache
+
+        max_len = self.config.workload.max_input_tokens + self.config.decoding.max_new_tokens
+        cache = self._caches.get(batch_size)
+        if cache is None:
+            cache = StaticCache(config=self.model.config, max_cache_len=max_len)
+            self._caches[batch_size] = cache
+        else:
+            cache.reset()
+        return cache, max_len
+
+    def _generate_lean(self, batch: Batch) -> BatchOutput:
+        """Greedy generation with a static KV cache and a compiled decode step.
+
+        Timing without extra syncs: a CUDA event is recorded after each produced token and
+        read once after the batch; TTFT and ITL come from those events (on CPU, from the
+        host clock, which is synchronous there anyway).
+        """
+        torch = self._torch
+        ids, mask = batch.payload["input_ids"], batch.payload["attention_mask"]
+        bsz, in_len = ids.shape
+        n_new = self.config.decoding.max_new_tokens
+        cache, max_len = self._static_cache(bsz)
+        dev = ids.device
+        full_mask = torch.ones((bsz, max_len), dtype=mask.dtype, device=dev)
+        full_mask[:, :in_len] = mask
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        last_pos = pos[:, -1:]
+        steps = torch.arange(1, n_new, device=dev)
+        dec_pos = last_pos + steps.unsqueeze(0)  # (B, n_new-1)
+        dec_cache_pos = in_len + steps - 1  # (n_new-1,)
+        tokens = torch.empty((bsz, n_new), dtype=torch.long, device=dev)
+        cuda = self.device == "cuda"
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(n_new + 1)] if cuda else []
+        host_t: list[float] = []
+        t0 = time.perf_counter()
+        # no_grad, not inference_mode: the static cache outlives the call and is reset
+        # in place between batches, which inference tensors forbid.
+        with torch.no_grad():
+            if cuda:
+                events[0].record()
+            out = self.model(
+                input_ids=ids,
+                attention_mask=full_mask[:, :in_len],
+                position_ids=pos,
+                cache_position=torch.arange(in_len, device=dev),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            tokens[:, 0] = out.logits[:, -1, :].argmax(dim=-1)
+            del out
+            if cuda:
+                events[1].record()
+            else:
+                host_t.append(time.perf_counter())
+            mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+            for i in range(n_new - 1):
+                if mark is not None and cuda:
+                    mark()
+                nxt = self._decode_step(
+                    tokens[:, i : i + 1],
+                    dec_pos[:, i : i + 1],
+                    dec_cache_pos[i : i + 1],
+                    full_mask,
+                    cache,
+                )
+                tokens[:, i + 1] = nxt
+                if cuda:
+                    events[i + 2].record()
+                else:
+                    host_t.append(time.perf_counter())
+        self.synchronize()
+        t1 = time.perf_counter()
+        if cuda:
+            marks = [events[0].elapsed_time(e) / 1000.0 for e in events[1:]]
+        else:
+            marks = [t - t0 for t in host_t]
+        ttft = [marks[0]] * bsz
+        itl = [b - a for a, b in itertools.pairwise(marks)]
+        per_req = [n_new] * bsz
+        self._last_tokens = tokens
+        return BatchOutput(
+            input_tokens=batch.input_tokens,
+            output_tokens=sum(per_req),
+            per_request_output_tokens=per_req,
+            e2e_s=t1 - t0,
+            ttft_s=ttft,
+            itl_s=itl,
+            step_times_s=[marks[0], *itl],
+        )
+
     # -- running ------------------------------------------------------------------------
     def generate(self, batch: Batch) -> BatchOutput:
+        if self._lean:
+            return self._generate_lean(batch)
         torch = self._torch
         clock = _StepClock()
         if self.config.decoding.strategy == "sampling":
@@ -272,11 +418,12 @@ class PyTorchBackend(InferenceBackend):
         self.synchronize()
         t1 = time.perf_counter()
         new = out[:, in_len:]
+        self._last_tokens = new
         per_req = self._count_new_tokens(new)
         ttft = itl = None
         if clock.times:
             ttft = [clock.times[0] - t0] * len(batch.requests)
-            itl = [b - a for a, b in zip(clock.times, clock.times[1:])]
+            itl = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
         return BatchOutput(
             input_tokens=batch.input_tokens,
             output_tokens=sum(per_req),
@@ -284,7 +431,8 @@ class PyTorchBackend(InferenceBackend):
             e2e_s=t1 - t0,
             ttft_s=ttft,
             itl_s=itl,
-            step_times_s=[b - a for a, b in zip([t0, *clock.times], clock.times)] or None,
+            step_times_s=[b - a for a, b in zip([t0, *clock.times], clock.times, strict=False)]
+            or None,
         )
 
     def _count_new_tokens(self, new: Any) -> list[int]:
@@ -316,6 +464,54 @@ class PyTorchBackend(InferenceBackend):
             except TypeError:  # older transformers without logits_to_keep
                 self.model(**batch.payload, use_cache=True)
         return batch.input_tokens
+
+    # -- FLOPs probes (run once, outside every energy window) -------------------------------
+    def flops_probes(self, batch: Batch) -> list[Any]:
+        """Callables for :func:`llem_harness.flops.best_estimate`, in priority order."""
+        from llem_harness import flops
+
+        torch = self._torch
+        payload = batch.payload
+        rows = payload["input_ids"].shape[0]
+
+        def profiler() -> flops.Probe | None:
+            from transformers import DynamicCache
+
+            with torch.inference_mode():
+                cache = DynamicCache()
+                holder: dict[str, Any] = {}
+
+                def _prefill() -> None:
+                    holder["out"] = self._raw_forward(
+                        **payload, past_key_values=cache, use_cache=True, logits_to_keep=1
+                    )
+
+                pre = flops.profile_callable(_prefill)
+                nxt = holder["out"].logits[:, -1:, :].argmax(-1)
+                mask = torch.cat([payload["attention_mask"], torch.ones_like(nxt)], dim=-1)
+                dec = flops.profile_callable(
+                    lambda: self._raw_forward(
+                        input_ids=nxt, attention_mask=mask, past_key_values=cache, use_cache=True
+                    )
+                )
+            if pre is None:
+                return None
+            return flops.Probe(pre, int(payload["attention_mask"].sum()), dec, rows, "profiler")
+
+        def calflops() -> flops.Probe | None:
+            fl = flops.calflops_forward(self.model, payload)
+            if fl is None:
+                return None
+            return flops.Probe(fl, int(payload["attention_mask"].sum()), None, rows, "calflops")
+
+        return [profiler, calflops]
+
+    def _raw_forward(self, **kw: Any) -> Any:
+        """The uncompiled forward (a probe must not trigger compilation or CUDA graphs)."""
+        fwd = getattr(self.model.forward, "_torchdynamo_orig_callable", None)
+        if fwd is not None:
+            return fwd(**kw)
+        return self.model(**kw)
 
     def synchronize(self) -> None:
         if self.device == "cuda":

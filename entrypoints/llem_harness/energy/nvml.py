@@ -47,4 +47,4 @@ class NVMLEnergySource(EnergySource):
 
     def end(self) -> list[float]:
         stop = [self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._handles]
-        return [(b - a) / 1000.0 for a, b in zip(self._start, stop)]
+        return [(b - a) / 1000.0 for a, b in zip(self._start, stop, strict=False)]

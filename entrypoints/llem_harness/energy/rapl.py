@@ -9,25 +9,28 @@ from llem_harness.energy.base import EnergySource
 POWERCAP = Path("/sys/class/powercap")
 
 
-def package_zones(root: Path = POWERCAP) -> list[Path]:
+def package_zones(root: Path | None = None) -> list[Path]:
     """Top-level package zones (intel-rapl:N), not their sub-zones (core, uncore, dram)."""
+    root = root or POWERCAP
     if not root.is_dir():
         return []
     return sorted(
-        p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1 and (p / "energy_uj").exists()
+        p
+        for p in root.glob("intel-rapl:*")
+        if p.name.count(":") == 1 and (p / "energy_uj").exists()
     )
 
 
 class RAPLEnergySource(EnergySource):
     name = "rapl"
 
-    def __init__(self, device_indices: list[int], root: Path = POWERCAP) -> None:
+    def __init__(self, device_indices: list[int], root: Path | None = None) -> None:
         self._zones = package_zones(root)
         self._start: list[int] = []
         self._max = [int((z / "max_energy_range_uj").read_text()) for z in self._zones]
 
     @classmethod
-    def available(cls, device_indices: list[int], root: Path = POWERCAP) -> tuple[bool, str]:
+    def available(cls, device_indices: list[int], root: Path | None = None) -> tuple[bool, str]:
         zones = package_zones(root)
         if not zones:
             return False, "no RAPL zones under /sys/class/powercap"
@@ -46,7 +49,7 @@ class RAPLEnergySource(EnergySource):
 
     def end(self) -> list[float]:
         out = []
-        for a, b, mx in zip(self._start, self._read(), self._max):
+        for a, b, mx in zip(self._start, self._read(), self._max, strict=False):
             delta = b - a if b >= a else b + mx - a  # the counter wraps at max_energy_range_uj
             out.append(delta / 1e6)
         return out

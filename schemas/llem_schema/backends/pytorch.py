@@ -21,6 +21,13 @@ class PyTorchConfig(StrictModel):
     cache_implementation: Literal["dynamic", "static"] = "dynamic"
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "reduce-overhead"
+    decode_loop: Literal["auto", "generate", "lean"] = Field(
+        "auto",
+        description="generate: transformers' generate(); lean: the harness's own static-cache "
+        "greedy loop (prefill eager, decode step compiled, CUDA graphs with reduce-overhead) "
+        "that removes generate()'s per-step Python work; auto: lean when compile is on and "
+        "decoding is greedy with ignore_eos and no extra generate kwargs, else generate.",
+    )
     quantization: Literal["none", "bnb-8bit", "bnb-4bit"] = "none"
     device_map: str | None = Field(
         None, description="None: the experiment's first GPU; 'auto' shards over listed GPUs."

@@ -1,0 +1,177 @@
+"""Device mapping, sampler, baseline cache, FLOPs chain and the lean decode loop on CPU."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+from llem_harness import baseline_cache, flops
+from llem_harness.nvml_devices import nvml_handles, parse_visible_devices
+from llem_harness.sampler import PowerSampler
+
+from tests.unit.llem_harness import fake_pynvml
+
+GPUS = [
+    {"uuid": "GPU-aaaa", "energy_mj": 0, "power_mw": 100_000, "mig_uuids": ["MIG-a1"]},
+    {"uuid": "GPU-bbbb", "energy_mj": 0, "power_mw": 250_000, "avg_power_mw": 200_000},
+]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    m = fake_pynvml.make([dict(g) for g in GPUS])
+    monkeypatch.setitem(sys.modules, "pynvml", m)
+    return m
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", []),
+        ("1,0", [("index", "1"), ("index", "0")]),
+        ("GPU-bbbb,MIG-a1", [("uuid", "GPU-bbbb"), ("mig", "MIG-a1")]),
+        ("0,bogus,1", [("index", "0")]),  # CUDA stops at the first invalid entry
+    ],
+)
+def test_parse_visible_devices(value, expected):
+    got = parse_visible_devices(value)
+    assert (None if got is None else [(d.kind, d.value) for d in got]) == expected
+
+
+def test_cuda_index_maps_through_visible_devices(fake, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,0")
+    assert [h.i for h in nvml_handles([0, 1])] == [1, 0]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bbbb")
+    assert [h.i for h in nvml_handles([0])] == [1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-a1")
+    assert [h.i for h in nvml_handles([])] == [0]
+    with pytest.raises(IndexError):
+        nvml_handles([1])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert [h.i for h in nvml_handles([1])] == [1]
+
+
+def test_sampler_prefers_instant_power_and_labels_phases(fake, monkeypatch, tmp_path):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    s = PowerSampler([0, 1], interval_s=0.01)
+    assert s.active and s.power_method == "instant"
+    with s:
+        s.set_phase("baseline")
+        time.sleep(0.06)
+        s.set_phase("decode")
+        time.sleep(0.06)
+    phases = s.by_phase()
+    assert {"baseline", "decode"} <= set(phases)
+    n, mean, peak = phases["decode"]
+    assert n > 0 and mean == pytest.approx(350.0) and peak == pytest.approx(350.0)
+    assert {x.power_avg_w for x in s.samples if x.gpu == 1} == {200.0}
+    ts = sorted({x.t for x in s.samples})
+    # constant 350 W over any interval integrates to 350 W * its length
+    assert s.integrate(ts[0], ts[-1]) == pytest.approx(350.0 * (ts[-1] - ts[0]))
+    s.write_parquet(tmp_path / "ts.parquet", ts[0])
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(tmp_path / "ts.parquet")
+    assert {"t_s", "gpu", "phase", "power_w", "power_avg_w"} <= set(t.column_names)
+    assert min(t.column("t_s").to_pylist()) >= 0
+
+
+def test_sampler_without_nvml_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    s = PowerSampler([0])
+    assert not s.active and "NVML" in s.unavailable_reason
+
+
+def test_baseline_cache_roundtrip_and_expiry(tmp_path, monkeypatch):
+    keys = [baseline_cache.GpuKey("GPU-x/1", 700.0)]
+    assert baseline_cache.load(keys, root=tmp_path) is None
+    path = baseline_cache.store(keys, 120.5, 10.0, root=tmp_path, now=1000.0)
+    assert path.name == "GPU-x_1_700W.json"
+    assert baseline_cache.load(keys, root=tmp_path, now=1010.0) == 120.5
+    monkeypatch.setenv(baseline_cache.ENV_MAX_AGE, "5")
+    assert baseline_cache.load(keys, root=tmp_path, now=1010.0) is None  # too old
+    other_limit = [baseline_cache.GpuKey("GPU-x/1", 400.0)]
+    assert baseline_cache.load(other_limit, root=tmp_path, now=1001.0) is None
+    monkeypatch.delenv(baseline_cache.ENV_DIR, raising=False)
+    assert baseline_cache.load(keys) is None  # no cache dir configured: always measure
+
+
+def test_baseline_keys_from_nvml(fake, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert baseline_cache.gpu_keys([1]) == [baseline_cache.GpuKey("GPU-bbbb", 700.0)]
+
+
+def test_flops_chain_falls_through_and_records_why():
+    arch = {"num_parameters": 1000, "hidden_size": 8, "num_hidden_layers": 2,
+            "embedding_parameters": 100}
+
+    def profiler():
+        raise RuntimeError("no profiler")
+
+    def calflops():
+        return None
+
+    est, why = flops.best_estimate([profiler, calflops], arch, [4, 4], [3, 3])
+    assert est.method == "architecture" and len(why) == 2 and "no profiler" in why[0]
+    est, _ = flops.best_estimate([], {"num_parameters": 10}, [4], [3])
+    assert est.method == "params" and est.prefill == 2 * 10 * 4 and est.decode == 2 * 10 * 2
+
+
+def test_flops_probe_extrapolates_per_token():
+    probe = flops.Probe(prefill_flops=800.0, prefill_tokens=8, decode_step_flops=40.0, rows=2,
+                        method="profiler")
+    est = flops.extrapolate(probe, total_input_tokens=80, total_output_tokens=30,
+                            num_requests=10)
+    assert est.prefill == pytest.approx(8000.0)  # 100 FLOPs per input token
+    assert est.decode == pytest.approx(20.0 * 20)  # 20 per row-step, 30 - 10 decode tokens
+    assert est.method == "profiler"
+
+
+def test_profiler_counts_a_matmul():
+    torch = pytest.importorskip("torch")
+    a, b = torch.randn(16, 32), torch.randn(32, 8)
+    assert flops.profile_callable(lambda: a @ b) == pytest.approx(2 * 16 * 32 * 8)
+
+
+def test_lean_loop_matches_generate_greedy():
+    pytest.importorskip("transformers")
+    from llem_harness.backends.pytorch import PyTorchBackend
+    from llem_harness.workload import load_prompts
+    from llem_schema.config import ExperimentConfig
+
+    def tokens(loop):
+        cfg = ExperimentConfig.model_validate({
+            "model": "builtin:tiny-llama",
+            "pytorch": {"cache_implementation": "static", "decode_loop": loop},
+            "workload": {"num_prompts": 6, "batch_size": 3, "max_input_tokens": 24},
+            "decoding": {"max_new_tokens": 6},
+        })
+        b = PyTorchBackend(cfg, "cpu", [])
+        b.load()
+        outs = []
+        for bt in b.make_batches(load_prompts(cfg.workload)):
+            o = b.generate(bt)
+            assert o.output_tokens == 18 and len(o.itl_s) == 5 and o.ttft_s[0] > 0
+            outs.append(b._last_tokens.clone())
+        return outs
+
+    import torch
+
+    ref, lean = tokens("generate"), tokens("lean")
+    assert all(torch.equal(x, y) for x, y in zip(ref, lean, strict=True))
+
+
+def test_lean_loop_rejects_sampling():
+    pytest.importorskip("transformers")
+    from llem_harness.backends.pytorch import PyTorchBackend
+    from llem_schema.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate({
+        "model": "builtin:tiny-llama",
+        "pytorch": {"cache_implementation": "static", "decode_loop": "lean"},
+        "decoding": {"strategy": "sampling"},
+    })
+    with pytest.raises(ValueError, match="decode_loop=lean"):
+        PyTorchBackend(cfg, "cpu", []).load()
