@@ -182,6 +182,7 @@ def overhead_ab(cfg: ExperimentConfig, rounds: int, seconds_each: float) -> dict
     import statistics
 
     import torch
+
     from llem_harness.energy.base import EnergyWindow
     from llem_harness.energy.select import select_source
     from llem_harness.sampler import PowerSampler

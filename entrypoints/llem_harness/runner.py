@@ -26,6 +26,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from llem_harness import baseline_cache, environment, flops, latency
+from llem_harness.backends import get_backend_class
+from llem_harness.backends.base import (
+    BackendNotInstalled,
+    Batch,
+    BatchOutput,
+    InferenceBackend,
+    ModelNotFound,
+)
+from llem_harness.energy.base import EnergySource, EnergySourceUnavailable, EnergyWindow
+from llem_harness.energy.select import select_source
+from llem_harness.sampler import PowerSampler
+from llem_harness.workload import DatasetError, arrival_times, load_prompts
 from llem_schema.atomic import atomic_write_json
 from llem_schema.config import ExperimentConfig
 from llem_schema.exit_codes import ExitCode
@@ -42,21 +57,6 @@ from llem_schema.result import (
     WarmupInfo,
 )
 from llem_schema.runspec import EXPERIMENT_FILE, LOG_FILE, RESULT_FILE, TIMESERIES_FILE, RunSpec
-from pydantic import ValidationError
-
-from llem_harness import baseline_cache, environment, flops, latency
-from llem_harness.backends import get_backend_class
-from llem_harness.backends.base import (
-    BackendNotInstalled,
-    Batch,
-    BatchOutput,
-    InferenceBackend,
-    ModelNotFound,
-)
-from llem_harness.energy.base import EnergySource, EnergySourceUnavailable, EnergyWindow
-from llem_harness.energy.select import select_source
-from llem_harness.sampler import PowerSampler
-from llem_harness.workload import DatasetError, arrival_times, load_prompts
 
 log = logging.getLogger("llem_harness")
 

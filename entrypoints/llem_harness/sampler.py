@@ -166,6 +166,7 @@ class PowerSampler:
     def write_parquet(self, path: Path, t_origin: float) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         from llem_schema.atomic import atomic_write_bytes
 
         table = pa.table(

@@ -56,7 +56,7 @@ class EnergySource(ABC):
         """Version of the library behind the source, recorded in the result."""
         return None
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
+    def close(self) -> None:
         """Release handles."""
 
 

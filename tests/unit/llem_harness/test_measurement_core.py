@@ -6,10 +6,10 @@ import sys
 import time
 
 import pytest
+
 from llem_harness import baseline_cache, flops
 from llem_harness.nvml_devices import nvml_handles, parse_visible_devices
 from llem_harness.sampler import PowerSampler
-
 from tests.unit.llem_harness import fake_pynvml
 
 GPUS = [

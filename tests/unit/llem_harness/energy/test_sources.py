@@ -6,11 +6,11 @@ import sys
 import types
 
 import pytest
+
 from llem_harness.energy import select
 from llem_harness.energy.base import EnergySourceUnavailable, EnergyWindow
 from llem_harness.energy.nvml import NVMLEnergySource
 from llem_harness.energy.rapl import RAPLEnergySource
-
 from tests.unit.llem_harness import fake_pynvml
 
 
