@@ -63,6 +63,17 @@ def model_mounts(config: ExperimentConfig) -> list[Path]:
     return paths
 
 
+def harness_env(runtime_name: str, run_dir: Path) -> dict[str, str]:
+    """Environment handed to the harness: pass-through names, plus (local runtime) a
+    per-study idle-baseline cache so a study measures idle power once per GPU and hour."""
+    import os
+
+    env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    if runtime_name == "local" and "LLEM_BASELINE_CACHE" not in os.environ:
+        env["LLEM_BASELINE_CACHE"] = str(run_dir.resolve().parents[1] / ".baseline-cache")
+    return env
+
+
 def execute(
     runtime: Runtime,
     spec: RunSpec,
@@ -73,7 +84,7 @@ def execute(
     import os
 
     write_spec(run_dir, spec)
-    passthrough = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    passthrough = harness_env(runtime.name, run_dir)
     passthrough.update(env or {})
     request = RunRequest(
         run_dir=run_dir,

@@ -389,7 +389,7 @@ def _run_batch(
         d = ctx.study_dir / entry.run_dir
         write_spec(d, spec)
         dirs.append(d)
-    env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    env = harness_env("local", dirs[0])
     out = runner.run(  # type: ignore[attr-defined]
         dirs, specs[0].gpus, env=env, timeout_s=specs[0].config.runtime.timeout_seconds,
         quiet=ctx.quiet,
