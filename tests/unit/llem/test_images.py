@@ -79,7 +79,8 @@ def test_detection_order_nvml_then_smi(monkeypatch):
 
 def test_nvidia_smi_parsing(monkeypatch, tmp_path):
     smi = tmp_path / "nvidia-smi"
-    smi.write_text("#!/bin/sh\necho '| NVIDIA-SMI 550.54  Driver Version: 550.54  CUDA Version: 12.4 |'\n")
+    line = "| NVIDIA-SMI 550.54  Driver Version: 550.54  CUDA Version: 12.4 |"
+    smi.write_text(f"#!/bin/sh\necho '{line}'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}")
     assert images._cuda_from_nvidia_smi() == DriverCuda(12, 4, "nvidia-smi")
@@ -138,7 +139,8 @@ def test_split_ref():
 
 
 def test_lock_roundtrip_and_backend_missing(tmp_path):
-    lf = LockFile(images={"pytorch": LockEntry(ref="r/a:1", digest="sha256:d", image_id="sha256:i")})
+    entry = LockEntry(ref="r/a:1", digest="sha256:d", image_id="sha256:i")
+    lf = LockFile(images={"pytorch": entry})
     lf.write(tmp_path / "llem.lock")
     back = LockFile.read(tmp_path / "llem.lock")
     assert back == lf
@@ -146,7 +148,7 @@ def test_lock_roundtrip_and_backend_missing(tmp_path):
     with pytest.raises(ImageError, match="pins no image for backend 'vllm'"):
         resolve_image("vllm", lock=back)
     (tmp_path / "bad.lock").write_text("images: {pytorch: {ref: 1}}\n")
-    with pytest.raises(ConfigError, match="bad.lock"):
+    with pytest.raises(ConfigError, match=r"bad\.lock"):
         LockFile.read(tmp_path / "bad.lock")
 
 
