@@ -146,6 +146,27 @@ class WarmupInfo(StrictModel):
     runs: int
     converged: bool
     final_cv: float | None = None
+    first_run_s: float | None = Field(
+        None, description="First warmup run; includes torch.compile / graph capture."
+    )
+    steady_run_s: float | None = Field(None, description="Median of the last warmup runs.")
+
+
+class SetupInfo(StrictModel):
+    """Work done before the measured window, reported apart from it."""
+
+    load_time_s: float
+    compile_time_s: float | None = Field(
+        None, description="first warmup run minus a steady one, when compiling"
+    )
+    num_parameters: int | None = None
+    dtype: str | None = None
+    attn_implementation: str | None = None
+    device: Literal["cuda", "cpu"]
+    device_indices: list[int] = Field(default_factory=list)
+    measured_passes: int = Field(1, description="Workload passes in the measured window.")
+    prefill_passes: int = Field(0, description="Passes in the prefill-only window.")
+    notes: list[str] = Field(default_factory=list)
 
 
 class PowerPhaseSummary(StrictModel):
@@ -179,6 +200,7 @@ class ExperimentResult(StrictModel):
     flops: FlopsMetrics
     memory: MemoryMetrics
     warmup: WarmupInfo
+    setup: SetupInfo
     power_phases: list[PowerPhaseSummary] = Field(default_factory=list)
     timeseries_file: str | None = None
     reused_model: bool = False

@@ -1,0 +1,262 @@
+"""``llem`` command line. Heavy imports live inside commands so ``llem --help`` stays fast
+and never loads torch, transformers or pynvml."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llem import __version__
+
+app = typer.Typer(
+    name="llem",
+    help="Measure the energy, throughput, latency and FLOPs of LLM inference.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Validate, show and create experiment/study configs.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+class UserError(Exception):
+    """A one-line problem the user can fix; exit code 2."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """llenergymeasure: numbers you can defend in a paper."""
+
+
+def _overrides(**kw: object) -> dict[str, object]:
+    mapping = {
+        "backend": "backend",
+        "model": "model",
+        "batch_size": "workload.batch_size",
+        "num_prompts": "workload.num_prompts",
+        "max_new_tokens": "decoding.max_new_tokens",
+        "runtime": "runtime.runtime",
+        "energy_backend": "measurement.energy_backend",
+        "baseline_seconds": "measurement.baseline_seconds",
+        "image": "runtime.image",
+        "registry": "runtime.registry",
+        "pull": "runtime.pull_policy",
+    }
+    out = {mapping[k]: v for k, v in kw.items() if v is not None and k in mapping}
+    gpus = kw.get("gpus")
+    if gpus:
+        out["runtime.gpus"] = [int(g) if str(g).isdigit() else g for g in str(gpus).split(",")]
+    return out
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment or study YAML.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="pytorch | vllm | tensorrt")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model path, HF id or builtin:NAME")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="quick-test | benchmark | throughput")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="auto | local | docker")] = None,
+    results_dir: Annotated[Path, typer.Option(help="Where results go.")] = Path("results"),
+    batch_size: Annotated[Optional[int], typer.Option(help="workload.batch_size")] = None,
+    num_prompts: Annotated[Optional[int], typer.Option(help="workload.num_prompts")] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="decoding.max_new_tokens")] = None,
+    energy_backend: Annotated[Optional[str], typer.Option(help="auto|zeus|nvml|codecarbon|rapl|none")] = None,
+    baseline_seconds: Annotated[Optional[float], typer.Option(help="Idle baseline window.")] = None,
+    gpus: Annotated[Optional[str], typer.Option(help="Comma-separated GPU ids/UUIDs.")] = None,
+    image: Annotated[Optional[str], typer.Option(help="Explicit image ref (or @sha256:).")] = None,
+    registry: Annotated[Optional[str], typer.Option(help="Registry prefix for images.")] = None,
+    pull: Annotated[Optional[str], typer.Option(help="missing | always | never")] = None,
+    cuda: Annotated[Optional[str], typer.Option(help="Host CUDA version if not detectable.")] = None,
+    lock: Annotated[Optional[Path], typer.Option(help="llem.lock: run only pinned digests.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List experiments, run nothing.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume the study in results-dir.")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start the study over.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide harness logs.")] = False,
+) -> None:
+    """Run an experiment or a study."""
+    from llem import commands_run
+
+    loaded = commands_run.load_config(
+        config,
+        preset,
+        _overrides(
+            backend=backend, model=model, batch_size=batch_size, num_prompts=num_prompts,
+            max_new_tokens=max_new_tokens, runtime=runtime, energy_backend=energy_backend,
+            baseline_seconds=baseline_seconds, gpus=gpus, image=image, registry=registry,
+            pull=pull,
+        ),
+    )
+    if dry_run:
+        commands_run.dry_run(loaded)
+        return
+    code = commands_run.run_loaded(
+        loaded, results_dir=results_dir, quiet=quiet, resume=resume, fresh=fresh, cuda=cuda,
+        lock=lock,
+    )
+    raise typer.Exit(code)
+
+
+@config_app.command("validate")
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="YAML file to check.")],
+    preset: Annotated[Optional[str], typer.Option(help="Preset to apply.")] = None,
+) -> None:
+    """Check a config; exit 2 with one line on the first problem."""
+    from llem import config_loader
+
+    loaded = config_loader.load(file, preset=preset)
+    n = loaded.study.n_experiments() if loaded.is_study else 1
+    kind = "study" if loaded.is_study else "experiment"
+    cycles = loaded.study.study.cycles
+    typer.echo(f"{file}: valid {kind} ({n} experiment(s) x {cycles} cycle(s))")
+
+
+@config_app.command("show")
+def config_show(
+    file: Annotated[Optional[Path], typer.Argument(help="YAML file (omit for defaults).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Preset to apply.")] = None,
+    backend: Annotated[Optional[str], typer.Option()] = None,
+    model: Annotated[Optional[str], typer.Option()] = None,
+) -> None:
+    """Print the resolved config and where each value came from."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from llem import config_loader
+
+    loaded = config_loader.load(file, _overrides(backend=backend, model=model), preset)
+    data = loaded.study.base.model_dump(mode="json")
+    table = Table(title=f"resolved config: {loaded.source}")
+    table.add_column("key")
+    table.add_column("value")
+    table.add_column("source", style="dim")
+    sections = {"pytorch", "vllm", "tensorrt"} - {loaded.study.base.backend}
+    for path in config_loader.leaf_paths(data):
+        if path.split(".")[0] in sections:
+            continue
+        node = data
+        for p in path.split("."):
+            node = node[p]
+        table.add_row(path, repr(node), loaded.provenance.get(path, "default"))
+    Console().print(table)
+    if loaded.is_study:
+        Console().print(f"sweep: {loaded.study.sweep}  study: {loaded.study.study.model_dump()}")
+
+
+@config_app.command("new")
+def config_new(
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here.")] = None,
+    study: Annotated[bool, typer.Option("--study", help="A study template with a sweep.")] = False,
+) -> None:
+    """Write a commented config template."""
+    from llem import templates
+
+    text = templates.STUDY if study else templates.EXPERIMENT
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    if output.exists():
+        raise UserError(f"{output}: already exists; choose another path")
+    output.write_text(text)
+    typer.echo(f"wrote {output}")
+
+
+@config_app.command("schema")
+def config_schema(
+    name: Annotated[str, typer.Argument(help="experiment | study | result")] = "experiment",
+) -> None:
+    """Print a JSON Schema of the contract."""
+    from llem_schema.jsonschema_export import MODELS, schema_documents
+    from llem_schema.version import SCHEMA_MAJOR
+
+    if name not in MODELS:
+        raise UserError(f"schema: unknown schema '{name}'; choose from {', '.join(MODELS)}")
+    typer.echo(schema_documents()[f"{name}.v{SCHEMA_MAJOR}.schema.json"], nl=False)
+
+
+def _mount_optional() -> None:
+    """Sub-apps that live in their own modules (results, images, doctor, study)."""
+    import importlib
+
+    for module, name in (
+        ("llem.commands.results", "results"),
+        ("llem.commands.images", "images"),
+        ("llem.commands.study", "study"),
+    ):
+        try:
+            sub = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(sub.app, name=name)
+    try:
+        doctor_mod = importlib.import_module("llem.commands.doctor")
+    except ModuleNotFoundError as exc:
+        if exc.name != "llem.commands.doctor":
+            raise
+    else:
+        app.command("doctor")(doctor_mod.doctor)
+    try:
+        run_one_mod = importlib.import_module("llem.commands.run_one")
+    except ModuleNotFoundError as exc:
+        if exc.name != "llem.commands.run_one":
+            raise
+    else:
+        app.command("run-one")(run_one_mod.run_one)
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Entry point: turn every user-facing error into one line and exit code 2."""
+    from llem_schema.errors import ConfigError
+
+    import click
+
+    try:
+        rv = app(standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "llem --help")
+        sys.exit(0)
+    except (ConfigError, UserError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and runtime failures
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        from llem.runtimes.base import RuntimeUnavailable
+
+        if isinstance(exc, RuntimeUnavailable):
+            typer.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

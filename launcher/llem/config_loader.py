@@ -1,0 +1,175 @@
+"""Load experiment/study YAML with presets and CLI overrides, tracking where values came from.
+
+Precedence: CLI flag > config file > preset > built-in defaults. Every failure is a
+:class:`ConfigError` with one line naming the file and field, which the CLI turns into
+exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from llem_schema.config import BACKENDS, ExperimentConfig
+from llem_schema.errors import ConfigError, did_you_mean, format_validation_error
+from llem_schema.study import StudyConfig, StudyExecution
+
+PRESETS_FILE = Path(__file__).parent / "data" / "presets.yaml"
+STUDY_KEYS = ("sweep", "study")
+
+
+def presets() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(PRESETS_FILE.read_text("utf-8"))
+
+
+@dataclass
+class LoadedConfig:
+    """A resolved study (a single experiment is a study with no sweep and one cycle)."""
+
+    study: StudyConfig
+    is_study: bool
+    source: str
+    #: dotted path -> "cli" | "file" | "preset:<name>" | "default"
+    provenance: dict[str, str] = field(default_factory=dict)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ConfigError(f"{path}: YAML syntax error at {where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if data is None:
+        raise ConfigError(f"{path}: file is empty; run 'llem config new' for a template")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "extra":
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def leaf_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
+    paths = []
+    for k, v in data.items():
+        p = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k != "extra":
+            paths += leaf_paths(v, p + ".")
+        else:
+            paths.append(p)
+    return paths
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def load(
+    path: Path | None,
+    cli_overrides: dict[str, Any] | None = None,
+    preset: str | None = None,
+) -> LoadedConfig:
+    """Resolve a config file (or nothing: the defaults) into a validated study."""
+    source = str(path) if path else "<defaults>"
+    raw = read_yaml(path) if path else {}
+    raw = dict(raw)
+    study_section = raw.pop("study", None)
+    sweep = raw.pop("sweep", None)
+    is_study = study_section is not None or sweep is not None
+    file_preset = raw.pop("preset", None)
+    preset_name = preset or file_preset
+    all_presets = presets()
+    preset_data: dict[str, Any] = {}
+    if preset_name is not None:
+        if preset_name not in all_presets:
+            raise ConfigError(
+                f"{source}: preset: unknown preset '{preset_name}'"
+                f"{did_you_mean(str(preset_name), list(all_presets))}; "
+                f"choose from {', '.join(all_presets)}"
+            )
+        preset_data = all_presets[preset_name]
+
+    cli_tree: dict[str, Any] = {}
+    for dotted, value in (cli_overrides or {}).items():
+        if value is not None:
+            _set(cli_tree, dotted, value)
+    if "backend" in cli_tree and cli_tree["backend"] not in BACKENDS:
+        raise ConfigError(
+            f"--backend: unknown backend '{cli_tree['backend']}'"
+            f"{did_you_mean(str(cli_tree['backend']), list(BACKENDS))}; choose from "
+            f"{', '.join(BACKENDS)}"
+        )
+
+    merged = deep_merge(deep_merge(preset_data, raw), cli_tree)
+    try:
+        base = ExperimentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, ExperimentConfig, source)) from None
+
+    provenance: dict[str, str] = {}
+    for p in leaf_paths(base.model_dump()):
+        provenance[p] = "default"
+    for layer, name in (
+        (preset_data, f"preset:{preset_name}"),
+        (raw, "file"),
+        (cli_tree, "cli"),
+    ):
+        for p in leaf_paths(layer):
+            provenance[p] = name
+
+    try:
+        execution = StudyExecution.model_validate(study_section or {})
+    except ValidationError as exc:
+        raise ConfigError(
+            format_validation_error(exc, StudyExecution, source, ("study",))
+        ) from None
+    if sweep is not None and not isinstance(sweep, dict):
+        raise ConfigError(f"{source}: sweep: must map dotted paths to lists of values")
+    for k, v in (sweep or {}).items():
+        if not isinstance(v, list):
+            raise ConfigError(f"{source}: sweep.{k}: must be a list of values, got {v!r}")
+    try:
+        study = StudyConfig(
+            name=base.name or (path.stem if path else "experiment"),
+            base=base,
+            sweep=sweep or {},
+            study=execution,
+        )
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, StudyConfig, source)) from None
+    if is_study:
+        # validate every point now: a bad sweep value must fail before anything runs
+        from llem_schema.study import expand_experiments
+
+        try:
+            expand_experiments(study)
+        except ValidationError as exc:
+            raise ConfigError(
+                format_validation_error(exc, ExperimentConfig, f"{source} (sweep)")
+            ) from None
+    return LoadedConfig(study=study, is_study=is_study, source=source, provenance=provenance)

@@ -1,0 +1,101 @@
+"""Execute runs: write the run directory, hand it to a runtime, read the result back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llem.rundir import read_result, write_spec
+from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
+from llem_schema.config import ExperimentConfig
+from llem_schema.errors import ConfigError
+from llem_schema.exit_codes import describe
+from llem_schema.result import ExperimentResult
+from llem_schema.runspec import RunSpec
+
+#: environment variables passed through to the harness by name (value never logged)
+PASSTHROUGH_ENV = ("HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    outcome: RunOutcome
+    result: ExperimentResult | None
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) -> Runtime:
+    """Instantiate a runtime by name; ``auto`` = docker when a daemon answers, else local."""
+    from llem.runtimes.local import LocalRuntime
+
+    if name == "local":
+        return LocalRuntime()
+    if name in ("docker", "auto"):
+        try:
+            from llem.runtimes import docker as docker_rt
+        except ImportError:
+            if name == "docker":
+                raise RuntimeUnavailable(
+                    "the docker runtime is not available in this install"
+                ) from None
+            return LocalRuntime()
+        ok, why = docker_rt.DockerRuntime.available()
+        if ok:
+            return docker_rt.make(backend=backend, **docker_options)
+        if name == "docker":
+            raise RuntimeUnavailable(why)
+        return LocalRuntime()
+    raise ConfigError(f"--runtime: unknown runtime '{name}'; choose from auto, local, docker")
+
+
+def model_mounts(config: ExperimentConfig) -> list[Path]:
+    """Host paths the harness must read: a local model directory, a local dataset."""
+    paths = []
+    for candidate in (config.model, config.workload.dataset):
+        p = Path(candidate).expanduser()
+        if not candidate.startswith("builtin:") and p.exists():
+            paths.append(p.resolve())
+    return paths
+
+
+def execute(
+    runtime: Runtime,
+    spec: RunSpec,
+    run_dir: Path,
+    env: dict[str, str] | None = None,
+    quiet: bool = False,
+) -> RunReport:
+    import os
+
+    write_spec(run_dir, spec)
+    passthrough = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    passthrough.update(env or {})
+    request = RunRequest(
+        run_dir=run_dir,
+        backend=spec.config.backend,
+        gpus=list(spec.gpus),
+        image=spec.image_ref,
+        timeout_s=spec.config.runtime.timeout_seconds,
+        env=passthrough,
+        read_only_paths=model_mounts(spec.config),
+        quiet=quiet,
+    )
+    outcome = runtime.run(request)
+    if outcome.exit_code != 0:
+        if outcome.timed_out:
+            msg = f"timed out after {outcome.duration_s:.0f}s (runtime.timeout_seconds)"
+        elif outcome.interrupted:
+            msg = "interrupted"
+        else:
+            msg = describe(outcome.exit_code)
+        return RunReport(run_dir, outcome, None, f"{msg} [{run_dir}/harness.log]")
+    try:
+        result = read_result(run_dir)
+    except ConfigError as exc:
+        return RunReport(run_dir, outcome, None, str(exc))
+    return RunReport(run_dir, outcome, result, "ok")
