@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
+from rich.console import Console
+
 from llem.images import (
     DriverCuda,
     ImageError,
@@ -21,7 +23,6 @@ from llem.images import (
     resolve_registry,
     split_ref,
 )
-from rich.console import Console
 
 console = Console()
 

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from llem_schema.errors import ConfigError
+from rich.console import Console
+from rich.table import Table
+
 from llem.images import (
     LOCK_FILE,
     EnsuredImage,
@@ -36,9 +40,6 @@ from llem.images import (
     split_ref,
     study_backends,
 )
-from llem_schema.errors import ConfigError
-from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(help="Build, fetch, pin and move the harness container images.",
                   no_args_is_help=True)

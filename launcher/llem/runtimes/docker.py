@@ -14,8 +14,11 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from llem_schema.runspec import LOG_FILE
 
 from llem.images import (
     EnsuredImage,
@@ -27,7 +30,11 @@ from llem.images import (
     resolve_image,
 )
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
-from llem_schema.runspec import LOG_FILE
+
+#: The container's own stdout+stderr. The harness writes harness.log itself (and mirrors it to
+#: stderr), so the raw stream goes to its own file; it is copied into harness.log when the
+#: harness died before it could open its log (import errors, a missing entrypoint).
+CONTAINER_LOG = "container.log"
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -63,6 +70,7 @@ class DockerRuntime(Runtime):
         image: EnsuredImage,
         client: docker.DockerClient | None = None,
         *,
+        resolver: Callable[[str], EnsuredImage] | None = None,
         user: str | None = None,
         gpu_host: bool = False,
         shm_size: str | None = "8g",
@@ -74,6 +82,9 @@ class DockerRuntime(Runtime):
     ) -> None:
         self.image = image
         self.client = client or docker_client()
+        #: backend -> image: a study sweeping over backends needs one image per backend
+        self.images: dict[str, EnsuredImage] = {}
+        self.resolver = resolver
         self.user = user or f"{os.getuid()}:{os.getgid()}"
         self.gpu_host = gpu_host
         self.shm_size = shm_size
@@ -98,19 +109,28 @@ class DockerRuntime(Runtime):
         except Exception as exc:  # docker SDK missing or broken: say so, never raise
             return False, f"docker runtime unusable: {exc}"
 
+    def image_for(self, backend: str) -> EnsuredImage:
+        if backend in self.images:
+            return self.images[backend]
+        if self.resolver is None or not self.images:
+            return self.image
+        self.images[backend] = self.resolver(backend)
+        return self.images[backend]
+
     def container_kwargs(self, request: RunRequest) -> dict[str, Any]:
         """Everything handed to ``containers.run`` (separate so tests can check it)."""
         from docker.types import DeviceRequest
 
+        image = self.image_for(request.backend)
         run_dir = Path(request.run_dir).resolve()
         volumes: dict[str, dict[str, str]] = {
             str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}
         }
         env = {
             "LLEM_RUNTIME": "docker",
-            "LLEM_IMAGE_REF": self.image.ref,
-            "LLEM_IMAGE_DIGEST": self.image.digest or self.image.image_id,
-            "LLEM_IMAGE_ID": self.image.image_id,
+            "LLEM_IMAGE_REF": image.ref,
+            "LLEM_IMAGE_DIGEST": image.digest or image.image_id,
+            "LLEM_IMAGE_ID": image.image_id,
             "HOME": "/tmp",
         }
         if self.hf_cache is not None:
@@ -123,6 +143,9 @@ class DockerRuntime(Runtime):
             hp = str(Path(p).resolve())
             volumes.setdefault(hp, {"bind": hp, "mode": "ro"})
         env.update(request.env)
+        env.pop("HF_HOME", None)  # a host path; the cache is mounted at CONTAINER_HF_CACHE
+        if self.hf_cache is not None:
+            env["HF_HUB_CACHE"] = CONTAINER_HF_CACHE
         for key in PASSTHROUGH_ENV:
             if os.environ.get(key) and key not in env:
                 env[key] = os.environ[key]
@@ -135,7 +158,7 @@ class DockerRuntime(Runtime):
             device_requests = [DeviceRequest(driver="nvidia", device_ids=["0"],
                                              capabilities=[["gpu"]])]
         kwargs: dict[str, Any] = {
-            "image": self.image.run_ref,
+            "image": image.run_ref,
             "command": list(self.command),
             "detach": True,
             "user": self.user,
@@ -158,21 +181,22 @@ class DockerRuntime(Runtime):
         run_dir = Path(request.run_dir).resolve()
         log_path = run_dir / LOG_FILE
         kwargs = self.container_kwargs(request)
+        image = self.image_for(request.backend)
         t0 = time.monotonic()
         try:
             self._container = self.client.containers.run(**kwargs)
         except ImageNotFound as exc:
             raise RuntimeUnavailable(
-                f"image {self.image.ref} is not present: run `llem images pull` first"
+                f"image {image.ref} is not present: run `llem images pull` first"
             ) from exc
         except APIError as exc:
             raise RuntimeUnavailable(start_error_hint(str(exc.explanation or exc))) from exc
         except DockerException as exc:
             raise RuntimeUnavailable(daemon_hint(exc)) from exc
         container = self._container
-        status = _StatusLine(self.console, self.image.ref, quiet=request.quiet)
+        status = _StatusLine(self.console, image.ref, quiet=request.quiet)
         pump = threading.Thread(
-            target=_pump_logs, args=(container, log_path, status), daemon=True
+            target=_pump_logs, args=(container, run_dir / CONTAINER_LOG, status), daemon=True
         )
         pump.start()
         timed_out = interrupted = False
@@ -191,6 +215,7 @@ class DockerRuntime(Runtime):
                 self.cleanup()
             pump.join(timeout=5)
             self._remove()
+        _fill_missing_harness_log(run_dir)
         if timed_out:
             _append(log_path, f"[llem] timed out after {request.timeout_s:g} s; container stopped")
         if interrupted:
@@ -200,8 +225,8 @@ class DockerRuntime(Runtime):
             duration_s=time.monotonic() - t0,
             log_path=log_path,
             runtime=self.name,
-            image_ref=self.image.ref,
-            image_digest=self.image.digest or self.image.image_id,
+            image_ref=image.ref,
+            image_digest=image.digest or image.image_id,
             timed_out=timed_out,
             interrupted=interrupted,
         )
@@ -245,6 +270,14 @@ def start_error_hint(message: str) -> str:
     if "no such image" in low:
         return f"{' '.join(message.split())}: run `llem images pull` first"
     return "docker could not start the container: " + " ".join(message.split())
+
+
+def _fill_missing_harness_log(run_dir: Path) -> None:
+    """The harness died before opening harness.log: give the user the container's output."""
+    log, raw = run_dir / LOG_FILE, run_dir / CONTAINER_LOG
+    with contextlib.suppress(OSError):
+        if raw.is_file() and (not log.is_file() or log.stat().st_size == 0):
+            log.write_bytes(raw.read_bytes())
 
 
 def _append(path: Path, line: str) -> None:
@@ -319,10 +352,33 @@ def prepare_docker_runtime(
     except ImageError as exc:
         raise RuntimeUnavailable(str(exc)) from exc
     lockfile = LockFile.read(lock) if lock is not None else None
-    resolved = resolve_image(backend, image=image, registry=registry, cuda=cuda, lock=lockfile)
-    ensured = ensure_image(client, resolved, pull_policy, console, show_progress)
+
+    def resolve(b: str, explicit: str | None = None) -> tuple[EnsuredImage, bool]:
+        res = resolve_image(b, image=explicit, registry=registry, cuda=cuda, lock=lockfile)
+        ens = ensure_image(client, res, pull_policy, console, show_progress)
+        return ens, res.driver is not None
+
+    ensured, gpu_host = resolve(backend, image)
     runtime = DockerRuntime(
-        ensured, client, user=user, gpu_host=resolved.driver is not None, shm_size=shm_size,
-        console=console,
+        ensured, client, user=user, gpu_host=gpu_host, shm_size=shm_size, console=console,
+        # other backends of a sweep resolve their own image (an explicit --image is per backend)
+        resolver=lambda b: resolve(b)[0],
     )
+    runtime.images[backend] = ensured
     return runtime, ensured.ref, ensured.digest or ensured.image_id
+
+
+def make(
+    backend: str = "pytorch",
+    image: str | None = None,
+    registry: str | None = None,
+    pull_policy: str = "missing",
+    cuda: str | None = None,
+    lock: Path | None = None,
+    **_: object,
+) -> DockerRuntime:
+    """Entry point used by :func:`llem.run.make_runtime`; errors become RuntimeUnavailable."""
+    try:
+        return prepare_docker_runtime(backend, image, registry, pull_policy, cuda, lock)[0]
+    except ImageError as exc:
+        raise RuntimeUnavailable(str(exc)) from exc
