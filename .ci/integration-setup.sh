@@ -51,15 +51,17 @@ log "dockerd up: $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
 
 # --- 3. registries -------------------------------------------------------------------
 start_registry() {  # name port [auth]
+  # Both registries serve ONE storage directory (distribution is stateless over its storage),
+  # so an image pushed once is pullable anonymously from :5000 and only with a login from :5001.
   local name=$1 port=$2 auth=${3:-}
   local conf="$STATE/registry-$name.yml"
   if curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then return; fi
-  mkdir -p "$STATE/registry-$name"
+  mkdir -p "$STATE/registry-storage"
   {
     echo "version: 0.1"
     echo "log: {level: warn}"
     echo "storage:"
-    echo "  filesystem: {rootdirectory: $STATE/registry-$name}"
+    echo "  filesystem: {rootdirectory: $STATE/registry-storage}"
     echo "  delete: {enabled: true}"
     echo "http: {addr: 127.0.0.1:$port}"
     if [[ -n $auth ]]; then
@@ -137,16 +139,24 @@ DOCKER_BUILDKIT=0 docker build -q --network none \
   -t "$LOCAL_REF" -t "llem-test/pytorch:ci" "$ctx" >"$STATE/docker-build.log" 2>&1 \
   || { tail -30 "$STATE/docker-build.log" >&2; exit 1; }
 rm -rf "$ctx"
+docker image prune -f >/dev/null  # the dangling install stage of the multi-stage build
 
-log "push to 127.0.0.1:5000 and 127.0.0.1:5001"
+log "push $LOCAL_REF (also served, with auth, by :5001)"
 docker push -q "$LOCAL_REF" >/dev/null
-AUTH_REF="127.0.0.1:5001/$IMAGE_REPO:$IMAGE_TAG"
-docker tag "$LOCAL_REF" "$AUTH_REF"
-printf '%s' "$LLEM_IT_REGISTRY_PASSWORD" | \
-  docker login -u "$LLEM_IT_REGISTRY_USER" --password-stdin 127.0.0.1:5001 >/dev/null 2>&1
-docker push -q "$AUTH_REF" >/dev/null
-docker logout 127.0.0.1:5001 >/dev/null 2>&1 || true
-docker rmi "$AUTH_REF" >/dev/null
+
+# A small image of its own layers for the pull tests (progress bars need a real download,
+# and pulling the 1.6 GB test image again would cost minutes).
+SMALL_REF=127.0.0.1:5000/llem-test/small:1
+if ! curl -sf -o /dev/null "http://127.0.0.1:5000/v2/llem-test/small/manifests/1"; then
+  small="$STATE/small-context"
+  rm -rf "$small" && mkdir -p "$small"
+  printf 'FROM llem-test-base:bookworm\nRUN head -c 8000000 /dev/urandom > /blob1\nRUN head -c 8000000 /dev/urandom > /blob2\n' \
+    >"$small/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q --network none -t "$SMALL_REF" "$small" >/dev/null
+  docker push -q "$SMALL_REF" >/dev/null
+  rm -rf "$small"
+fi
+docker rmi "$SMALL_REF" >/dev/null 2>&1 || true
 
 umask 077
 cat >"$STATE/env" <<ENV
@@ -155,6 +165,7 @@ LLEM_IT_AUTH_REGISTRY=127.0.0.1:5001
 LLEM_IT_IMAGE=$LOCAL_REF
 LLEM_IT_VERSION=$VERSION
 LLEM_IT_BASE_IMAGE=llem-test-base:bookworm
+LLEM_IT_SMALL_IMAGE=llem-test/small:1
 $(cat "$STATE/auth.env")
 ENV
 log "done in $(( $(date +%s) - T0 ))s; test env in $STATE/env"
