@@ -370,11 +370,26 @@ def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 
 
+AUTH_ERROR_WORDS = ("unauthorized", "authentication required", "no basic auth", "denied",
+                    "incorrect username or password")
+
+
+def is_auth_error(message: str) -> bool:
+    return any(w in message.lower() for w in AUTH_ERROR_WORDS)
+
+
+def registry_host(ref: str) -> str:
+    """'reg:5000/a/b:t' -> 'reg:5000'; 'llenergymeasure/x:t' -> 'docker.io'."""
+    first = split_ref(ref)[0].split("/", 1)
+    if len(first) == 2 and ("." in first[0] or ":" in first[0] or first[0] == "localhost"):
+        return first[0]
+    return "docker.io"
+
+
 def pull_error_hint(ref: str, message: str) -> str:
-    registry = split_ref(ref)[0].split("/", 1)[0] if "/" in split_ref(ref)[0] else "docker.io"
+    registry = registry_host(ref)
     low = message.lower()
-    if any(w in low for w in ("unauthorized", "authentication required", "no basic auth",
-                              "denied", "incorrect username or password")):
+    if is_auth_error(message):
         return (f"pull {ref}: the registry refused the credentials: run "
                 f"`docker login {registry}` (llem uses Docker's stored credentials)")
     if "manifest unknown" in low or "not found" in low:

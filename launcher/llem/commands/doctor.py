@@ -18,13 +18,14 @@ from llem.images import (
     ImageError,
     detect_driver_cuda,
     docker_client,
+    is_auth_error,
     local_image,
+    registry_host,
     resolve_image,
     resolve_registry,
-    split_ref,
 )
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @dataclass
@@ -119,9 +120,7 @@ def _registry_check(client: Any, ref: str) -> Check:
     """Ask the registry for the manifest (HEAD-like, no layers): reachable + authorised."""
     from docker.errors import APIError
 
-    repo = split_ref(ref)[0]
-    host = repo.split("/", 1)[0] if "/" in repo and ("." in repo.split("/")[0]
-                                                    or ":" in repo.split("/")[0]) else "docker.io"
+    host = registry_host(ref)
     try:
         data = client.api.inspect_distribution(ref)
         digest = (data.get("Descriptor") or {}).get("digest", "?")
@@ -129,7 +128,7 @@ def _registry_check(client: Any, ref: str) -> Check:
     except APIError as exc:
         msg = " ".join(str(exc.explanation or exc).split())
         low = msg.lower()
-        if "unauthorized" in low or "authentication" in low or "denied" in low:
+        if is_auth_error(msg):
             fix = f"`docker login {host}` (llem uses Docker's stored credentials)"
         elif "manifest unknown" in low or "not found" in low:
             fix = "the image is not in that registry: check --registry, or push/mirror it there"

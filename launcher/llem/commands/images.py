@@ -43,8 +43,8 @@ from llem.images import (
 
 app = typer.Typer(help="Build, fetch, pin and move the harness container images.",
                   no_args_is_help=True)
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 T = TypeVar("T")
 
 
