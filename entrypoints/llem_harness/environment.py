@@ -69,10 +69,10 @@ def package_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
     return out
 
 
-def _safe(fn, *args):  # noqa: ANN001, ANN202 - thin NVML guard
+def _safe(fn, *args):
     try:
         return fn(*args)
-    except Exception:  # noqa: BLE001 - a missing query is recorded as null
+    except Exception:
         return None
 
 
@@ -85,7 +85,7 @@ def gpu_info(device_indices: list[int]) -> tuple[list[GPUInfo], str | None, str 
 
         pynvml.nvmlInit()
         handles = nvml_handles(device_indices)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return [], None, None
     nv = pynvml
     gpus = []

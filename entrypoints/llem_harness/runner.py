@@ -28,17 +28,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from llem_harness import environment, flops, latency
 from llem_harness.backends import get_backend_class
 from llem_harness.backends.base import (
+    BackendNotInstalled,
     Batch,
     BatchOutput,
-    BackendNotInstalled,
     InferenceBackend,
     ModelNotFound,
 )
 from llem_harness.energy.base import EnergySource, EnergySourceUnavailable, EnergyWindow
 from llem_harness.energy.select import select_source
-from llem_harness import environment, flops, latency
 from llem_harness.sampler import PowerSampler
 from llem_harness.workload import DatasetError, arrival_times, load_prompts
 from llem_schema.atomic import atomic_write_json
@@ -533,7 +533,7 @@ def main(argv: list[str]) -> int:
     except DatasetError as exc:
         log.error("%s", exc)
         code = ExitCode.BAD_CONFIG
-    except BaseException as exc:  # noqa: BLE001 - every failure maps to a contract code
+    except BaseException as exc:
         log.error("%s", "".join(traceback.format_exception(exc)))
         code = ExitCode.OUT_OF_MEMORY if _is_oom(exc) else ExitCode.BACKEND_FAILURE
     if os.environ.get("LLEM_HARNESS_DEBUG"):

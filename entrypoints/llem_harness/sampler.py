@@ -43,7 +43,7 @@ class PowerSampler:
             pynvml.nvmlInit()
             self._nvml = pynvml
             self._handles = nvml_handles(device_indices)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.unavailable_reason = f"no NVML power readings ({type(exc).__name__}: {exc})"
 
     @property
@@ -59,11 +59,11 @@ class PowerSampler:
             power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
             try:
                 util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 util = None
             try:
                 mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 mem = None
             self.samples.append(Sample(t, gpu, self.phase, power, util, mem))
 

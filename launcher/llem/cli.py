@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,8 +18,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Validate, show and create experiment/study configs.",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="Validate, show and create experiment/study configs.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 
 
@@ -65,27 +66,47 @@ def _overrides(**kw: object) -> dict[str, object]:
 
 @app.command()
 def run(
-    config: Annotated[Optional[Path], typer.Argument(help="Experiment or study YAML.")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="pytorch | vllm | tensorrt")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model path, HF id or builtin:NAME")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="quick-test | benchmark | throughput")] = None,
-    runtime: Annotated[Optional[str], typer.Option(help="auto | local | docker")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Experiment or study YAML.")] = None,
+    backend: Annotated[str | None, typer.Option(help="pytorch | vllm | tensorrt")] = None,
+    model: Annotated[str | None, typer.Option(help="Model path, HF id or builtin:NAME")] = None,
+    preset: Annotated[str | None, typer.Option(help="quick-test | benchmark | throughput")] = None,
+    runtime: Annotated[str | None, typer.Option(help="auto | local | docker")] = None,
     results_dir: Annotated[Path, typer.Option(help="Where results go.")] = Path("results"),
-    batch_size: Annotated[Optional[int], typer.Option(help="workload.batch_size")] = None,
-    num_prompts: Annotated[Optional[int], typer.Option(help="workload.num_prompts")] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option(help="decoding.max_new_tokens")] = None,
-    energy_backend: Annotated[Optional[str], typer.Option(help="auto|zeus|nvml|codecarbon|rapl|none")] = None,
-    baseline_seconds: Annotated[Optional[float], typer.Option(help="Idle baseline window.")] = None,
-    gpus: Annotated[Optional[str], typer.Option(help="Comma-separated GPU ids/UUIDs.")] = None,
-    image: Annotated[Optional[str], typer.Option(help="Explicit image ref (or @sha256:).")] = None,
-    registry: Annotated[Optional[str], typer.Option(help="Registry prefix for images.")] = None,
-    pull: Annotated[Optional[str], typer.Option(help="missing | always | never")] = None,
-    cuda: Annotated[Optional[str], typer.Option(help="Host CUDA version if not detectable.")] = None,
-    lock: Annotated[Optional[Path], typer.Option(help="llem.lock: run only pinned digests.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List experiments, run nothing.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Resume the study in results-dir.")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="workload.batch_size")] = None,
+    num_prompts: Annotated[int | None, typer.Option(help="workload.num_prompts")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="decoding.max_new_tokens")] = None,
+    energy_backend: Annotated[
+        str | None, typer.Option(help="auto|zeus|nvml|codecarbon|rapl|none")
+    ] = None,
+    baseline_seconds: Annotated[float | None, typer.Option(help="Idle baseline window.")] = None,
+    gpus: Annotated[str | None, typer.Option(help="Comma-separated GPU ids/UUIDs.")] = None,
+    image: Annotated[str | None, typer.Option(help="Explicit image ref (or @sha256:).")] = None,
+    registry: Annotated[str | None, typer.Option(help="Registry prefix for images.")] = None,
+    pull: Annotated[str | None, typer.Option(help="missing | always | never")] = None,
+    cuda: Annotated[str | None, typer.Option(help="Host CUDA version if not detectable.")] = None,
+    lock: Annotated[Path | None, typer.Option(help="llem.lock: run only pinned digests.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List experiments, run nothing.")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Resume the study in results-dir.")
+    ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the study over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide harness logs.")] = False,
+    executor: Annotated[str, typer.Option(help="local | slurm (one job array per study)")] = (
+        "local"
+    ),
+    partition: Annotated[str | None, typer.Option(help="slurm: --partition")] = None,
+    account: Annotated[str | None, typer.Option(help="slurm: --account")] = None,
+    time_limit: Annotated[
+        str | None, typer.Option("--time", help="slurm: per-task --time, e.g. 01:00:00")
+    ] = None,
+    gpus_per_task: Annotated[int | None, typer.Option(help="slurm: GPUs per task")] = None,
+    max_parallel: Annotated[int | None, typer.Option(help="slurm: array %N limit")] = None,
+    sbatch_arg: Annotated[
+        list[str] | None, typer.Option(help="slurm: extra sbatch argument (repeatable)")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="slurm: follow until done")] = False,
 ) -> None:
     """Run an experiment or a study."""
     from llem import commands_run
@@ -94,17 +115,44 @@ def run(
         config,
         preset,
         _overrides(
-            backend=backend, model=model, batch_size=batch_size, num_prompts=num_prompts,
-            max_new_tokens=max_new_tokens, runtime=runtime, energy_backend=energy_backend,
-            baseline_seconds=baseline_seconds, gpus=gpus, image=image, registry=registry,
+            backend=backend,
+            model=model,
+            batch_size=batch_size,
+            num_prompts=num_prompts,
+            max_new_tokens=max_new_tokens,
+            runtime=runtime,
+            energy_backend=energy_backend,
+            baseline_seconds=baseline_seconds,
+            gpus=gpus,
+            image=image,
+            registry=registry,
             pull=pull,
         ),
     )
     if dry_run:
         commands_run.dry_run(loaded)
         return
+    if executor == "slurm":
+        from llem.executors import slurm
+
+        options = slurm.SlurmOptions(
+            partition=partition, account=account, time=time_limit, gpus_per_task=gpus_per_task,
+            max_parallel=max_parallel, sbatch_args=sbatch_arg or [],
+        )
+        raise typer.Exit(
+            slurm.run_study_slurm(
+                loaded, results_dir, options, wait_done=wait, resume=resume, fresh=fresh
+            )
+        )
+    if executor != "local":
+        raise UserError(f"--executor: unknown executor '{executor}'; choose local or slurm")
     code = commands_run.run_loaded(
-        loaded, results_dir=results_dir, quiet=quiet, resume=resume, fresh=fresh, cuda=cuda,
+        loaded,
+        results_dir=results_dir,
+        quiet=quiet,
+        resume=resume,
+        fresh=fresh,
+        cuda=cuda,
         lock=lock,
     )
     raise typer.Exit(code)
@@ -113,7 +161,7 @@ def run(
 @config_app.command("validate")
 def config_validate(
     file: Annotated[Path, typer.Argument(help="YAML file to check.")],
-    preset: Annotated[Optional[str], typer.Option(help="Preset to apply.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset to apply.")] = None,
 ) -> None:
     """Check a config; exit 2 with one line on the first problem."""
     from llem import config_loader
@@ -127,10 +175,10 @@ def config_validate(
 
 @config_app.command("show")
 def config_show(
-    file: Annotated[Optional[Path], typer.Argument(help="YAML file (omit for defaults).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Preset to apply.")] = None,
-    backend: Annotated[Optional[str], typer.Option()] = None,
-    model: Annotated[Optional[str], typer.Option()] = None,
+    file: Annotated[Path | None, typer.Argument(help="YAML file (omit for defaults).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset to apply.")] = None,
+    backend: Annotated[str | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Print the resolved config and where each value came from."""
     from rich.console import Console
@@ -159,7 +207,7 @@ def config_show(
 
 @config_app.command("new")
 def config_new(
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
     study: Annotated[bool, typer.Option("--study", help="A study template with a sweep.")] = False,
 ) -> None:
     """Write a commented config template."""
@@ -225,9 +273,9 @@ _mount_optional()
 
 def main() -> None:
     """Entry point: turn every user-facing error into one line and exit code 2."""
-    from llem_schema.errors import ConfigError
-
     import click
+
+    from llem_schema.exceptions import ConfigError
 
     try:
         rv = app(standalone_mode=False)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from llem import config_loader
 from llem.config_loader import LoadedConfig
-from llem_schema.study import expand_experiments, order_runs
+from llem_schema.study import expand_experiments
 
 console = Console()
 err_console = Console(stderr=True)

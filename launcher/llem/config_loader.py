@@ -162,14 +162,27 @@ def load(
         )
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, StudyConfig, source)) from None
+    from llem_schema.compat import validate_backend_config
+    from llem_schema.study import expand_experiments
+
+    experiments = [base]
     if is_study:
         # validate every point now: a bad sweep value must fail before anything runs
-        from llem_schema.study import expand_experiments
-
         try:
-            expand_experiments(study)
+            experiments = expand_experiments(study)
         except ValidationError as exc:
             raise ConfigError(
                 format_validation_error(exc, ExperimentConfig, f"{source} (sweep)")
             ) from None
+    # what the chosen engine cannot express fails here, before any container starts
+    seen: set[str] = set()
+    for exp in experiments:
+        key = exp.config_hash()
+        if key in seen:
+            continue
+        seen.add(key)
+        problems = validate_backend_config(exp, None)
+        if problems:
+            where = f" ({exp.name})" if is_study and exp.name else ""
+            raise ConfigError(f"{source}{where}: {problems[0]}")
     return LoadedConfig(study=study, is_study=is_study, source=source, provenance=provenance)

@@ -94,7 +94,7 @@ def read_state(study_dir: Path, entry: RunEntry) -> RunEntry:
         try:
             read_result(study_dir / entry.run_dir)
             current = current.model_copy(update={"state": "done", "message": "recovered"})
-        except Exception:  # noqa: BLE001 - an invalid result is simply not done
+        except Exception:
             pass
     return current
 
@@ -122,6 +122,22 @@ def create(study_dir: Path, study_id: str, study: StudyConfig, runs: list[RunEnt
     )
     atomic_write_json(study_dir / MANIFEST_FILE, m.model_dump(mode="json"))
     return m
+
+
+def load_study(study_dir: Path) -> StudyConfig:
+    """The study exactly as it was started (``study.json``, written at creation)."""
+    return StudyConfig.model_validate_json((study_dir / STUDY_FILE).read_text("utf-8"))
+
+
+def find_entry(study_dir: Path, run_dir: Path) -> RunEntry:
+    """The manifest entry (refreshed from its state file) of one run directory."""
+    from llem_schema.errors import ConfigError
+
+    rel = run_dir.resolve().relative_to(study_dir.resolve()).as_posix()
+    for r in load_manifest(study_dir).runs:
+        if r.run_dir == rel:
+            return read_state(study_dir, r)
+    raise ConfigError(f"{run_dir}: not a run of the study in {study_dir} (see manifest.json)")
 
 
 def find_latest(results_dir: Path, name: str) -> Path | None:

@@ -2,22 +2,44 @@
 
 A single experiment is a study of one run, so ``llem run experiment.yaml`` and a sweep
 share one code path, one layout and one resume story.
+
+Crash safety (a SIGKILL at any instant loses and repeats nothing):
+
+* each run's ``state.json`` is written atomically by the one worker that owns the run;
+* a run is done only when its ``result.json`` validates (:func:`manifest.read_state`), so
+  a kill between the harness's result and our state update still counts the run;
+* a run left ``running`` by a killed launcher may still have its harness alive (runtimes
+  start it in its own session): resume waits for it (:mod:`llem.procscan`) before
+  deciding, so the same run is never executed twice at once or after it succeeded;
+* one launcher per study directory at a time (an ``flock`` the kernel drops on death).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from llem import manifest as mf
 from llem.config_loader import LoadedConfig
-from llem.rundir import experiment_id, new_study_id, read_result
-from llem.run import execute, make_runtime
+from llem.parallel import Slot, SlotPool, gpu_slots
+from llem.procscan import wait_for_orphans
+from llem.run import PASSTHROUGH_ENV, execute, make_runtime
+from llem.rundir import experiment_id, new_study_id, read_result, write_spec
+from llem.runtimes.base import Runtime
+from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.runspec import RunSpec
-from llem_schema.study import expand_experiments, order_runs
+from llem_schema.study import StudyExecution, expand_experiments, order_runs
+
+LOCK_FILE = ".llem.lock"
 
 
 def plan_runs(loaded: LoadedConfig) -> list[mf.RunEntry]:
@@ -40,10 +62,14 @@ def plan_runs(loaded: LoadedConfig) -> list[mf.RunEntry]:
 
 
 def open_study(
-    loaded: LoadedConfig, results_dir: Path, resume: bool, fresh: bool
+    loaded: LoadedConfig, results_dir: Path, resume: bool, fresh: bool,
+    study_dir: Path | None = None,
 ) -> tuple[Path, mf.Manifest]:
-    """The study directory and manifest: a new one, or the one being resumed."""
+    """The study directory and manifest: a new one, or the one being resumed
+    (``study_dir`` when given, else the newest of this name under ``results_dir``)."""
     study = loaded.study
+    if study_dir is not None and not fresh:
+        return study_dir, check_and_rebuild(loaded, study_dir)
     if resume and not fresh:
         existing = mf.find_latest(results_dir, study.name)
         if existing is None:
@@ -51,14 +77,7 @@ def open_study(
                 f"--resume: no earlier study named '{study.name}' under {results_dir}; "
                 "run without --resume to start it"
             )
-        manifest = mf.load_manifest(existing)
-        if manifest.study_hash != mf.study_hash(study):
-            raise ConfigError(
-                f"--resume: {loaded.source} changed since {existing.name} started "
-                f"(hash {manifest.study_hash} -> {mf.study_hash(study)}); use --fresh to start "
-                "over in a new directory"
-            )
-        return existing, mf.rebuild(existing, manifest)
+        return existing, check_and_rebuild(loaded, existing)
     study_id = new_study_id(study.name)
     study_dir = results_dir / study_id
     n = 1
@@ -68,13 +87,55 @@ def open_study(
     return study_dir, mf.create(study_dir, study_dir.name, study, plan_runs(loaded))
 
 
-def _cooldown(seconds: float, max_temp_c: float | None, gpus: list[int | str]) -> None:
+def check_and_rebuild(loaded: LoadedConfig, study_dir: Path) -> mf.Manifest:
+    manifest = mf.load_manifest(study_dir)
+    if manifest.study_hash != mf.study_hash(loaded.study):
+        raise ConfigError(
+            f"--resume: {loaded.source} changed since {study_dir.name} started "
+            f"(hash {manifest.study_hash} -> {mf.study_hash(loaded.study)}); use --fresh to "
+            "start over in a new directory"
+        )
+    return mf.rebuild(study_dir, manifest)
+
+
+class StudyLock:
+    """Exclusive per-study lock; the kernel releases it when the holder dies (even SIGKILL)."""
+
+    def __init__(self, study_dir: Path) -> None:
+        self.path = study_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> StudyLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ConfigError(
+                f"{self.path.parent}: another llem (pid {holder}) is running this study; "
+                "wait for it or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def cooldown(seconds: float, max_temp_c: float | None, gpus: list[int | str]) -> None:
+    """Sleep, then (optionally) wait until the slot's GPUs are below ``max_temp_c``."""
     if seconds > 0:
         time.sleep(seconds)
     if max_temp_c is None:
         return
     try:
-        import pynvml
+        import pynvml  # only on GPU hosts; imported lazily (the host CLI must not load it)
 
         pynvml.nvmlInit()
         idx = [int(g) for g in gpus if str(g).isdigit()] or [0]
@@ -86,8 +147,52 @@ def _cooldown(seconds: float, max_temp_c: float | None, gpus: list[int | str]) -
             if max(temps) <= max_temp_c:
                 return
             time.sleep(2)
-    except Exception:  # noqa: BLE001 - no NVML on this host: time-based cooldown only
+    except Exception:
         return
+
+
+def todo_entries(manifest: mf.Manifest, max_retries: int) -> list[mf.RunEntry]:
+    """Runs still to execute, in study order: not done, failed at most ``max_retries`` times
+    beyond the first attempt. ``running`` (a killed launcher) counts as not yet failed."""
+    out = []
+    for r in sorted(manifest.runs, key=lambda r: r.position):
+        if r.state == "done":
+            continue
+        if r.state == "failed" and r.attempts > max_retries:
+            continue
+        out.append(r)
+    return out
+
+
+def make_spec(
+    manifest: mf.Manifest, entry: mf.RunEntry, cfg: ExperimentConfig, runtime: str,
+    gpus: list[int | str],
+) -> RunSpec:
+    return RunSpec(
+        experiment_id=entry.experiment_id,
+        run_id=f"{manifest.study_id}/{entry.run_id}",
+        study_id=manifest.study_id,
+        cycle=entry.cycle,
+        config=cfg,
+        config_hash=cfg.config_hash(),
+        runtime=runtime,
+        gpus=gpus,
+    )
+
+
+@dataclass
+class _Ctx:
+    study_dir: Path
+    manifest: mf.Manifest
+    experiments: list[ExperimentConfig]
+    console: Console
+    quiet: bool
+    execution: StudyExecution
+    runtimes: dict[int, Runtime]
+    batch_runners: dict[int, object] = field(default_factory=dict)
+    failures: int = 0
+    interrupted: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def run_study(
@@ -99,78 +204,50 @@ def run_study(
     cuda: str | None = None,
     lock: Path | None = None,
     console: Console | None = None,
+    runtime_factory: Callable[[], Runtime] | None = None,
+    batch_python: str | None = None,
+    study_dir: Path | None = None,
 ) -> int:
+    """Run (or resume) the study; returns the process exit code.
+
+    ``runtime_factory`` builds one runtime per GPU slot (default: from the config);
+    ``batch_python`` is the interpreter for reuse_model groups (default: this one).
+    """
     console = console or Console()
     study = loaded.study
-    experiments = expand_experiments(study)
-    study_dir, manifest = open_study(loaded, results_dir, resume, fresh)
-    counts = manifest.counts()
-    console.print(
-        f"[bold]{manifest.study_id}[/]: {len(manifest.runs)} run(s) "
-        f"({counts['done']} done) -> {study_dir}"
-    )
-    runtime_name = study.base.runtime.runtime
-    runtime = make_runtime(
-        runtime_name,
-        backend=study.base.backend,
-        image=study.base.runtime.image,
-        registry=study.base.runtime.registry,
-        pull_policy=study.base.runtime.pull_policy,
-        cuda=cuda,
-        lock=lock,
-    )
-    failures = 0
     ex = study.study
-    last_report = None
-    todo = [r for r in sorted(manifest.runs, key=lambda r: r.position) if r.state != "done"]
-    for i, entry in enumerate(todo):
-        if entry.state == "failed" and entry.attempts > ex.max_retries:
-            continue
-        cfg = experiments[entry.experiment_index]
-        spec = RunSpec(
-            experiment_id=entry.experiment_id,
-            run_id=f"{manifest.study_id}/{entry.run_id}",
-            study_id=manifest.study_id,
-            cycle=entry.cycle,
-            config=cfg,
-            config_hash=cfg.config_hash(),
-            runtime=runtime.name,
-            gpus=cfg.runtime.gpus or ex.gpus[: ex.gpus_per_experiment],
-        )
-        entry.state = "running"
-        entry.attempts += 1
-        mf.write_state(study_dir, entry)
+    experiments = expand_experiments(study)
+    study_dir, manifest = open_study(loaded, results_dir, resume, fresh, study_dir)
+    with StudyLock(study_dir):
+        manifest = _settle_orphans(study_dir, manifest, study.base.runtime.timeout_seconds)
+        counts = manifest.counts()
         console.print(
-            f"[{entry.position + 1}/{len(manifest.runs)}] {cfg.name or entry.experiment_id} "
-            f"cycle {entry.cycle} ({runtime.name})"
+            f"[bold]{manifest.study_id}[/]: {len(manifest.runs)} run(s) "
+            f"({counts['done']} done) -> {study_dir}"
         )
-        try:
-            report = execute(runtime, spec, study_dir / entry.run_dir, quiet=quiet)
-        except KeyboardInterrupt:
-            runtime.cleanup()
-            entry.state, entry.message = "failed", "interrupted"
-            mf.write_state(study_dir, entry)
-            mf.rebuild(study_dir, manifest)
-            console.print("[red]interrupted[/]: resume with --resume")
-            return 130
-        entry.state = "done" if report.ok else "failed"
-        entry.message = None if report.ok else report.message
-        mf.write_state(study_dir, entry)
-        last_report = report
-        if not report.ok:
-            failures += 1
-            console.print(f"[red]failed[/]: {report.message}")
-            if report.outcome.interrupted:
-                mf.rebuild(study_dir, manifest)
-                return 130
-            if ex.max_failures is not None and failures >= ex.max_failures:
-                console.print(f"[red]stopping[/]: {failures} failure(s) (study.max_failures)")
-                break
-        if i < len(todo) - 1:
-            _cooldown(ex.cooldown_seconds, ex.cooldown_max_temp_c, spec.gpus)
-    manifest = mf.rebuild(study_dir, manifest)
+        if runtime_factory is None:
+            def runtime_factory() -> Runtime:
+                return make_runtime(
+                    study.base.runtime.runtime,
+                    backend=study.base.backend,
+                    image=study.base.runtime.image,
+                    registry=study.base.runtime.registry,
+                    pull_policy=study.base.runtime.pull_policy,
+                    cuda=cuda,
+                    lock=lock,
+                )
+        slots = gpu_slots(ex, study.base.runtime.gpus)
+        ctx = _Ctx(study_dir, manifest, experiments, console, quiet, ex,
+                   runtimes={s.index: runtime_factory() for s in slots})
+        if len(slots) > 1:
+            console.print(f"{len(slots)} GPU slot(s): " + "  ".join(s.label() for s in slots))
+        code = _execute_all(ctx, slots, ex.max_retries, ex.reuse_model, batch_python)
+        manifest = mf.rebuild(study_dir, ctx.manifest)
     counts = manifest.counts()
-    _summarise(study_dir, manifest, last_report, console)
+    if code == 130:
+        console.print("[red]interrupted[/]: resume with --resume")
+        return 130
+    _summarise(study_dir, manifest, console)
     console.print(
         f"{counts['done']}/{len(manifest.runs)} run(s) done, {counts['failed']} failed "
         f"-> {study_dir}"
@@ -178,7 +255,157 @@ def run_study(
     return 0 if counts["done"] == len(manifest.runs) else 1
 
 
-def _summarise(study_dir: Path, manifest: mf.Manifest, last, console: Console) -> None:
+def _settle_orphans(study_dir: Path, manifest: mf.Manifest, timeout: float | None) -> mf.Manifest:
+    waited = False
+    for r in manifest.runs:
+        if r.state == "running":
+            waited |= wait_for_orphans(study_dir / r.run_dir, timeout)
+    return mf.rebuild(study_dir, manifest) if waited else manifest
+
+
+def _execute_all(
+    ctx: _Ctx, slots: list[Slot], max_retries: int, reuse: bool, batch_python: str | None
+) -> int:
+    from llem import reuse as reuse_mod
+
+    while True:
+        todo = todo_entries(ctx.manifest, max_retries)
+        if not todo:
+            return 0
+        if reuse and isinstance(next(iter(ctx.runtimes.values())), _local_runtime_class()):
+            keys = [reuse_mod.reuse_key(ctx.experiments[e.experiment_index]) for e in todo]
+            units = reuse_mod.group_consecutive(todo, keys)
+        else:
+            if reuse:
+                ctx.console.print(
+                    "[yellow]study.reuse_model[/]: only the local runtime shares a model "
+                    "between runs; this runtime loads it per run"
+                )
+            units = [[e] for e in todo]
+        pool = _make_pool(ctx, slots, batch_python)
+
+        def interrupt() -> None:
+            ctx.interrupted = True
+            for rt in ctx.runtimes.values():
+                rt.cleanup()
+            for br in ctx.batch_runners.values():
+                br.cleanup()  # type: ignore[attr-defined]
+
+        try:
+            res = pool.run(units, on_interrupt=interrupt)
+        except KeyboardInterrupt:
+            return 130
+        if res.errors:
+            raise res.errors[0]
+        ctx.manifest = mf.rebuild(ctx.study_dir, ctx.manifest)
+        if ctx.interrupted:
+            return 130
+        if pool.stopped:  # max_failures reached
+            return 1
+        # retry what failed in this pass (attempts bounded by max_retries)
+        if not any(r.state == "failed" for r in todo_entries(ctx.manifest, max_retries)):
+            return 0
+
+
+def _make_pool(
+    ctx: _Ctx, slots: list[Slot], batch_python: str | None
+) -> SlotPool[list[mf.RunEntry]]:
+    ex = ctx.execution
+
+    def work(unit: list[mf.RunEntry], slot: Slot) -> None:
+        _run_unit(ctx, pool, unit, slot, batch_python)
+
+    def between(slot: Slot) -> None:
+        cooldown(ex.cooldown_seconds, ex.cooldown_max_temp_c, slot.gpus)
+
+    pool: SlotPool[list[mf.RunEntry]] = SlotPool(slots, work=work, between=between)
+    return pool
+
+
+def _local_runtime_class() -> type:
+    from llem.runtimes.local import LocalRuntime
+
+    return LocalRuntime
+
+
+def _run_unit(
+    ctx: _Ctx, pool: SlotPool, unit: list[mf.RunEntry], slot: Slot, batch_python: str | None
+) -> None:
+    runtime = ctx.runtimes[slot.index]
+    specs = []
+    for entry in unit:
+        cfg = ctx.experiments[entry.experiment_index]
+        gpus = list(slot.gpus) if slot.gpus else list(cfg.runtime.gpus)
+        spec = make_spec(ctx.manifest, entry, cfg, runtime.name, gpus)
+        specs.append(spec)
+        entry.state = "running"
+        entry.attempts += 1
+        entry.message = None
+        mf.write_state(ctx.study_dir, entry)
+    total = len(ctx.manifest.runs)
+    for entry, spec in zip(unit, specs, strict=False):
+        ctx.console.print(
+            f"\\[{entry.position + 1}/{total}] {entry.experiment_id} "
+            f"{escape(spec.config.name or '')} "
+            f"cycle {entry.cycle} ({runtime.name}, gpus {slot.label()})"
+            + (" [shared model]" if len(unit) > 1 else "")
+        )
+    if len(unit) == 1:
+        report = execute(runtime, specs[0], ctx.study_dir / unit[0].run_dir, quiet=ctx.quiet)
+        outcomes = [(unit[0], report.ok, report.message, report.outcome.interrupted)]
+    else:
+        outcomes = _run_batch(ctx, unit, specs, slot, batch_python)
+    for entry, ok, message, interrupted in outcomes:
+        entry.state = "done" if ok else "failed"
+        entry.message = None if ok else message
+        mf.write_state(ctx.study_dir, entry)
+        if not ok:
+            ctx.console.print(f"[red]failed[/] {entry.run_id}: {escape(message)}")
+            if interrupted:
+                ctx.interrupted = True
+                pool.stop()
+                continue
+            with ctx.lock:
+                ctx.failures += 1
+                limit = ctx.execution.max_failures
+                if limit is not None and ctx.failures >= limit and not pool.stopped:
+                    ctx.console.print(
+                        f"[red]stopping[/]: {ctx.failures} failure(s) (study.max_failures)"
+                    )
+                    pool.stop()
+    with ctx.lock:
+        ctx.manifest = mf.rebuild(ctx.study_dir, ctx.manifest)
+
+
+def _run_batch(
+    ctx: _Ctx, unit: list[mf.RunEntry], specs: list[RunSpec], slot: Slot,
+    batch_python: str | None,
+) -> list[tuple[mf.RunEntry, bool, str, bool]]:
+    from llem.reuse import LocalBatchRunner
+
+    runner = ctx.batch_runners.setdefault(slot.index, LocalBatchRunner(batch_python))
+    dirs = []
+    for entry, spec in zip(unit, specs, strict=False):
+        d = ctx.study_dir / entry.run_dir
+        write_spec(d, spec)
+        dirs.append(d)
+    env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    out = runner.run(  # type: ignore[attr-defined]
+        dirs, specs[0].gpus, env=env, timeout_s=specs[0].config.runtime.timeout_seconds,
+        quiet=ctx.quiet,
+    )
+    results = []
+    for entry, d in zip(unit, dirs, strict=False):
+        try:
+            read_result(d)
+            results.append((entry, True, "ok", False))
+        except ConfigError as exc:
+            why = "timed out" if out.timed_out else f"batch harness exit {out.exit_code}"
+            results.append((entry, False, f"{why}: {exc} [{d}/harness.log]", out.interrupted))
+    return results
+
+
+def _summarise(study_dir: Path, manifest: mf.Manifest, console: Console) -> None:
     """One run: its result table. A study: aggregate to study.parquet when available."""
     from llem.display import print_result
 
@@ -193,7 +420,7 @@ def _summarise(study_dir: Path, manifest: mf.Manifest, last, console: Console) -
         return
     if done:
         try:
-            export.aggregate(study_dir)
+            export.aggregate(study_dir, skip_invalid=True)
             console.print(f"aggregated: {study_dir / 'study.parquet'}")
-        except Exception as exc:  # noqa: BLE001 - the runs are safe; aggregation can be redone
+        except Exception as exc:
             console.print(f"[yellow]aggregation failed[/]: {exc} (llem results aggregate)")

@@ -7,9 +7,9 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from llem_schema.exceptions import ConfigError
 
-class ConfigError(ValueError):
-    """A config problem worth exactly one line to the user (exit code 2)."""
+__all__ = ["ConfigError", "check_dotted_path", "did_you_mean", "format_validation_error"]
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:

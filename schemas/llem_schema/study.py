@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import random
 from typing import Any, Literal
 
@@ -84,22 +85,58 @@ def expand_points(study: StudyConfig) -> list[dict[str, Any]]:
 def expand_experiments(study: StudyConfig) -> list[ExperimentConfig]:
     """Every experiment of the grid, validated.
 
-    The base is dumped once; each point deep-copies only the sections it touches, so a
-    10,000-point grid expands in well under a second.
+    Each swept *section* (e.g. ``workload`` with a given batch size) is validated once and
+    reused as a model instance across the points that share it; pydantic does not
+    revalidate instances, so a 10,000-point grid expands in well under a second. Any
+    failure is re-raised from a full validation so the error carries the complete path.
     """
-    base = study.base.model_dump(exclude_unset=False)
+    base = study.base
+    fields = ExperimentConfig.model_fields
+    section_cache: dict[str, Any] = {}
     out: list[ExperimentConfig] = []
     for point in expand_points(study):
-        data = dict(base)
-        for section in {p.split(".")[0] for p in point}:
-            data[section] = copy.deepcopy(base[section])
+        data: dict[str, Any] = {name: getattr(base, name) for name in fields}
+        by_section: dict[str, dict[str, Any]] = {}
         for path, value in point.items():
-            set_dotted(data, path, value)
-        if study.base.name or point:
-            label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
-            data["name"] = f"{study.name}[{label}]" if label else (study.base.name or study.name)
-        out.append(ExperimentConfig.model_validate(data))
+            head, _, rest = path.partition(".")
+            by_section.setdefault(head, {})[rest] = value
+        try:
+            for section, values in by_section.items():
+                if "" in values:  # a top-level scalar such as model or backend
+                    data[section] = values[""]
+                    continue
+                key = section + json.dumps(values, sort_keys=True, default=str)
+                if key not in section_cache:
+                    current = getattr(base, section)
+                    raw = (
+                        current.model_dump() if hasattr(current, "model_dump")
+                        else copy.deepcopy(current)
+                    )
+                    for sub, v in values.items():
+                        set_dotted(raw, sub, v)
+                    annotation = fields[section].annotation
+                    section_cache[key] = (
+                        annotation.model_validate(raw)
+                        if isinstance(annotation, type) and hasattr(annotation, "model_validate")
+                        else raw
+                    )
+                data[section] = section_cache[key]
+            data["name"] = _point_name(study, point)
+            out.append(ExperimentConfig.model_validate(data))
+        except ValueError:
+            full = base.model_dump()
+            for path, value in point.items():
+                set_dotted(full, path, value)
+            full["name"] = _point_name(study, point)
+            out.append(ExperimentConfig.model_validate(full))  # raises with the full path
     return out
+
+
+def _point_name(study: StudyConfig, point: dict[str, Any]) -> str | None:
+    if not point:
+        return study.base.name or study.name
+    label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+    return f"{study.name}[{label}]"
 
 
 def order_runs(n_experiments: int, execution: StudyExecution) -> list[tuple[int, int]]:

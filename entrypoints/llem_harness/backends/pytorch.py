@@ -13,9 +13,9 @@ from typing import Any
 
 from llem_harness.backends import builtin_models
 from llem_harness.backends.base import (
+    BackendNotInstalled,
     Batch,
     BatchOutput,
-    BackendNotInstalled,
     InferenceBackend,
     LoadInfo,
     ModelNotFound,
@@ -65,7 +65,7 @@ class PyTorchBackend(InferenceBackend):
             try:
                 mod = __import__(pkg)
                 out[pkg] = str(getattr(mod, "__version__", "unknown"))
-            except Exception:  # noqa: BLE001 - absence is information, not an error
+            except Exception:
                 continue
         return out
 

@@ -19,12 +19,12 @@ class NVMLEnergySource(EnergySource):
             import pynvml
 
             pynvml.nvmlInit()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return False, f"NVML not available ({type(exc).__name__}: {exc})"
         try:
             for h in nvml_handles(device_indices):
                 pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return False, f"GPU has no total-energy counter (needs Volta or newer): {exc}"
         return True, ""
 
@@ -39,7 +39,7 @@ class NVMLEnergySource(EnergySource):
     def version(self) -> str | None:
         try:
             return str(self._nvml.nvmlSystemGetDriverVersion())
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def begin(self) -> None:

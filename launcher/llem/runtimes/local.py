@@ -34,7 +34,9 @@ class LocalRuntime(Runtime):
         import importlib.util
 
         if importlib.util.find_spec("llem_harness") is None:
-            return False, "llem_harness is not importable here; pip install 'llenergymeasure[pytorch]'"
+            return False, (
+                "llem_harness is not importable here; pip install 'llenergymeasure[pytorch]'"
+            )
         return True, ""
 
     def run(self, request: RunRequest) -> RunOutcome:

@@ -1,0 +1,85 @@
+"""Pieces shared by the engine backends (vLLM, TensorRT-LLM) that need no engine import.
+
+Kept pure so they are unit-tested here: grouping requests into batches the way
+``workload.batching`` says, Poisson arrival times for server-style traffic, and turning
+per-request token timestamps into TTFT / inter-token latencies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from collections.abc import Sequence
+
+from llem_harness.backends.base import Request
+from llem_schema.config import WorkloadConfig
+
+
+def group_requests(requests: Sequence[Request], workload: WorkloadConfig) -> list[list[Request]]:
+    """Group requests per ``workload.batching``: static, sorted (by length) or dynamic.
+
+    dynamic fills a batch until adding the next request would exceed ``token_budget`` input
+    tokens (a single request larger than the budget gets a batch of its own), which is how
+    engines with continuous batching are usually fed in offline benchmarks.
+    """
+    if workload.batching == "dynamic":
+        budget = workload.token_budget or 0
+        batches: list[list[Request]] = []
+        current: list[Request] = []
+        used = 0
+        for req in sorted(requests, key=lambda r: r.input_tokens):
+            if current and used + req.input_tokens > budget:
+                batches.append(current)
+                current, used = [], 0
+            current.append(req)
+            used += req.input_tokens
+        if current:
+            batches.append(current)
+        return batches
+    ordered = list(requests)
+    if workload.batching == "sorted":
+        ordered.sort(key=lambda r: r.input_tokens)
+    size = workload.batch_size
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def poisson_arrivals(n: int, rate: float, seed: int) -> list[float]:
+    """Arrival offsets (seconds from start) of ``n`` requests at ``rate`` per second.
+
+    Exponential inter-arrival gaps from a seeded generator, so a study's cycles send the
+    same arrival pattern (MLPerf server scenario). The first request arrives at 0.
+    """
+    if rate <= 0:
+        raise ValueError("rate must be > 0")
+    rng = random.Random(seed)
+    times = [0.0]
+    for _ in range(n - 1):
+        times.append(times[-1] + rng.expovariate(rate))
+    return times[:n]
+
+
+def latencies_from_token_times(
+    submit_s: float, token_times_s: Sequence[float]
+) -> tuple[float | None, list[float]]:
+    """TTFT and every inter-token gap from the wall times at which tokens arrived.
+
+    Streaming engines hand out tokens in chunks; a chunk of k tokens counts as one arrival
+    (the gaps inside it are not observable and are not invented).
+    """
+    if not token_times_s:
+        return None, []
+    ttft = token_times_s[0] - submit_s
+    gaps = [b - a for a, b in itertools.pairwise(token_times_s)]
+    return ttft, gaps
+
+
+def pin_visible_devices(device_indices: Sequence[int]) -> None:
+    """Expose only the experiment's GPUs to an engine that picks devices itself.
+
+    Inside a container the runtime already restricts devices, so an existing
+    CUDA_VISIBLE_DEVICES is left alone; under ``--runtime local`` this keeps vLLM /
+    TensorRT-LLM on the GPUs listed in ``runtime.gpus``.
+    """
+    if device_indices and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in device_indices)

@@ -1,0 +1,449 @@
+"""``llem results``: list, show, compare, export, aggregate, pareto and plot results.
+
+Heavy libraries (pyarrow, scipy, numpy, matplotlib) are imported inside the commands so
+``llem --help`` stays fast. Every user-facing problem is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(help="Inspect, compare, aggregate, export and plot results.",
+                  no_args_is_help=True)
+plot_app = typer.Typer(help="Figures (PNG/SVG): power trace, Pareto scatter, sweep line.",
+                       no_args_is_help=True)
+app.add_typer(plot_app, name="plot")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="LLEM_RESULTS_DIR",
+                                          help="Directory holding studies.")]
+DEFAULT_RESULTS = Path("results")
+
+
+def _one_line_errors(fn: F) -> F:
+    """Turn ConfigError/ValueError-like user problems into ``error: ...`` and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from llem_schema.errors import ConfigError
+
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}"
+
+
+def _load_summary(target: str, results_dir: Path) -> tuple[Path, Any]:
+    from llem import export, results_io
+
+    path = results_io.resolve(target, results_dir)
+    return path, export.load_summary(path)
+
+
+# ---------------------------------------------------------------------------- list
+
+
+@app.command("list")
+@_one_line_errors
+def list_(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
+    """Studies and single runs under the results directory, newest first."""
+    from rich.table import Table
+
+    from llem import results_io
+
+    infos = results_io.find_studies(results_dir)
+    if not infos:
+        typer.echo(f"no studies or runs under {results_dir}")
+        return
+    t = Table(title=f"results in {results_dir}")
+    t.add_column("id", no_wrap=True, min_width=max(len(s.study_id) for s in infos))
+    t.add_column("kind")
+    for col in ("exps", "runs done", "failed"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", no_wrap=True)
+    t.add_column("created (UTC)", no_wrap=True)
+    colour = {"complete": "green", "incomplete": "yellow", "done with failures": "red"}
+    for s in infos:
+        st = s.status
+        t.add_row(s.study_id, s.kind, str(s.experiments), f"{s.runs_done}/{s.runs_total}",
+                  str(s.runs_failed), f"[{colour.get(st, 'white')}]{st}[/]",
+                  (s.created_at or "")[5:16].replace("T", " "))
+    _console().print(t)
+
+
+# ---------------------------------------------------------------------------- show
+
+
+def _run_table(r: Any) -> Any:
+    from rich.table import Table
+
+    t = Table(title=f"{r.run_id} · {r.backend} · {r.model} · {r.status}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("unit")
+    t.add_column("note / reason it is null", style="dim", overflow="fold")
+
+    def p50(name: str) -> float | None:
+        d = getattr(r.latency, name)
+        return None if d is None else d.p50
+
+    e, tp = r.energy, r.throughput
+    rows: list[tuple[str, float | int | None, str, str]] = [
+        ("energy / output token", e.per_output_token_j, "J",
+         e.null_reasons.get("per_output_token_j", "")),
+        ("output tokens / s", tp.output_tokens_per_s, "tok/s",
+         tp.null_reasons.get("output_tokens_per_s", "")),
+        ("TTFT p50", p50("ttft"), "s", r.latency.null_reasons.get("ttft", "")),
+        ("ITL p50", p50("itl"), "s", r.latency.null_reasons.get("itl", "")),
+        ("total energy", e.total_j, "J",
+         e.null_reasons.get("total_j", "") or f"method: {e.method}"),
+        ("baseline-adjusted energy", e.adjusted_j, "J", e.null_reasons.get("adjusted_j", "")),
+        ("baseline power", e.baseline_power_w, "W", e.null_reasons.get("baseline_power_w", "")),
+        ("mean power", e.mean_power_w, "W", e.null_reasons.get("mean_power_w", "")),
+        ("prefill energy / token", r.prefill.energy_per_token_j, "J",
+         r.prefill.null_reasons.get("energy_per_token_j", "")),
+        ("decode energy / token", r.decode.energy_per_token_j, "J",
+         r.decode.null_reasons.get("energy_per_token_j", "")),
+        ("output tokens", tp.output_tokens, "", tp.null_reasons.get("output_tokens", "")),
+        ("wall time", tp.wall_time_s, "s", tp.null_reasons.get("wall_time_s", "")),
+        ("FLOPs / output token", r.flops.per_output_token, "",
+         r.flops.null_reasons.get("per_output_token", "") or f"method: {r.flops.method}"),
+        ("peak memory", r.memory.peak_allocated_bytes, "B",
+         r.memory.null_reasons.get("peak_allocated_bytes", "")),
+    ]
+    for name, value, unit, note in rows:
+        shown = f"{value:,}" if isinstance(value, int) else _fmt(value)
+        style = "[yellow]null[/]" if value is None else shown
+        t.add_row(name, style, unit, note)
+    gpus = ", ".join(g.name for g in r.environment.gpus) or r.environment.device
+    t.caption = f"{gpus} · driver {r.environment.driver_version or '—'} · " \
+                f"runtime {r.environment.runtime}"
+    return t
+
+
+def _summary_table(summary: Any, metrics: list[str]) -> Any:
+    from rich.table import Table
+
+    from llem import stats
+
+    t = Table(title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across "
+                    "cycles", show_lines=False)
+    t.add_column("configuration", overflow="fold")
+    t.add_column("n ok/runs", justify="right")
+    for m in metrics:
+        d = stats.metric(m)
+        t.add_column(f"{d.label} ({d.unit})", justify="right")
+    for c in summary.configs:
+        cells = []
+        for m in metrics:
+            s = c.metrics.get(m)
+            if s is None or s.mean is None:
+                cells.append("[yellow]null[/]")
+                continue
+            ci = (f" [{_fmt(s.ci.low)}, {_fmt(s.ci.high)}]"
+                  + ("*" if s.ci.method == "percentile" else "")) if s.ci else ""
+            cv = f" cv {s.cv:.1%}" if s.cv is not None else ""
+            flag = " [red]![/]" if s.outlier_cycles else ""
+            cells.append(f"{_fmt(s.mean)}{ci}\n[dim]n={s.n_valid}{cv}[/]{flag}")
+        t.add_row(f"{c.label}\n[dim]{c.config_hash[:8]}[/]",
+                  f"{c.n_runs - c.n_failed}/{c.n_runs}", *cells)
+    t.caption = ("* percentile CI (BCa undefined: equal values or n < 3) · ! outlier cycle "
+                 "flagged, kept")
+    return t
+
+
+@app.command("show")
+@_one_line_errors
+def show(
+    target: Annotated[str, typer.Argument(help="Run or study id (or path).")],
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="Metrics to show (repeatable).")] = None,
+) -> None:
+    """Key metrics of a run (nulls with reasons) or the per-config summary of a study."""
+    from llem import results_io, stats
+
+    path = results_io.resolve(target, results_dir)
+    console = _console()
+    is_run = (path / "result.json").exists() or results_io.study_info(path).runs_total == 1
+    if is_run:
+        results, _ = results_io.load_results(path)
+        if not results:
+            raise _config_error(f"{path}: the run has no result yet")
+        r = results[0]
+        console.print(_run_table(r))
+        for w in r.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        return
+    _, summary = _load_summary(str(path), results_dir)
+    metrics = [stats.metric(m).key for m in (metric or list(stats.METRICS))]
+    console.print(_summary_table(summary, metrics))
+    for w in summary.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    for c in summary.configs:
+        for w in c.warnings:
+            console.print(f"[yellow]{c.label}:[/] {w}")
+
+
+def _config_error(msg: str) -> Exception:
+    from llem_schema.errors import ConfigError
+
+    return ConfigError(msg)
+
+
+# ------------------------------------------------------------------------- compare
+
+
+def _values(target: str, results_dir: Path, metric_key: str) -> tuple[str, list[float]]:
+    """Valid values of one metric for one configuration: ``RUN``, ``STUDY`` (one config) or
+    ``STUDY:SELECTOR`` (config hash prefix, experiment id or name)."""
+    from llem import results_io, stats
+
+    if Path(target).exists() or (results_dir / target).exists():
+        where, selector = target, ""
+    else:
+        where, _, selector = target.partition(":")
+    path = results_io.resolve(where, results_dir)
+    results, _ = results_io.load_results(path)
+    results = [r for r in results if r.status == "ok"]
+    if not results:
+        raise _config_error(f"{target}: no finished results")
+    hashes = {r.config_hash for r in results}
+    if selector:
+        summary = stats.summarise(results, n_resamples=10)
+        chosen = summary.config(selector).config_hash
+        results = [r for r in results if r.config_hash == chosen]
+    elif len(hashes) > 1:
+        raise _config_error(f"{target}: has {len(hashes)} configurations; pick one with "
+                            f"{where}:<config hash prefix or experiment id>")
+    d = stats.metric(metric_key)
+    vals = [v for v in (d.get(r) for r in results) if v is not None]
+    label = f"{path.name}:{selector}" if selector else path.name
+    return label, vals
+
+
+@app.command("compare")
+@_one_line_errors
+def compare(
+    a: Annotated[str, typer.Argument(help="Baseline: RUN, STUDY or STUDY:CONFIG.")],
+    b: Annotated[str, typer.Argument(help="Candidate: RUN, STUDY or STUDY:CONFIG.")],
+    metric: Annotated[str, typer.Option("--metric", "-m", help="Metric to compare.")] =
+    "energy_per_token",
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Ratio B/A of a metric's mean with a bootstrap CI; significant when it excludes 1."""
+    from llem import stats
+
+    stats.metric(metric)
+    la, va = _values(a, results_dir, metric)
+    lb, vb = _values(b, results_dir, metric)
+    res = stats.compare_ratio(va, vb, metric_key=metric, a_label=la, b_label=lb, seed=seed)
+    from rich.table import Table
+
+    t = Table(title=f"compare {metric}: B / A")
+    for col in ("", "n", "mean"):
+        t.add_column(col, justify="right" if col else "left")
+    t.add_row(f"A  {la}", str(res.n_a), f"{_fmt(res.mean_a)} {res.unit}")
+    t.add_row(f"B  {lb}", str(res.n_b), f"{_fmt(res.mean_b)} {res.unit}")
+    ci = (f"[{_fmt(res.ci.low)}, {_fmt(res.ci.high)}] ({res.ci.method})" if res.ci else "—")
+    t.add_row("ratio B/A", "", f"{_fmt(res.ratio)}  {ci}")
+    console = _console()
+    console.print(t)
+    colour = "green" if res.significant else "yellow"
+    console.print(f"[{colour}]{res.note}[/]")
+
+
+# -------------------------------------------------------------------------- export
+
+
+@app.command("export")
+@_one_line_errors
+def export_cmd(
+    target: Annotated[list[str] | None, typer.Argument(
+        help="Studies/runs to export (default: all under --results-dir).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | parquet | json | hf-dataset")]
+    = "parquet",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File (or folder for "
+                                                   "hf-dataset).")] = None,
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty hf-dataset "
+                                        "folder.")] = False,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip unreadable results "
+                                               "(listed) instead of failing.")] = False,
+) -> None:
+    """One row per run (flattened config + metrics + environment) as a file or HF dataset."""
+    from llem import export, results_io
+
+    if fmt not in export.FORMATS:
+        export.export([], fmt, Path("."))  # raises the one-line format error
+    paths = ([results_io.resolve(t, results_dir) for t in target] if target
+             else [s.path for s in results_io.find_studies(results_dir)])
+    results, errors = [], []
+    for p in paths:
+        rs, errs = results_io.load_results(p, skip_invalid=skip_invalid)
+        results += rs
+        errors += errs
+    for e in errors:
+        typer.echo(f"skipped: {e}", err=True)
+    if output is None:
+        ext = {"parquet": ".parquet", "csv": ".csv", "json": ".json", "hf-dataset": ""}[fmt]
+        name = paths[0].name if len(paths) == 1 else "results"
+        output = Path(f"{name}-export{ext}" if ext else f"{name}-hf-dataset")
+    title = paths[0].name if len(paths) == 1 else f"llem results ({len(paths)} studies)"
+    out, n = export.export(results, fmt, output, title=title, force=force)
+    typer.echo(f"wrote {n} row(s) to {out}")
+
+
+# ----------------------------------------------------------------------- aggregate
+
+
+@app.command("aggregate")
+@_one_line_errors
+def aggregate_cmd(
+    study: Annotated[str, typer.Argument(help="Study id or path.")],
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip unreadable results "
+                                               "(listed in summary.json).")] = False,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed (summaries are reproducible).")] = 0,
+) -> None:
+    """Rebuild study.parquet (one row per run) and summary.json (per-config bootstrap CIs)."""
+    from llem import export, results_io
+
+    path = results_io.resolve(study, results_dir)
+    rep = export.aggregate(path, skip_invalid=skip_invalid, seed=seed)
+    for s in rep.skipped:
+        typer.echo(f"skipped: {s}", err=True)
+    typer.echo(f"{rep.n_results} result(s), {rep.n_configs} configuration(s) -> {rep.parquet}, "
+               f"{rep.summary}")
+
+
+# -------------------------------------------------------------------------- pareto
+
+
+@app.command("pareto")
+@_one_line_errors
+def pareto(
+    study: Annotated[str, typer.Argument(help="Study id or path.")],
+    x: Annotated[str, typer.Option("--x", help="Metric on x.")] = "energy_per_token",
+    y: Annotated[str, typer.Option("--y", help="Metric on y.")] = "tokens_per_s",
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+) -> None:
+    """Pareto-optimal configurations (means) for two metrics, best x first."""
+    from rich.table import Table
+
+    from llem import stats
+
+    dx, dy = stats.metric(x), stats.metric(y)
+    _, summary = _load_summary(study, results_dir)
+    front = stats.pareto_configs(summary, x, y)
+    t = Table(title=f"Pareto front: {dx.label} ({'max' if dx.higher_is_better else 'min'}) vs "
+                    f"{dy.label} ({'max' if dy.higher_is_better else 'min'}) — "
+                    f"{len(front)} of {len(summary.configs)} configurations")
+    t.add_column("configuration", overflow="fold")
+    t.add_column("hash")
+    t.add_column(f"{dx.label} ({dx.unit})", justify="right")
+    t.add_column(f"{dy.label} ({dy.unit})", justify="right")
+    def cell(s: Any) -> str:
+        ci = f" [{_fmt(s.ci.low)}, {_fmt(s.ci.high)}]" if s.ci else ""
+        return f"{_fmt(s.mean)}{ci}"
+
+    for c in front:
+        t.add_row(c.label, c.config_hash[:8], cell(c.metrics[x]), cell(c.metrics[y]))
+    _console().print(t)
+
+
+# ---------------------------------------------------------------------------- plot
+
+
+def _default_out(path: Path, name: str) -> Path:
+    return path / "plots" / name
+
+
+def _report(paths: list[Path]) -> None:
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@plot_app.command("power")
+@_one_line_errors
+def plot_power(
+    run: Annotated[str, typer.Argument(help="Run id/path (a study of one run, or a cycle dir).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="x.png, x.svg, or x "
+                                                   "for both.")] = None,
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+) -> None:
+    """Power over time with phase bands and the idle baseline."""
+    from llem import plots, results_io
+    from llem_schema.runspec import TIMESERIES_FILE
+
+    path = results_io.resolve(run, results_dir)
+    run_dir = path
+    if not (path / "result.json").exists():
+        refs = [r for r in results_io.run_refs(path) if r.state != "pending"]
+        if len(refs) != 1:
+            raise _config_error(f"{run}: has {len(refs)} runs; give one run directory "
+                                f"(e.g. {path}/<experiment>/cycle-0)")
+        run_dir = refs[0].path
+    r = results_io.load_result(run_dir)
+    ts = run_dir / (r.timeseries_file or TIMESERIES_FILE)
+    out = output or _default_out(run_dir, "power")
+    _report(plots.power_trace(ts, out, baseline_w=r.energy.baseline_power_w,
+                              title=f"{r.run_id} · {r.backend} · {r.model}"))
+
+
+@plot_app.command("pareto")
+@_one_line_errors
+def plot_pareto(
+    study: Annotated[str, typer.Argument(help="Study id or path.")],
+    x: Annotated[str, typer.Option("--x")] = "energy_per_token",
+    y: Annotated[str, typer.Option("--y")] = "tokens_per_s",
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+) -> None:
+    """Scatter of configurations (mean, CI error bars) with the Pareto front."""
+    from llem import plots
+
+    path, summary = _load_summary(study, results_dir)
+    _report(plots.pareto_scatter(summary, output or _default_out(path, f"pareto-{x}-{y}"),
+                                 x=x, y=y))
+
+
+@plot_app.command("sweep")
+@_one_line_errors
+def plot_sweep(
+    study: Annotated[str, typer.Argument(help="Study id or path.")],
+    param: Annotated[str, typer.Option("--param", "-p", help="Swept parameter, e.g. "
+                                       "workload.batch_size.")],
+    metric: Annotated[str, typer.Option("--metric", "-m")] = "energy_per_token",
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+    results_dir: ResultsDir = DEFAULT_RESULTS,
+) -> None:
+    """A metric (mean, CI error bars) against one swept parameter."""
+    from llem import plots
+
+    path, summary = _load_summary(study, results_dir)
+    out = output or _default_out(path, f"sweep-{param.split('.')[-1]}-{metric}")
+    _report(plots.sweep_line(summary, out, param=param, metric_key=metric))

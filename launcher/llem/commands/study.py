@@ -1,0 +1,105 @@
+"""``llem study status|cancel|resume STUDY_DIR``: inspect and steer a study directory.
+
+Works for local studies and Slurm studies alike: the per-run state files are the truth;
+for Slurm studies (``slurm/jobs.json`` exists) the queue is asked as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Inspect, cancel and resume a study directory.", no_args_is_help=True)
+
+StudyDir = Annotated[Path, typer.Argument(help="results/<study-id>")]
+
+
+def _check(study_dir: Path) -> Path:
+    from llem import manifest as mf
+    from llem_schema.errors import ConfigError
+
+    if not (study_dir / mf.MANIFEST_FILE).exists():
+        raise ConfigError(f"{study_dir}: no {mf.MANIFEST_FILE}; pass a results/<study-id> dir")
+    return study_dir.resolve()
+
+
+@app.command()
+def status(
+    study_dir: StudyDir,
+    runs: Annotated[bool, typer.Option("--runs", help="One line per run.")] = False,
+) -> None:
+    """Counts of done/failed/running/pending runs (and Slurm queue state)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from llem.executors import slurm
+
+    study_dir = _check(study_dir)
+    rows = slurm.status_rows(study_dir)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    queued = sum(1 for r in rows if r["slurm"].endswith(("PENDING", "RUNNING")))
+    jobs = slurm.read_jobs(study_dir)
+    console = Console()
+    console.print(
+        f"[bold]{study_dir.name}[/]: {len(rows)} run(s): "
+        + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "running", "failed", "pending"))
+        + (f"; slurm jobs {', '.join(s.job_id for s in jobs.submissions)}, {queued} in queue"
+           if jobs else "")
+    )
+    if runs:
+        table = Table()
+        for col in ("run", "state", "attempts", "slurm", "node", "message"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*(r[c] for c in ("run", "state", "attempts", "slurm", "node",
+                                           "message")))
+        console.print(table)
+
+
+@app.command()
+def cancel(study_dir: StudyDir) -> None:
+    """scancel the study's Slurm arrays (resume later with `llem study resume`)."""
+    from llem.executors import slurm
+
+    ids = slurm.cancel(_check(study_dir))
+    typer.echo(f"cancelled Slurm job(s) {', '.join(ids)}")
+
+
+@app.command()
+def resume(
+    study_dir: StudyDir,
+    wait: Annotated[bool, typer.Option("--wait", help="Block with a progress bar.")] = False,
+    partition: Annotated[str | None, typer.Option(help="Override sbatch --partition.")] = None,
+    max_parallel: Annotated[int | None, typer.Option(help="Override --array %N.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run what is not done: a new Slurm array (Slurm study) or locally (local study)."""
+    from llem import manifest as mf
+    from llem.executors import slurm
+
+    study_dir = _check(study_dir)
+    jobs = slurm.read_jobs(study_dir)
+    if jobs is not None:
+        opts = jobs.options.model_copy()
+        if partition:
+            opts.partition = partition
+        if max_parallel:
+            opts.max_parallel = max_parallel
+        job = slurm.resume(study_dir, opts)
+        typer.echo(f"submitted Slurm array {job} for {study_dir}")
+        if wait:
+            m = slurm.wait(study_dir)
+            c = m.counts()
+            typer.echo(f"{c['done']}/{len(m.runs)} run(s) done, {c['failed']} failed")
+            raise typer.Exit(0 if c["done"] == len(m.runs) else 1)
+        return
+    from llem.config_loader import LoadedConfig
+    from llem.study_runner import run_study
+
+    study = mf.load_study(study_dir)
+    loaded = LoadedConfig(study=study, is_study=True, source=str(study_dir / mf.STUDY_FILE))
+    raise typer.Exit(run_study(loaded, study_dir.parent, quiet=quiet, study_dir=study_dir))

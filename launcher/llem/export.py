@@ -1,0 +1,324 @@
+"""Flatten results to one row per run and write Parquet, CSV, JSON or an HF dataset folder.
+
+Columns: ids (study_id, experiment_id, run_id, cycle, status, config_hash, ...), the config
+flattened to dotted columns (``config.workload.batch_size``), every metric group flattened
+(``energy.total_j``, ``latency.ttft.p50``, ...) with the null reasons kept as JSON strings
+(``energy.null_reasons``) so a null in a column can be explained, and an environment summary
+(``env.gpu_name``, ``env.driver_version``, ...). Lists and the free-form ``config.extra``
+are JSON strings so every column has one Arrow type across a study.
+
+``aggregate(study_dir)`` rebuilds ``study.parquet`` and ``summary.json`` atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from llem_schema.atomic import atomic_write_bytes, atomic_write_text
+from llem_schema.errors import ConfigError
+from llem_schema.result import ExperimentResult
+
+Format = Literal["parquet", "csv", "json", "hf-dataset"]
+FORMATS: tuple[str, ...] = ("parquet", "csv", "json", "hf-dataset")
+STUDY_PARQUET = "study.parquet"
+SUMMARY_JSON = "summary.json"
+
+_ID_FIELDS = ("study_id", "experiment_id", "run_id", "cycle", "status", "config_hash", "backend",
+              "model", "schema_version", "started_at", "finished_at")
+_METRIC_GROUPS = ("energy", "prefill", "decode", "latency", "throughput", "flops", "memory")
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        if not value and prefix:
+            out[prefix] = None
+        for k, v in value.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if k in ("null_reasons", "extra"):
+                out[key] = json.dumps(v, sort_keys=True) if v else None
+            else:
+                _flatten(v, key, out)
+    elif isinstance(value, list):
+        out[prefix] = json.dumps(value) if value else None
+    else:
+        out[prefix] = value
+
+
+def flatten_config(r: ExperimentResult) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
+    _flatten(r.config.model_dump(mode="json"), "config", cfg)
+    return cfg
+
+
+def flatten_result(r: ExperimentResult,
+                   config_cache: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One flat row for one run (see module docstring for the columns).
+
+    ``config_cache`` (config_hash + name -> flattened config) lets a study flatten each
+    configuration once instead of once per cycle.
+    """
+    d = r.model_dump(mode="json", exclude={"config"})
+    row: dict[str, Any] = {k: d[k] for k in _ID_FIELDS}
+    row["experiment_name"] = r.config.name
+    if config_cache is None:
+        row.update(flatten_config(r))
+    else:
+        key = f"{r.config_hash}:{r.config.name}"
+        if key not in config_cache:
+            config_cache[key] = flatten_config(r)
+        row.update(config_cache[key])
+    for group in _METRIC_GROUPS:
+        _flatten(d[group], group, row)
+    _flatten(d["warmup"], "warmup", row)
+    _flatten({k: v for k, v in d["setup"].items() if k != "notes"}, "setup", row)
+    env = r.environment
+    gpus = env.gpus
+    row.update({
+        "env.device": env.device,
+        "env.gpu_count": len(gpus),
+        "env.gpu_name": ", ".join(sorted({g.name for g in gpus})) or None,
+        "env.gpu_power_limit_w": gpus[0].power_limit_w if gpus else None,
+        "env.mig": any(bool(g.mig_mode) for g in gpus),
+        "env.driver_version": env.driver_version,
+        "env.cuda_driver_version": env.cuda_driver_version,
+        "env.cuda_runtime_version": env.cuda_runtime_version,
+        "env.runtime": env.runtime,
+        "env.image_ref": env.image_ref,
+        "env.image_digest": env.image_digest,
+        "env.hostname": env.host.hostname,
+        "env.cpu_model": env.host.cpu_model,
+        "env.python": env.host.python,
+        "env.packages": json.dumps(env.packages, sort_keys=True) if env.packages else None,
+    })
+    row["warnings"] = "\n".join(r.warnings) if r.warnings else None
+    row["n_warnings"] = len(r.warnings)
+    return row
+
+
+def flatten_results(results: Iterable[ExperimentResult]) -> list[dict[str, Any]]:
+    """Rows for many results, flattening each distinct configuration once."""
+    cache: dict[str, dict[str, Any]] = {}
+    return [flatten_result(r, cache) for r in results]
+
+
+def to_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """A pyarrow Table from rows with possibly different keys; columns in first-seen order.
+
+    A column whose values mix types Arrow cannot unify (e.g. int and str) becomes strings
+    rather than failing the export.
+    """
+    import pyarrow as pa
+
+    names: dict[str, None] = {}
+    for row in rows:
+        for k in row:
+            names.setdefault(k, None)
+    if rows and all(len(row) == len(names) for row in rows):
+        try:  # fast path: every row has every column; Arrow infers the types in C++
+            return pa.Table.from_pylist(list(rows))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    arrays = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays[name] = pa.array([None if v is None else str(v) for v in values],
+                                    type=pa.string())
+    return pa.table(arrays)
+
+
+def _parquet_bytes(table: Any) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def write_parquet(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    atomic_write_bytes(path, _parquet_bytes(to_table(rows)))
+    return path
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    sink = pa.BufferOutputStream()
+    pcsv.write_csv(to_table(rows), sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    return path
+
+
+def write_json(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    atomic_write_text(path, json.dumps(list(rows), indent=1, default=str) + "\n")
+    return path
+
+
+_CARD = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*.parquet
+tags:
+- llenergymeasure
+- energy
+- llm-inference
+- benchmark
+size_categories:
+- {size}
+---
+
+# {title}
+
+LLM inference measurements (energy, throughput, latency, FLOPs, memory) produced by
+[llenergymeasure](https://github.com/llenergymeasure/llenergymeasure) (`llem`).
+
+- **Rows:** {n_rows}, one per run (one experiment x one cycle)
+- **Studies:** {studies}
+- **Configurations:** {n_configs}
+- **Backends:** {backends}
+- **Models:** {models}
+- **GPUs:** {gpus}
+- **Result schema version:** {schema}
+
+## Load
+
+```python
+from datasets import load_dataset
+ds = load_dataset("parquet", data_files="data/train-*.parquet", split="train")
+# or: import pyarrow.parquet as pq; pq.read_table("data/train-00000-of-00001.parquet")
+```
+
+## Columns
+
+- ids: `study_id`, `experiment_id`, `run_id`, `cycle`, `status`, `config_hash`
+- `config.*`: the fully resolved experiment config, flattened (e.g. `config.workload.batch_size`)
+- metric groups: `energy.*`, `prefill.*`, `decode.*`, `latency.*`, `throughput.*`, `flops.*`,
+  `memory.*` (seconds, joules, watts, bytes). A null metric is explained in the group's
+  `*.null_reasons` column (JSON); it was not measured, never guessed.
+- `env.*`: where it was measured (GPU, driver, CUDA, container image digest, host)
+
+Energy is `energy.total_j` over the measured window; `energy.adjusted_j` subtracts the idle
+baseline power (`energy.baseline_power_w`) times the duration. `energy.method` names the
+meter (zeus, nvml, codecarbon, rapl).
+
+Statistics across cycles (mean, 95% BCa bootstrap CI) are not in this table; compute them
+with `llem results aggregate`.
+"""
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return label
+    return "100K<n<1M"
+
+
+def write_hf_dataset(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "llem results",
+                     force: bool = False) -> Path:
+    """A folder loadable with ``datasets.load_dataset("parquet", data_files=...)`` and with a
+    dataset card, ready for ``huggingface-cli upload``."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise ConfigError(f"{out_dir}: exists and is not empty; choose another -o or use --force")
+    table = to_table(rows)
+    data = out_dir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for old in data.glob("train-*.parquet"):
+        old.unlink()
+    atomic_write_bytes(data / "train-00000-of-00001.parquet", _parquet_bytes(table))
+
+    def distinct(col: str) -> str:
+        vals = sorted({str(r[col]) for r in rows if r.get(col) is not None})
+        return ", ".join(vals[:10]) + (f" (+{len(vals) - 10} more)" if len(vals) > 10 else "") \
+            if vals else "—"
+
+    atomic_write_text(out_dir / "README.md", _CARD.format(
+        title=title, n_rows=len(rows), size=_size_category(len(rows)),
+        studies=distinct("study_id"), n_configs=len({r.get("config_hash") for r in rows}),
+        backends=distinct("backend"), models=distinct("model"), gpus=distinct("env.gpu_name"),
+        schema=distinct("schema_version")))
+    return out_dir
+
+
+def export(results: Iterable[ExperimentResult], fmt: str, out: Path, *, title: str = "llem results",
+           force: bool = False) -> tuple[Path, int]:
+    """Write ``results`` in ``fmt``; returns (path written, number of rows)."""
+    if fmt not in FORMATS:
+        from llem_schema.errors import did_you_mean
+
+        raise ConfigError(f"--format '{fmt}': unknown{did_you_mean(fmt, list(FORMATS))}; "
+                          f"choose from {', '.join(FORMATS)}")
+    rows = flatten_results(results)
+    if not rows:
+        raise ConfigError("nothing to export: no finished results found")
+    if fmt != "hf-dataset" and out.is_dir():
+        raise ConfigError(f"{out}: is a directory; give a file path for --format {fmt}")
+    writer = {"parquet": write_parquet, "csv": write_csv, "json": write_json}
+    if fmt == "hf-dataset":
+        return write_hf_dataset(rows, out, title=title, force=force), len(rows)
+    return writer[fmt](rows, out), len(rows)
+
+
+class AggregateReport(BaseModel):
+    study_dir: Path
+    parquet: Path
+    summary: Path
+    n_results: int
+    n_configs: int
+    skipped: list[str]
+
+
+def aggregate(study_dir: Path, *, skip_invalid: bool = False, n_resamples: int = 1000,
+              seed: int = 0) -> AggregateReport:
+    """Rebuild ``study.parquet`` (one row per run) and ``summary.json`` (per-config CIs).
+
+    An invalid result stops the aggregation with its one-line error, unless
+    ``skip_invalid``: then it is listed in the report and in summary.json's warnings.
+    """
+    from llem import results_io, stats
+
+    with results_io.gc_paused():
+        results, skipped = results_io.load_results(study_dir, skip_invalid=skip_invalid)
+        if not results:
+            raise ConfigError(f"{study_dir}: no finished results to aggregate")
+        rows = flatten_results(results)
+        parquet = write_parquet(rows, study_dir / STUDY_PARQUET)
+        del rows
+        summary = stats.summarise(results, study_id=study_dir.name, n_resamples=n_resamples,
+                                  seed=seed)
+    summary.warnings.extend(f"skipped invalid result: {s}" for s in skipped)
+    summary_path = study_dir / SUMMARY_JSON
+    atomic_write_text(summary_path, summary.model_dump_json(indent=2) + "\n")
+    return AggregateReport(study_dir=study_dir, parquet=parquet, summary=summary_path,
+                           n_results=len(results), n_configs=len(summary.configs),
+                           skipped=skipped)
+
+
+def load_summary(study_dir: Path) -> Any:
+    """summary.json if it is newer than every result, else a fresh in-memory summary."""
+    from llem import results_io, stats
+
+    path = study_dir / SUMMARY_JSON
+    if path.exists():
+        mtime = path.stat().st_mtime
+        newest = max((p.stat().st_mtime for p in study_dir.glob("*/cycle-*/result.json")),
+                     default=0.0)
+        if newest <= mtime:
+            try:
+                return stats.StudySummary.model_validate_json(path.read_text("utf-8"))
+            except ValueError:
+                pass
+    results, _ = results_io.load_results(study_dir)
+    if not results:
+        raise ConfigError(f"{study_dir}: no finished results yet")
+    return stats.summarise(results, study_id=study_dir.name)

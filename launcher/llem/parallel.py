@@ -1,0 +1,146 @@
+"""Spread a study's runs over GPU slots: one experiment per slot at a time, never two on
+one GPU.
+
+A *slot* is the set of GPUs one experiment gets (``study.gpus`` chunked by
+``study.gpus_per_experiment``). Each slot is served by one worker thread that pulls the
+next unit of work from a shared FIFO queue, so runs still start in study order and a slot
+is busy with at most one harness at any moment. Threads suffice: the work happens in
+child processes/containers, the threads only wait on them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from llem_schema.errors import ConfigError
+from llem_schema.study import StudyExecution
+
+U = TypeVar("U")
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int
+    gpus: list[int | str] = field(default_factory=list)
+
+    def label(self) -> str:
+        return ",".join(str(g) for g in self.gpus) if self.gpus else "default"
+
+
+def gpu_slots(execution: StudyExecution, fallback: Sequence[int | str] = ()) -> list[Slot]:
+    """The study's GPU slots; one slot with ``fallback`` GPUs when ``study.gpus`` is empty."""
+    if not execution.gpus:
+        return [Slot(0, list(fallback))]
+    n = execution.gpus_per_experiment
+    if len(execution.gpus) < n:
+        raise ConfigError(
+            f"study.gpus lists {len(execution.gpus)} GPU(s) but study.gpus_per_experiment is "
+            f"{n}; list at least {n} GPUs or lower gpus_per_experiment"
+        )
+    if len(set(map(str, execution.gpus))) != len(execution.gpus):
+        raise ConfigError(f"study.gpus: {execution.gpus} lists a GPU twice; list each once")
+    return [
+        Slot(i, list(execution.gpus[i * n : (i + 1) * n]))
+        for i in range(len(execution.gpus) // n)
+    ]
+
+
+@dataclass
+class PoolResult(Generic[U]):
+    completed: list[U] = field(default_factory=list)
+    not_started: list[U] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+
+class SlotPool(Generic[U]):
+    """Run ``work(unit, slot)`` for every unit, at most one unit per slot at a time.
+
+    ``stop`` (set by ``work`` via :meth:`stop` or by the caller) stops dispatching new
+    units; running ones finish. ``on_interrupt`` is called from the main thread on Ctrl+C
+    so the caller can tell its runtimes to stop their children.
+    """
+
+    def __init__(
+        self,
+        slots: Sequence[Slot],
+        work: Callable[[U, Slot], None],
+        between: Callable[[Slot], None] | None = None,
+    ) -> None:
+        if not slots:
+            raise ValueError("SlotPool needs at least one slot")
+        self.slots = list(slots)
+        self.work = work
+        self.between = between
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.busy: dict[int, U] = {}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(
+        self, units: Sequence[U], on_interrupt: Callable[[], None] | None = None
+    ) -> PoolResult[U]:
+        q: queue.Queue[U] = queue.Queue()
+        for u in units:
+            q.put(u)
+        res: PoolResult[U] = PoolResult()
+
+        def worker(slot: Slot) -> None:
+            first = True
+            while not self._stop.is_set():
+                try:
+                    unit = q.get_nowait()
+                except queue.Empty:
+                    return
+                if not first and self.between is not None:
+                    self.between(slot)
+                    if self._stop.is_set():
+                        q.put(unit)
+                        return
+                first = False
+                with self._lock:
+                    self.busy[slot.index] = unit
+                try:
+                    self.work(unit, slot)
+                    with self._lock:
+                        res.completed.append(unit)
+                except BaseException as exc:
+                    with self._lock:
+                        res.errors.append(exc)
+                    self._stop.set()
+                finally:
+                    with self._lock:
+                        self.busy.pop(slot.index, None)
+
+        threads = [
+            threading.Thread(target=worker, args=(s,), name=f"llem-slot-{s.index}", daemon=True)
+            for s in self.slots
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(timeout=0.2)
+        except KeyboardInterrupt:
+            self._stop.set()
+            if on_interrupt is not None:
+                on_interrupt()
+            for t in threads:
+                t.join()
+            raise
+        while True:
+            try:
+                res.not_started.append(q.get_nowait())
+            except queue.Empty:
+                break
+        return res

@@ -1,0 +1,62 @@
+"""Bad input: exit 2, exactly one line on stderr, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import llem_cmd, subprocess_env
+
+CASES = {
+    "typo_key": ("workload:\n  batchsize: 4\n", "did you mean 'batch_size'"),
+    "wrong_type": ("workload:\n  batch_size: four\n", "workload.batch_size"),
+    "negative_batch": ("workload:\n  batch_size: -2\n", "workload.batch_size"),
+    "unknown_backend": ("backend: onnxruntime\n", "backend"),
+    "empty_file": ("", "empty"),
+    "yaml_syntax": ("workload:\n  batch_size: [1, 2\n", "line 3, column 1"),
+    "top_level_list": ("- a\n- b\n", "top level must be a mapping"),
+    "bad_sweep_path": ("sweep:\n  workload.batchsz: [1, 2]\n", "did you mean 'batch_size'"),
+    "bad_sweep_value": ("sweep:\n  workload.batch_size: [1, 0]\n", "batch_size"),
+    "study_typo": ("study:\n  cylces: 3\n", "did you mean 'cycles'"),
+    "unknown_preset": ("preset: quik-test\n", "did you mean 'quick-test'"),
+}
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        llem_cmd() + args, capture_output=True, text=True, env=subprocess_env(), timeout=60
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_config_validate_bad_input(case: str, tmp_path: Path) -> None:
+    text, expected = CASES[case]
+    f = tmp_path / f"{case}.yaml"
+    f.write_text(text)
+    p = _run(["config", "validate", str(f)])
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert str(f) in lines[0] or case == "unknown_backend"
+    assert expected in lines[0], lines[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    p = _run(["config", "validate", str(tmp_path / "nope.yaml")])
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "file not found" in p.stderr
+
+
+def test_run_bad_backend_flag_is_one_line() -> None:
+    p = _run(["run", "--backend", "tensorflow", "--dry-run"])
+    assert p.returncode == 2 and "unknown backend" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_valid_file_passes(tmp_path: Path) -> None:
+    f = tmp_path / "ok.yaml"
+    f.write_text("model: builtin:tiny-llama\nworkload:\n  batch_size: 2\n")
+    p = _run(["config", "validate", str(f)])
+    assert p.returncode == 0 and "valid experiment" in p.stdout
