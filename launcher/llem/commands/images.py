@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from llem_schema.errors import ConfigError
 from rich.console import Console
 from rich.table import Table
 
@@ -40,6 +39,7 @@ from llem.images import (
     split_ref,
     study_backends,
 )
+from llem_schema.errors import ConfigError
 
 app = typer.Typer(help="Build, fetch, pin and move the harness container images.",
                   no_args_is_help=True)

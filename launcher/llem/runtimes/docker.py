@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llem_schema.runspec import LOG_FILE
-
 from llem.images import (
     EnsuredImage,
     ImageError,
@@ -30,6 +28,7 @@ from llem.images import (
     resolve_image,
 )
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
+from llem_schema.runspec import LOG_FILE
 
 #: The container's own stdout+stderr. The harness writes harness.log itself (and mirrors it to
 #: stderr), so the raw stream goes to its own file; it is copied into harness.log when the
