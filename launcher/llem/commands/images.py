@@ -1,0 +1,305 @@
+"""``llem images list|pull|build|lock|save|load|mirror``: the harness images on this host.
+
+Every failure ends in one line with the fix and exit code 1 (2 for bad input), never a
+traceback: these commands are run by people setting up a machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from llem.images import (
+    LOCK_FILE,
+    EnsuredImage,
+    ImageError,
+    LockFile,
+    MatrixEntry,
+    docker_client,
+    ensure_image,
+    image_ref,
+    llem_version,
+    load_matrix,
+    local_image,
+    lock_entry,
+    pull_error_hint,
+    repo_digest,
+    resolve_image,
+    resolve_registry,
+    split_ref,
+    study_backends,
+)
+from llem_schema.errors import ConfigError
+
+app = typer.Typer(help="Build, fetch, pin and move the harness container images.",
+                  no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+T = TypeVar("T")
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Turn our one-line errors into exit codes."""
+    try:
+        return fn()
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except (ImageError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _backends(backends: list[str] | None) -> list[str]:
+    matrix = load_matrix()
+    known = sorted({e.backend for e in matrix.images})
+    chosen = backends or ["pytorch"]
+    for b in chosen:
+        if b not in known:
+            raise ConfigError(
+                f"backend '{b}': not in images/matrix.yaml (known: {', '.join(known)})"
+            )
+    return chosen
+
+
+@app.command("list")
+def list_images(
+    registry: str | None = typer.Option(None, help="Registry prefix (else LLEM_REGISTRY/config)."),
+) -> None:
+    """The image matrix, with what is present locally and its digest."""
+
+    def go() -> None:
+        matrix = load_matrix()
+        reg = resolve_registry(registry)
+        try:
+            client = docker_client(timeout=10)
+        except ImageError:
+            client = None
+        table = Table("backend", "cuda", "image", "base image", "local digest")
+        for e in matrix.images:
+            ref = image_ref(e.backend, e.cuda, reg, namespace=matrix.namespace)
+            present = "-"
+            if client is not None:
+                img = local_image(client, ref)
+                if img is not None:
+                    present = repo_digest(img.attrs, split_ref(ref)[0]) or img.id[:19]
+            else:
+                present = "(no daemon)"
+            table.add_row(e.backend, e.cuda, ref, e.base_image, present)
+        out.print(table)
+
+    _guard(go)
+
+
+@app.command()
+def pull(
+    backends: list[str] | None = typer.Argument(None, help="Backends (default: pytorch)."),
+    image: str | None = typer.Option(None, help="Explicit image ref or ref@sha256:digest."),
+    registry: str | None = typer.Option(None, help="Registry prefix (else LLEM_REGISTRY/config)."),
+    cuda: str | None = typer.Option(None, help="CUDA version to assume (e.g. 12.4) or 'cpu'."),
+    lock: Path | None = typer.Option(None, help="Pull the digests pinned in this lock file."),
+) -> None:
+    """Pull the image each backend resolves to on this host (progress bar per layer)."""
+
+    def go() -> None:
+        client = docker_client()
+        lf = LockFile.read(lock) if lock else None
+        chosen = sorted(lf.images) if (lf and not backends) else _backends(backends)
+        for b in chosen:
+            res = resolve_image(b, image=image, registry=registry, cuda=cuda, lock=lf)
+            ens = ensure_image(client, res, "always" if lf is None else "missing", console)
+            out.print(f"{b}: {ens.ref} {ens.digest or ens.image_id}", highlight=False)
+
+    _guard(go)
+
+
+@app.command()
+def lock(
+    study: Path = typer.Argument(..., help="Study or experiment YAML."),
+    output: Path = typer.Option(Path(LOCK_FILE), "-o", "--output", help="Lock file to write."),
+    registry: str | None = typer.Option(None, help="Registry prefix (else LLEM_REGISTRY/config)."),
+    cuda: str | None = typer.Option(None, help="CUDA version to assume (e.g. 12.4) or 'cpu'."),
+    pull_policy: str = typer.Option("missing", "--pull", help="missing|always|never"),
+) -> None:
+    """Pin each backend the study uses to an image digest (writes llem.lock)."""
+
+    def go() -> None:
+        client = docker_client()
+        lf = LockFile()
+        for b in study_backends(study):
+            res = resolve_image(b, registry=registry, cuda=cuda)
+            ens = ensure_image(client, res, pull_policy, console)
+            lf.images[b] = lock_entry(client, ens)
+            out.print(f"{b}: {ens.ref} {ens.digest or '(no registry digest)'} {ens.image_id[:19]}",
+                      highlight=False)
+        lf.write(output)
+        console.print(f"wrote {output}")
+
+    _guard(go)
+
+
+def _refs_for(client: Any, lock: Path | None, backends: list[str] | None,
+              registry: str | None, cuda: str | None) -> list[EnsuredImage]:
+    lf = LockFile.read(lock) if lock else None
+    chosen = sorted(lf.images) if (lf and not backends) else _backends(backends)
+    found = []
+    for b in chosen:
+        res = resolve_image(b, registry=registry, cuda=cuda, lock=lf)
+        found.append(ensure_image(client, res, "never", console))
+    return found
+
+
+@app.command()
+def save(
+    output: Path = typer.Option(..., "-o", "--output", help="Bundle tar to write."),
+    backends: list[str] | None = typer.Argument(None, help="Backends (default: pytorch)."),
+    lock: Path | None = typer.Option(None, help="Save exactly the images pinned here."),
+    registry: str | None = typer.Option(None),
+    cuda: str | None = typer.Option(None),
+) -> None:
+    """Write images to one tar for an air-gapped host (`llem images load -i` there)."""
+
+    def go() -> None:
+        client = docker_client(timeout=600)
+        images = _refs_for(client, lock, backends, registry, cuda)
+        names = [i.ref for i in images]
+        tmp = output.with_name(f".{output.name}.tmp")
+        # `docker save` of several names in one archive: the SDK's Image.save takes one, the
+        # API takes many (GET /images/get?names=a&names=b).
+        res = client.api._get(client.api._url("/images/get"), params={"names": names},
+                              stream=True)
+        client.api._raise_for_status(res)
+        with open(tmp, "wb") as fh:
+            for chunk in res.iter_content(chunk_size=2 * 1024 * 1024):
+                fh.write(chunk)
+        tmp.replace(output)
+        for i in images:
+            out.print(f"saved {i.ref} {i.image_id[:19]}", highlight=False)
+
+    _guard(go)
+
+
+@app.command()
+def load(
+    input: Path = typer.Option(..., "-i", "--input", help="Bundle tar from `images save`."),
+) -> None:
+    """Load a bundle written by `llem images save` (no registry needed)."""
+
+    def go() -> None:
+        client = docker_client(timeout=600)
+        if not input.is_file():
+            raise ConfigError(f"{input}: no such file")
+        with open(input, "rb") as fh:
+            for ev in client.api.load_image(fh):
+                if "error" in ev:
+                    raise ImageError(f"load {input}: {ev['error']}")
+                if ev.get("stream", "").strip():
+                    out.print(ev["stream"].strip(), highlight=False)
+
+    _guard(go)
+
+
+@app.command()
+def mirror(
+    to: str = typer.Option(..., "--to", help="Target registry prefix, e.g. registry.lab:5000."),
+    backends: list[str] | None = typer.Argument(None, help="Backends (default: pytorch)."),
+    lock: Path | None = typer.Option(None, help="Mirror the images pinned here."),
+    registry: str | None = typer.Option(None, help="Where the images come from."),
+    cuda: str | None = typer.Option(None),
+) -> None:
+    """Copy (pinned) images to a private registry; then run with --registry TO."""
+
+    def go() -> None:
+        client = docker_client(timeout=600)
+        for ens in _refs_for(client, lock, backends, registry, cuda):
+            repo, tag, _ = split_ref(ens.ref)
+            path = repo.split("/", 1)[1] if "." in repo.split("/")[0] or ":" in repo.split("/")[0] \
+                else repo
+            target = f"{to.rstrip('/')}/{path}"
+            client.images.get(ens.image_id).tag(target, tag or "latest")
+            digest = None
+            for ev in client.api.push(target, tag=tag or "latest", stream=True, decode=True):
+                if "error" in ev:
+                    raise ImageError(pull_error_hint(f"{target}:{tag}", ev["error"]).replace(
+                        "pull ", "push ", 1))
+                digest = (ev.get("aux") or {}).get("Digest", digest)
+            out.print(f"{target}:{tag} {digest}", highlight=False)
+
+    _guard(go)
+
+
+@contextlib.contextmanager
+def _build_context(entry: MatrixEntry, root: Path, wheelhouse: Path | None) -> Iterator[Path]:
+    ctx = Path(tempfile.mkdtemp(prefix="llem-build-"))
+    try:
+        shutil.copy(root / "images" / f"{entry.backend}.Dockerfile", ctx / "Dockerfile")
+        wh = ctx / "wheelhouse"
+        if wheelhouse is not None:
+            shutil.copytree(wheelhouse, wh)
+        else:
+            wh.mkdir()
+            py = sys.executable
+            cmd = [py, "-m", "pip", "wheel", "-q", "-w", str(wh),
+                   f"{root}[{entry.backend}]", *entry.pip_args]
+            console.print(f"building wheelhouse: {' '.join(cmd)}", highlight=False)
+            if subprocess.run(cmd).returncode != 0:
+                raise ImageError("`pip wheel` failed building the wheelhouse (see pip's output)")
+        yield ctx
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+
+
+@app.command()
+def build(
+    backends: list[str] | None = typer.Argument(None, help="Backends (default: all)."),
+    cuda: list[str] | None = typer.Option(None, help="CUDA majors / 'cpu' (default: all)."),
+    registry: str | None = typer.Option(None, help="Registry prefix for the tags."),
+    base_image: str | None = typer.Option(None, help="Override the matrix's BASE_IMAGE."),
+    wheelhouse: Path | None = typer.Option(None, help="Prebuilt wheelhouse (skips pip wheel)."),
+    source: Path = typer.Option(Path("."), help="Repository checkout with images/."),
+    network: str | None = typer.Option(None, help="Build network mode, e.g. none."),
+) -> None:
+    """Build images from images/matrix.yaml (docker SDK build, BASE_IMAGE build arg)."""
+
+    def go() -> None:
+        root = source.resolve()
+        if not (root / "images" / "matrix.yaml").is_file():
+            raise ConfigError(f"{root}: no images/matrix.yaml here; pass --source CHECKOUT")
+        matrix = load_matrix(root / "images" / "matrix.yaml")
+        client = docker_client(timeout=3600)
+        version = llem_version()
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True).stdout.strip() or "unknown"
+        reg = resolve_registry(registry)
+        todo = [e for e in matrix.images
+                if (not backends or e.backend in backends) and (not cuda or e.cuda in cuda)]
+        if not todo:
+            raise ConfigError("no matrix entry matches the given backends/--cuda")
+        for e in todo:
+            tag = image_ref(e.backend, e.cuda, reg, version, matrix.namespace)
+            args = {"BASE_IMAGE": base_image or e.base_image, "LLEM_VERSION": version,
+                    "VCS_REF": rev, "CUDA": e.cuda}
+            with _build_context(e, root, wheelhouse) as ctx:
+                console.print(f"building {tag} FROM {args['BASE_IMAGE']}", highlight=False)
+                kw: dict[str, Any] = {"path": str(ctx), "tag": tag, "buildargs": args,
+                                      "decode": True, "rm": True, "forcerm": True}
+                if network:
+                    kw["network_mode"] = network
+                for ev in client.api.build(**kw):
+                    if "error" in ev:
+                        raise ImageError(f"build {tag}: {' '.join(ev['error'].split())}")
+                    if ev.get("stream", "").strip():
+                        console.print(ev["stream"].rstrip(), highlight=False, markup=False)
+            out.print(f"built {tag} {client.images.get(tag).id}", highlight=False)
+
+    _guard(go)

@@ -1,0 +1,383 @@
+"""Docker runtime: one container per run, through the Docker SDK (no shelling out).
+
+The container gets exactly what the host decided: the run directory at ``/llem/run`` (read
+and write), the HF cache and local model paths read-only, the experiment's GPUs through a
+``DeviceRequest``, the invoking user's uid:gid (so result files belong to the user, not
+root), and the image reference + digest in its environment so the harness can record them
+in ``result.json``. Secrets (HF_TOKEN) travel in the environment only: never in the command
+line, never in a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llem.images import (
+    EnsuredImage,
+    ImageError,
+    LockFile,
+    daemon_hint,
+    docker_client,
+    ensure_image,
+    resolve_image,
+)
+from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
+from llem_schema.runspec import LOG_FILE
+
+#: The container's own stdout+stderr. The harness writes harness.log itself (and mirrors it to
+#: stderr), so the raw stream goes to its own file; it is copied into harness.log when the
+#: harness died before it could open its log (import errors, a missing entrypoint).
+CONTAINER_LOG = "container.log"
+
+if TYPE_CHECKING:  # pragma: no cover
+    import docker
+    from rich.console import Console
+
+CONTAINER_RUN_DIR = "/llem/run"
+CONTAINER_HF_CACHE = "/llem/hf-cache"
+#: Passed through from the host environment when set; values are never printed.
+PASSTHROUGH_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+NVIDIA_HINT = (
+    "Docker cannot hand GPUs to containers: install nvidia-container-toolkit, then "
+    "`sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`"
+)
+STOP_GRACE_S = 10
+
+
+def host_hf_cache() -> Path | None:
+    """The host's HF hub cache if it exists (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        p = Path(os.environ["HF_HUB_CACHE"])
+    elif os.environ.get("HF_HOME"):
+        p = Path(os.environ["HF_HOME"]) / "hub"
+    else:
+        p = Path.home() / ".cache" / "huggingface" / "hub"
+    return p if p.is_dir() else None
+
+
+class DockerRuntime(Runtime):
+    name = "docker"
+
+    def __init__(
+        self,
+        image: EnsuredImage,
+        client: docker.DockerClient | None = None,
+        *,
+        resolver: Callable[[str], EnsuredImage] | None = None,
+        user: str | None = None,
+        gpu_host: bool = False,
+        shm_size: str | None = "8g",
+        ipc_host: bool = False,
+        network: str | None = None,
+        hf_cache: Path | bool | None = True,
+        console: Console | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        self.image = image
+        self.client = client or docker_client()
+        #: backend -> image: a study sweeping over backends needs one image per backend
+        self.images: dict[str, EnsuredImage] = {}
+        self.resolver = resolver
+        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self.gpu_host = gpu_host
+        self.shm_size = shm_size
+        self.ipc_host = ipc_host
+        # No network by default: models come from the mounted cache or local paths, and a
+        # measurement should not depend on (or be disturbed by) downloads.
+        self.network = network or os.environ.get("LLEM_DOCKER_NETWORK", "none")
+        self.hf_cache = host_hf_cache() if hf_cache is True else (hf_cache or None)
+        self.console = console
+        self.command = command or [CONTAINER_RUN_DIR]
+        self._container: Any = None
+        self._lock = threading.Lock()
+
+    # -- Runtime API -------------------------------------------------------------------
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            docker_client(timeout=5).close()
+            return True, ""
+        except ImageError as exc:
+            return False, str(exc)
+        except Exception as exc:  # docker SDK missing or broken: say so, never raise
+            return False, f"docker runtime unusable: {exc}"
+
+    def image_for(self, backend: str) -> EnsuredImage:
+        if backend in self.images:
+            return self.images[backend]
+        if self.resolver is None or not self.images:
+            return self.image
+        self.images[backend] = self.resolver(backend)
+        return self.images[backend]
+
+    def container_kwargs(self, request: RunRequest) -> dict[str, Any]:
+        """Everything handed to ``containers.run`` (separate so tests can check it)."""
+        from docker.types import DeviceRequest
+
+        image = self.image_for(request.backend)
+        run_dir = Path(request.run_dir).resolve()
+        volumes: dict[str, dict[str, str]] = {
+            str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}
+        }
+        env = {
+            "LLEM_RUNTIME": "docker",
+            "LLEM_IMAGE_REF": image.ref,
+            "LLEM_IMAGE_DIGEST": image.digest or image.image_id,
+            "LLEM_IMAGE_ID": image.image_id,
+            "HOME": "/tmp",
+        }
+        if self.hf_cache is not None:
+            volumes[str(Path(self.hf_cache).resolve())] = {"bind": CONTAINER_HF_CACHE, "mode": "ro"}
+            env["HF_HUB_CACHE"] = CONTAINER_HF_CACHE
+        if self.network == "none":
+            env["HF_HUB_OFFLINE"] = "1"
+        for p in request.read_only_paths:
+            # Same path inside and out, so paths written in experiment.json stay valid.
+            hp = str(Path(p).resolve())
+            volumes.setdefault(hp, {"bind": hp, "mode": "ro"})
+        env.update(request.env)
+        env.pop("HF_HOME", None)  # a host path; the cache is mounted at CONTAINER_HF_CACHE
+        if self.hf_cache is not None:
+            env["HF_HUB_CACHE"] = CONTAINER_HF_CACHE
+        for key in PASSTHROUGH_ENV:
+            if os.environ.get(key) and key not in env:
+                env[key] = os.environ[key]
+        gpus = [str(g) for g in request.gpus]
+        device_requests = []
+        if gpus:
+            device_requests = [DeviceRequest(driver="nvidia", device_ids=gpus,
+                                             capabilities=[["gpu"]])]
+        elif self.gpu_host:
+            device_requests = [DeviceRequest(driver="nvidia", device_ids=["0"],
+                                             capabilities=[["gpu"]])]
+        kwargs: dict[str, Any] = {
+            "image": image.run_ref,
+            "command": list(self.command),
+            "detach": True,
+            "user": self.user,
+            "volumes": volumes,
+            "environment": env,
+            "device_requests": device_requests or None,
+            "network_mode": self.network,
+            "labels": {"io.llenergymeasure.run_dir": str(run_dir)},
+            "working_dir": CONTAINER_RUN_DIR,
+        }
+        if self.ipc_host:
+            kwargs["ipc_mode"] = "host"
+        elif self.shm_size:
+            kwargs["shm_size"] = self.shm_size
+        return kwargs
+
+    def run(self, request: RunRequest) -> RunOutcome:
+        from docker.errors import APIError, DockerException, ImageNotFound
+
+        run_dir = Path(request.run_dir).resolve()
+        log_path = run_dir / LOG_FILE
+        kwargs = self.container_kwargs(request)
+        image = self.image_for(request.backend)
+        t0 = time.monotonic()
+        try:
+            self._container = self.client.containers.run(**kwargs)
+        except ImageNotFound as exc:
+            raise RuntimeUnavailable(
+                f"image {image.ref} is not present: run `llem images pull` first"
+            ) from exc
+        except APIError as exc:
+            raise RuntimeUnavailable(start_error_hint(str(exc.explanation or exc))) from exc
+        except DockerException as exc:
+            raise RuntimeUnavailable(daemon_hint(exc)) from exc
+        container = self._container
+        status = _StatusLine(self.console, image.ref, quiet=request.quiet)
+        pump = threading.Thread(
+            target=_pump_logs, args=(container, run_dir / CONTAINER_LOG, status), daemon=True
+        )
+        pump.start()
+        timed_out = interrupted = False
+        exit_code = 1
+        try:
+            with status:
+                exit_code = self._wait(container, request.timeout_s, t0)
+        except TimeoutError:
+            timed_out = True
+            exit_code = 124
+        except KeyboardInterrupt:
+            interrupted = True
+            exit_code = 130
+        finally:
+            if timed_out or interrupted:
+                self.cleanup()
+            pump.join(timeout=5)
+            self._remove()
+        _fill_missing_harness_log(run_dir)
+        if timed_out:
+            _append(log_path, f"[llem] timed out after {request.timeout_s:g} s; container stopped")
+        if interrupted:
+            _append(log_path, "[llem] interrupted (Ctrl+C); container stopped and removed")
+        return RunOutcome(
+            exit_code=exit_code,
+            duration_s=time.monotonic() - t0,
+            log_path=log_path,
+            runtime=self.name,
+            image_ref=image.ref,
+            image_digest=image.digest or image.image_id,
+            timed_out=timed_out,
+            interrupted=interrupted,
+        )
+
+    def _wait(self, container: Any, timeout_s: float | None, t0: float) -> int:
+        """Wait in short slices so Ctrl+C is seen promptly and the timeout is honoured."""
+        import requests
+
+        while True:
+            left = None if timeout_s is None else timeout_s - (time.monotonic() - t0)
+            if left is not None and left <= 0:
+                raise TimeoutError
+            try:
+                res = container.wait(timeout=min(1.0, left) if left is not None else 1.0)
+                return int(res.get("StatusCode", 1))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                continue
+
+    def cleanup(self) -> None:
+        """Stop the container (SIGTERM, then SIGKILL after a grace period) and remove it."""
+        with self._lock:
+            c = self._container
+            if c is None:
+                return
+            with contextlib.suppress(Exception):
+                c.stop(timeout=STOP_GRACE_S)
+        self._remove()
+
+    def _remove(self) -> None:
+        with self._lock:
+            c, self._container = self._container, None
+        if c is not None:
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+
+
+def start_error_hint(message: str) -> str:
+    low = message.lower()
+    if "could not select device driver" in low or "nvidia-container-cli" in low:
+        return NVIDIA_HINT
+    if "no such image" in low:
+        return f"{' '.join(message.split())}: run `llem images pull` first"
+    return "docker could not start the container: " + " ".join(message.split())
+
+
+def _fill_missing_harness_log(run_dir: Path) -> None:
+    """The harness died before opening harness.log: give the user the container's output."""
+    log, raw = run_dir / LOG_FILE, run_dir / CONTAINER_LOG
+    with contextlib.suppress(OSError):
+        if raw.is_file() and (not log.is_file() or log.stat().st_size == 0):
+            log.write_bytes(raw.read_bytes())
+
+
+def _append(path: Path, line: str) -> None:
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def _pump_logs(container: Any, log_path: Path, status: _StatusLine) -> None:
+    """Copy the container's stdout+stderr into harness.log as it comes, line by line."""
+    buf = b""
+    try:
+        with open(log_path, "ab") as fh:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                fh.write(chunk)
+                fh.flush()
+                buf = (buf + chunk)[-4096:]
+                lines = [ln for ln in buf.split(b"\n") if ln.strip()]
+                if lines:
+                    status.update(lines[-1].decode("utf-8", "replace"))
+    except Exception:  # the container went away mid-stream (cleanup): nothing more to copy
+        return
+
+
+class _StatusLine:
+    """A one-line live status (spinner + last log line); silent when quiet or not a TTY."""
+
+    def __init__(self, console: Console | None, ref: str, quiet: bool) -> None:
+        self._status: Any = None
+        self.ref = ref
+        if quiet:
+            return
+        from rich.console import Console
+
+        console = console or Console(stderr=True)
+        if console.is_terminal:
+            self._status = console.status(f"[docker] {ref}: starting")
+
+    def update(self, line: str) -> None:
+        if self._status is not None:
+            self._status.update(f"[docker] {line.strip()[:120]}")
+
+    def __enter__(self) -> _StatusLine:
+        if self._status is not None:
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+
+def prepare_docker_runtime(
+    backend: str,
+    image: str | None = None,
+    registry: str | None = None,
+    pull_policy: str = "missing",
+    cuda: str | None = None,
+    lock: Path | None = None,
+    *,
+    console: Console | None = None,
+    user: str | None = None,
+    shm_size: str | None = "8g",
+    show_progress: bool = True,
+) -> tuple[DockerRuntime, str, str | None]:
+    """Resolve, fetch and pin the image for ``backend``; return the runtime ready to run.
+
+    This is what ``llem run --runtime docker --image/--registry/--pull/--cuda/--lock`` calls.
+    Raises ImageError / RuntimeUnavailable (one line with the fix) or ConfigError (exit 2).
+    """
+    try:
+        client = docker_client()
+    except ImageError as exc:
+        raise RuntimeUnavailable(str(exc)) from exc
+    lockfile = LockFile.read(lock) if lock is not None else None
+
+    def resolve(b: str, explicit: str | None = None) -> tuple[EnsuredImage, bool]:
+        res = resolve_image(b, image=explicit, registry=registry, cuda=cuda, lock=lockfile)
+        ens = ensure_image(client, res, pull_policy, console, show_progress)
+        return ens, res.driver is not None
+
+    ensured, gpu_host = resolve(backend, image)
+    runtime = DockerRuntime(
+        ensured, client, user=user, gpu_host=gpu_host, shm_size=shm_size, console=console,
+        # other backends of a sweep resolve their own image (an explicit --image is per backend)
+        resolver=lambda b: resolve(b)[0],
+    )
+    runtime.images[backend] = ensured
+    return runtime, ensured.ref, ensured.digest or ensured.image_id
+
+
+def make(
+    backend: str = "pytorch",
+    image: str | None = None,
+    registry: str | None = None,
+    pull_policy: str = "missing",
+    cuda: str | None = None,
+    lock: Path | None = None,
+    **_: object,
+) -> DockerRuntime:
+    """Entry point used by :func:`llem.run.make_runtime`; errors become RuntimeUnavailable."""
+    try:
+        return prepare_docker_runtime(backend, image, registry, pull_policy, cuda, lock)[0]
+    except ImageError as exc:
+        raise RuntimeUnavailable(str(exc)) from exc

@@ -1,0 +1,51 @@
+"""Helpers shared by the integration tests (imported by name; the conftest has fixtures)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("LLEM_IT_STATE", "/tmp/llem-it"))
+PYTHONPATH = os.pathsep.join(str(REPO / p) for p in ("launcher", "entrypoints", "schemas"))
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The environment for a `llem` subprocess: this checkout on PYTHONPATH, no user config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLEM_", "HF_"))}
+    env["PYTHONPATH"] = PYTHONPATH
+    env["LLEM_IT_STATE"] = str(STATE)
+    env.update(extra)
+    return env
+
+
+def llem(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+         timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (`llem ...`) in a subprocess."""
+    code = "import sys; from llem.cli import main; sys.argv[0] = 'llem'; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env or base_env(), cwd=cwd, timeout=timeout)
+
+
+def llem_images(*args: str, env: dict[str, str] | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`llem images ...` through the sub-app itself (same code the root CLI mounts)."""
+    code = ("import sys; from llem.commands.images import app; "
+            "app(prog_name='llem images')")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env or base_env(), timeout=timeout)
+
+
+def find_result(results_dir: Path) -> Path:
+    found = sorted(results_dir.rglob("result.json"))
+    assert found, f"no result.json under {results_dir}"
+    return found[-1]
+
+
+def load_result(results_dir: Path) -> dict:
+    return json.loads(find_result(results_dir).read_text())
+
+
