@@ -45,11 +45,18 @@ def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) 
                 ) from None
             return LocalRuntime()
         ok, why = docker_rt.DockerRuntime.available()
-        if ok:
+        if not ok:
+            if name == "docker":
+                raise RuntimeUnavailable(why)
+            return LocalRuntime()
+        try:
             return docker_rt.make(backend=backend, **docker_options)
-        if name == "docker":
-            raise RuntimeUnavailable(why)
-        return LocalRuntime()
+        except RuntimeUnavailable:
+            if name == "docker":
+                raise
+            # auto: a daemon answers but no usable image (e.g. no registry reachable);
+            # measuring in the current environment beats failing.
+            return LocalRuntime()
     raise ConfigError(f"--runtime: unknown runtime '{name}'; choose from auto, local, docker")
 
 
@@ -81,7 +88,6 @@ def execute(
     env: dict[str, str] | None = None,
     quiet: bool = False,
 ) -> RunReport:
-    import os
 
     write_spec(run_dir, spec)
     passthrough = harness_env(runtime.name, run_dir)

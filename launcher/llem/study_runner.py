@@ -31,7 +31,7 @@ from llem import manifest as mf
 from llem.config_loader import LoadedConfig
 from llem.parallel import Slot, SlotPool, gpu_slots
 from llem.procscan import wait_for_orphans
-from llem.run import PASSTHROUGH_ENV, execute, make_runtime
+from llem.run import execute, harness_env, make_runtime
 from llem.rundir import experiment_id, new_study_id, read_result, write_spec
 from llem.runtimes.base import Runtime
 from llem_schema.config import ExperimentConfig

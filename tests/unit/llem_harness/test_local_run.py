@@ -114,8 +114,14 @@ def test_cli_run_prints_table_and_result(tmp_path: Path) -> None:
     p = subprocess.run(
         llem_cmd() + ["run", str(cfg), "--runtime", "local", "--results-dir",
                       str(tmp_path / "res"), "-q"],
-        capture_output=True, text=True, timeout=180, env=subprocess_env(),
+        capture_output=True, text=True, timeout=180,
+        env=subprocess_env() | {"HF_TOKEN": "hf_SECRET_must_not_leak"},
     )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "throughput" in p.stdout and "tok/s" in p.stdout
+    # the token reaches the harness by environment only: never in output or any file
+    assert "hf_SECRET" not in p.stdout + p.stderr
+    for f in (tmp_path / "res").rglob("*"):
+        if f.is_file():
+            assert b"hf_SECRET" not in f.read_bytes(), f
     jsonschema.validate(json.loads(_only_result(tmp_path / "res").read_text()), RESULT_SCHEMA)
