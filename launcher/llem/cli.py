@@ -237,35 +237,29 @@ def config_schema(
 
 
 def _mount_optional() -> None:
-    """Sub-apps that live in their own modules (results, images, doctor, study)."""
+    """Command groups and commands that live in their own modules; a module missing
+    from a trimmed install simply leaves its command out."""
     import importlib
 
-    for module, name in (
-        ("llem.commands.results", "results"),
-        ("llem.commands.images", "images"),
-        ("llem.commands.study", "study"),
-    ):
+    mounts = (
+        ("llem.commands.results", "results", "app"),
+        ("llem.commands.images", "images", "app"),
+        ("llem.commands.study", "study", "app"),
+        ("llem.commands.doctor", "doctor", "doctor"),
+        ("llem.commands.run_one", "run-one", "run_one"),
+    )
+    for module, name, attr in mounts:
         try:
-            sub = importlib.import_module(module)
+            mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
             continue
-        app.add_typer(sub.app, name=name)
-    try:
-        doctor_mod = importlib.import_module("llem.commands.doctor")
-    except ModuleNotFoundError as exc:
-        if exc.name != "llem.commands.doctor":
-            raise
-    else:
-        app.command("doctor")(doctor_mod.doctor)
-    try:
-        run_one_mod = importlib.import_module("llem.commands.run_one")
-    except ModuleNotFoundError as exc:
-        if exc.name != "llem.commands.run_one":
-            raise
-    else:
-        app.command("run-one")(run_one_mod.run_one)
+        target = getattr(mod, attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
 
 
 _mount_optional()

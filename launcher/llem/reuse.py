@@ -13,18 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from llem.runtimes.child import SessionChild
 from llem.runtimes.local import gpu_env
 from llem_schema.config import ExperimentConfig
-from llem_schema.exit_codes import ExitCode
 
 T = TypeVar("T")
 
@@ -71,7 +69,7 @@ class LocalBatchRunner:
 
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = SessionChild()
 
     def run(
         self,
@@ -87,35 +85,11 @@ class LocalBatchRunner:
         full_env["LLEM_RUNTIME"] = "local"
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         cmd = [self.python, "-m", "llem_harness.multi", *map(str, run_dirs)]
-        t0 = time.monotonic()
-        timed_out = interrupted = False
-        self._proc = subprocess.Popen(
-            cmd, env=full_env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL if quiet else None, start_new_session=True,
+        res = self._child.run(
+            cmd, full_env, timeout_s * len(run_dirs) if timeout_s else None,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if quiet else None,
         )
-        try:
-            code = self._proc.wait(timeout=timeout_s * len(run_dirs) if timeout_s else None)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self.cleanup()
-            code = ExitCode.INTERRUPTED
-        except KeyboardInterrupt:
-            interrupted = True
-            self.cleanup()
-            code = ExitCode.INTERRUPTED
-        finally:
-            self._proc = None
-        return BatchOutcome(int(code), time.monotonic() - t0, timed_out, interrupted)
+        return BatchOutcome(res.code, res.duration_s, res.timed_out, res.interrupted)
 
     def cleanup(self) -> None:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        self._child.stop()

@@ -7,13 +7,11 @@ directory in, same files out as the container runtimes.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime
-from llem_schema.exit_codes import ExitCode
+from llem.runtimes.child import SessionChild
 from llem_schema.runspec import LOG_FILE
 
 
@@ -27,7 +25,7 @@ class LocalRuntime(Runtime):
 
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = SessionChild()
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -46,46 +44,21 @@ class LocalRuntime(Runtime):
         env["LLEM_RUNTIME"] = "local"
         env.setdefault("PYTHONUNBUFFERED", "1")
         cmd = [self.python, "-m", "llem_harness", str(request.run_dir)]
-        t0 = time.monotonic()
-        timed_out = interrupted = False
-        # own process group: a terminal Ctrl+C reaches us, and we decide how the child ends
-        self._proc = subprocess.Popen(
+        res = self._child.run(
             cmd,
-            env=env,
+            env,
+            request.timeout_s,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL if request.quiet else None,
-            start_new_session=True,
         )
-        try:
-            code = self._proc.wait(timeout=request.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self.cleanup()
-            code = ExitCode.INTERRUPTED
-        except KeyboardInterrupt:
-            interrupted = True
-            self.cleanup()
-            code = ExitCode.INTERRUPTED
-        finally:
-            self._proc = None
         return RunOutcome(
-            exit_code=int(code),
-            duration_s=time.monotonic() - t0,
+            exit_code=res.code,
+            duration_s=res.duration_s,
             log_path=request.run_dir / LOG_FILE,
             runtime=self.name,
-            timed_out=timed_out,
-            interrupted=interrupted,
+            timed_out=res.timed_out,
+            interrupted=res.interrupted,
         )
 
     def cleanup(self) -> None:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        self._child.stop()

@@ -14,13 +14,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
-from llem_schema.exit_codes import ExitCode
+from llem.runtimes.child import SessionChild
 from llem_schema.runspec import LOG_FILE
 
 CONTAINER_RUN_DIR = "/llem/run"
@@ -74,7 +73,7 @@ class PodmanRuntime(Runtime):
         self.image = image
         self.shm_size = shm_size
         self._container: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = SessionChild()
         self._rootless: bool | None = None
 
     @classmethod
@@ -144,30 +143,18 @@ class PodmanRuntime(Runtime):
         cmd = self.command(request, name)
         env = dict(os.environ)
         env.update(request.env)
-        t0 = time.monotonic()
-        timed_out = interrupted = False
         self._container = name
         with open(request.run_dir / "podman.log", "ab") as log:
-            self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
-            try:
-                code = self._proc.wait(timeout=request.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                self.cleanup()
-                code = ExitCode.INTERRUPTED
-            except KeyboardInterrupt:
-                interrupted = True
-                self.cleanup()
-                code = ExitCode.INTERRUPTED
-            finally:
-                self._proc = None
+            res = self._child.run(
+                cmd, env, request.timeout_s, stdout=log, stderr=subprocess.STDOUT,
+                on_stop=self.cleanup,
+            )
         ref = request.image or self.image
         return RunOutcome(
-            exit_code=int(code), duration_s=time.monotonic() - t0,
+            exit_code=res.code, duration_s=res.duration_s,
             log_path=request.run_dir / LOG_FILE, runtime=self.name, image_ref=ref,
             image_digest=self.image_digest(ref) if ref else None,
-            timed_out=timed_out, interrupted=interrupted,
+            timed_out=res.timed_out, interrupted=res.interrupted,
         )
 
     def cleanup(self) -> None:
@@ -175,8 +162,9 @@ class PodmanRuntime(Runtime):
             return
         _podman("stop", "--time", "10", self._container, timeout=60)
         _podman("rm", "--force", "--ignore", self._container, timeout=60)
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.wait(timeout=30)
+        proc = self._child.proc
+        if proc is not None and proc.poll() is None:
+            proc.wait(timeout=30)
 
 
 def ensure_available() -> None:
