@@ -70,7 +70,7 @@ def run(
     backend: Annotated[str | None, typer.Option(help="pytorch | vllm | tensorrt")] = None,
     model: Annotated[str | None, typer.Option(help="Model path, HF id or builtin:NAME")] = None,
     preset: Annotated[str | None, typer.Option(help="quick-test | benchmark | throughput")] = None,
-    runtime: Annotated[str | None, typer.Option(help="auto | local | docker")] = None,
+    runtime: Annotated[str | None, typer.Option(help="auto | local | docker | podman")] = None,
     results_dir: Annotated[Path, typer.Option(help="Where results go.")] = Path("results"),
     batch_size: Annotated[int | None, typer.Option(help="workload.batch_size")] = None,
     num_prompts: Annotated[int | None, typer.Option(help="workload.num_prompts")] = None,

@@ -35,6 +35,23 @@ def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) 
 
     if name == "local":
         return LocalRuntime()
+    if name == "podman":
+        from llem import images
+        from llem.runtimes import podman
+
+        podman.ensure_available()
+        try:  # the same CUDA-matched reference the docker runtime would pick
+            ref = images.resolve_image(
+                backend,
+                image=docker_options.get("image"),  # type: ignore[arg-type]
+                registry=docker_options.get("registry"),  # type: ignore[arg-type]
+                cuda=docker_options.get("cuda"),  # type: ignore[arg-type]
+            ).ref
+        except images.ImageError as exc:
+            raise RuntimeUnavailable(str(exc)) from None
+        rt = podman.PodmanRuntime(image=ref)
+        rt.ensure_image(ref)
+        return rt
     if name in ("docker", "auto"):
         try:
             from llem.runtimes import docker as docker_rt
@@ -57,7 +74,9 @@ def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) 
             # auto: a daemon answers but no usable image (e.g. no registry reachable);
             # measuring in the current environment beats failing.
             return LocalRuntime()
-    raise ConfigError(f"--runtime: unknown runtime '{name}'; choose from auto, local, docker")
+    raise ConfigError(
+        f"--runtime: unknown runtime '{name}'; choose from auto, local, docker, podman"
+    )
 
 
 def model_mounts(config: ExperimentConfig) -> list[Path]:

@@ -121,7 +121,7 @@ class MeasurementConfig(StrictModel):
 class RuntimeConfig(StrictModel):
     """Where one experiment executes."""
 
-    runtime: Literal["auto", "docker", "local"] = "auto"
+    runtime: Literal["auto", "docker", "podman", "local"] = "auto"
     gpus: list[int | str] = Field(
         default_factory=list,
         description="GPU indices, UUIDs or MIG ids; empty = the first visible GPU (or CPU).",

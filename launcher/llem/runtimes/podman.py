@@ -55,8 +55,24 @@ class PodmanImage(BaseModel):
     RepoDigests: list[str] = Field(default_factory=list)
 
 
+def _env_args(name: str) -> list[str]:
+    """Site-specific podman flags from the environment (split like a shell would).
+
+    ``LLEM_PODMAN_GLOBAL_ARGS`` go before the subcommand (e.g. ``--runtime runc
+    --cgroup-manager=cgroupfs`` on hosts without systemd); ``LLEM_PODMAN_RUN_ARGS`` go to
+    ``podman run`` (e.g. ``--ulimit nofile=1024:1024 --ulimit nproc=4096:4096`` where the
+    host refuses podman's default of raising rlimits to the maximum).
+    """
+    import shlex
+
+    return shlex.split(os.environ.get(name, ""))
+
+
 def _podman(*args: str, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["podman", *_env_args("LLEM_PODMAN_GLOBAL_ARGS"), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
 
 
 def info() -> PodmanInfo:
@@ -117,8 +133,12 @@ class PodmanRuntime(Runtime):
         ref = request.image or self.image
         if ref is None:
             raise RuntimeUnavailable("podman: no image; set runtime.image (or --image)")
-        cmd = ["podman", "run", "--rm", "--name", name, "--shm-size", self.shm_size,
+        cmd = ["podman", *_env_args("LLEM_PODMAN_GLOBAL_ARGS"), "run", "--rm",
+               "--name", name, "--shm-size", self.shm_size,
                "--security-opt", "label=disable",
+               # like the docker runtime: no network unless asked (HF cache is mounted)
+               "--network", os.environ.get("LLEM_PODMAN_NETWORK", "none"),
+               *_env_args("LLEM_PODMAN_RUN_ARGS"),
                "-v", f"{request.run_dir.resolve()}:{CONTAINER_RUN_DIR}:rw",
                "-e", "LLEM_RUNTIME=podman", "-e", "PYTHONUNBUFFERED=1"]
         if self.rootless():
@@ -135,6 +155,11 @@ class PodmanRuntime(Runtime):
                   "SLURMD_NODENAME"):
             if k in os.environ:
                 cmd += ["-e", k]
+        # what the result's environment block records (not secrets: argv is fine)
+        cmd += ["-e", f"LLEM_IMAGE_REF={ref}"]
+        digest = self.image_digest(ref)
+        if digest:
+            cmd += ["-e", f"LLEM_IMAGE_DIGEST={digest}"]
         cmd += [ref, "python", "-m", "llem_harness", CONTAINER_RUN_DIR]
         return cmd
 

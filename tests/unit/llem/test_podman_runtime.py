@@ -22,6 +22,10 @@ FAKE_HARNESS = Path(__file__).resolve().parents[2] / "fixtures" / "fake_harness.
 PODMAN = r'''#!/usr/bin/env python3
 import json, os, subprocess, sys
 args = sys.argv[1:]
+while args and args[0].startswith("--"):  # global flags (LLEM_PODMAN_GLOBAL_ARGS)
+    flag = args.pop(0)
+    if "=" not in flag and args and not args[0].startswith("--"):
+        args.pop(0)
 with open(os.environ["PODMAN_LOG"], "a") as f:
     f.write(json.dumps(args) + "\n")
 if args[:1] == ["info"]:
@@ -83,3 +87,19 @@ def test_podman_unavailable_without_binary(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("PATH", str(tmp_path))
     ok, why = PodmanRuntime.available()
     assert not ok and "podman" in why
+
+
+def test_site_args_network_and_image_env(tmp_path: Path, fake_podman: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = PodmanRuntime(image="r/llem:1")
+    rt._rootless = False  # as root: --user uid:gid instead of keep-id
+    monkeypatch.setenv("LLEM_PODMAN_GLOBAL_ARGS", "--runtime runc --cgroup-manager=cgroupfs")
+    monkeypatch.setenv("LLEM_PODMAN_RUN_ARGS", "--ulimit nofile=1024:1024")
+    cmd = rt.command(RunRequest(run_dir=tmp_path, backend="pytorch"), "llem-x")
+    assert cmd[:5] == ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs", "run"]
+    assert cmd[cmd.index("--network") + 1] == "none"
+    assert cmd[cmd.index("--ulimit") + 1] == "nofile=1024:1024"
+    assert cmd[cmd.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
+    assert "LLEM_IMAGE_REF=r/llem:1" in cmd
+    assert f"LLEM_IMAGE_DIGEST=sha256:{'1' * 64}" in cmd
+    assert cmd[-5:] == ["r/llem:1", "python", "-m", "llem_harness", "/llem/run"]
