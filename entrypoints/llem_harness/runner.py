@@ -310,6 +310,15 @@ def run_experiment(spec: RunSpec, run_dir: Path) -> ExperimentResult:
             "(about ten energy-counter refreshes); raise measurement.min_window_seconds"
         )
 
+    if device == "cuda" and cfg.backend == "pytorch" and not cfg.pytorch.compile:
+        # Not an error (eager may be what is being studied), but users should not publish
+        # numbers from a needlessly slow setting without knowing it.
+        warnings.append(
+            "pytorch: eager generate without static cache/compile; on an H100 the fast setting "
+            "(pytorch.cache_implementation: static, pytorch.compile: true) was ~9x faster "
+            "at batch 1 (benchmarks/results/h100-validation-run2)"
+        )
+
     # -- energy --------------------------------------------------------------------------
     have_energy = source is not None
     total_j = rd.joules if have_energy else None
