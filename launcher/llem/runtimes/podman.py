@@ -160,7 +160,9 @@ class PodmanRuntime(Runtime):
         digest = self.image_digest(ref)
         if digest:
             cmd += ["-e", f"LLEM_IMAGE_DIGEST={digest}"]
-        cmd += [ref, "python", "-m", "llem_harness", CONTAINER_RUN_DIR]
+        # explicit entrypoint: our images set ENTRYPOINT to the harness, and a CMD of
+        # "python -m llem_harness ..." on top of it would reach the harness as its argv
+        cmd += ["--entrypoint", "python", ref, "-m", "llem_harness", CONTAINER_RUN_DIR]
         return cmd
 
     def run(self, request: RunRequest) -> RunOutcome:

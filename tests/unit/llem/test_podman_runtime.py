@@ -102,4 +102,5 @@ def test_site_args_network_and_image_env(tmp_path: Path, fake_podman: Path,
     assert cmd[cmd.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     assert "LLEM_IMAGE_REF=r/llem:1" in cmd
     assert f"LLEM_IMAGE_DIGEST=sha256:{'1' * 64}" in cmd
-    assert cmd[-5:] == ["r/llem:1", "python", "-m", "llem_harness", "/llem/run"]
+    assert cmd[-6:] == ["--entrypoint", "python", "r/llem:1", "-m", "llem_harness",
+                        "/llem/run"]
