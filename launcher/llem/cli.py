@@ -266,19 +266,38 @@ _mount_optional()
 
 
 def main() -> None:
-    """Entry point. Click/Typer handle their own usage errors (exit 2); every error of
-    ours that the user can fix becomes one line and exit code 2, never a traceback."""
+    """Entry point. Every error the user can fix -- a bad flag (click's usage errors), a bad
+    config, an unavailable runtime -- becomes one line on stderr and exit code 2, never a
+    traceback or a boxed panel that a log grep would split."""
+    try:  # typer >= 0.2x vendors click; its exceptions are not click's
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer on real click
+        from click import exceptions as click  # type: ignore[no-redef]
+
     from llem.runtimes.base import RuntimeUnavailable
     from llem_schema.exceptions import ConfigError
 
     try:
-        app()
+        rv = app(prog_name="llem", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # `llem`, `llem config`: the help, as click does
+        # typer's rich help prints itself and returns ""; plain click returns the text
+        typer.echo(exc.ctx.get_help() if exc.ctx else "", nl=False)
+        sys.exit(2)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx else ""
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        typer.echo(f"error: {where}{exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except (ConfigError, UserError, RuntimeUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

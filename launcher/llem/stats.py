@@ -13,6 +13,16 @@ lies outside every resample (bias-correction +-inf) or with fewer than 3 values 
 of 2 points says nothing about skew); then the percentile interval is used and the method
 recorded. One valid value gives no interval at all.
 
+Small-sample expansion (T. Hesterberg, "What teachers should know about the bootstrap", The
+American Statistician 69(4), 2015: the "expanded percentile interval", applied here to BCa
+too): bootstrap intervals are too narrow at small n -- the resampling distribution has
+the plug-in spread sqrt((n-1)/n)*s and uses z where Student's t applies -- so a "95%" BCa
+interval over 5 cycles covers the true mean only ~83% of the time. By default the BCa (or
+percentile) interval is computed at the level whose normal quantile equals
+``sqrt(n/(n-1)) * t_{n-1}`` of the requested level (:func:`expanded_level`); the interval
+records both levels. Measured (500 draws each, seed 2024): lognormal(0, 0.5) n=5/10/30
+plain 83/90/92% -> expanded 90/95/93%; gamma(2) 85/88/93% -> 90/93/94%.
+
 Outliers are flagged, never dropped: a cycle is an outlier in a metric when
 ``|x - median| > 3 * 1.4826 * MAD`` (the MAD scaled to a normal sigma). When MAD is 0 (more
 than half the values equal) the mean absolute deviation from the median x 1.2533 is used
@@ -101,9 +111,12 @@ def metric(key: str) -> MetricDef:
 class ConfidenceInterval(BaseModel):
     low: float
     high: float
-    level: float
+    level: float = Field(description="The coverage asked for (e.g. 0.95).")
     method: CIMethod
     n_resamples: int
+    bootstrap_level: float | None = Field(
+        None, description="The level the bootstrap interval was computed at: above `level` "
+        "when the small-sample expansion is on (see expanded_level), else equal to it.")
 
 
 class MetricSummary(BaseModel):
@@ -153,6 +166,8 @@ class StudySummary(BaseModel):
     confidence_level: float
     n_resamples: int
     seed: int
+    small_sample_expansion: bool = Field(
+        True, description="CIs widened for small n (Hesterberg); see each ci.bootstrap_level.")
     outlier_rule: str = OUTLIER_RULE
     min_cycles_recommended: int = MIN_CYCLES
     n_results: int
@@ -188,6 +203,21 @@ def _quantile_rows(sorted_b: Any, q: Any) -> Any:
     rows = np.arange(sorted_b.shape[0])
     a, c = sorted_b[rows, lo], sorted_b[rows, hi]
     return a + frac * (c - a)
+
+
+def expanded_level(confidence: float, n: int) -> float:
+    """The bootstrap level that gives ``confidence`` coverage at sample size ``n``.
+
+    Hesterberg's expansion: ``z' = sqrt(n/(n-1)) * t_{1-alpha/2, n-1}``, level
+    ``1 - 2*(1 - Phi(z'))``; 0.95 becomes 0.998 at n=5, 0.983 at n=10, 0.9625 at n=30, and
+    tends to 0.95 as n grows. n < 2 has no interval; the level is returned unchanged.
+    """
+    if n < 2:
+        return confidence
+    from scipy.stats import norm, t
+
+    z = math.sqrt(n / (n - 1)) * float(t.ppf(1 - (1 - confidence) / 2, n - 1))
+    return float(1 - 2 * norm.sf(z))
 
 
 def bootstrap_mean_ci(
@@ -332,11 +362,13 @@ def summarise(
     n_resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    expand: bool = True,
 ) -> StudySummary:
     """Per-configuration statistics across cycles. Failed runs are counted, not averaged.
 
     Groups of equal size are processed together with numpy (descriptives, outliers,
-    bootstrap), so thousands of configurations cost about as much as a few.
+    bootstrap), so thousands of configurations cost about as much as a few. ``expand``
+    applies the small-sample expansion (module docstring); off gives plain BCa.
     """
     import numpy as np
 
@@ -401,9 +433,10 @@ def summarise(
         x = np.array([v for _, v, _ in items])
         # .tolist() once per bucket: indexing numpy arrays element by element is slow
         desc = {k: v.tolist() for k, v in _describe_rows(x).items()}
+        level = expanded_level(confidence, n) if expand else confidence
         if n >= 2:
             low_a, high_a, methods = bootstrap_mean_ci(x, n_resamples=n_resamples,
-                                                       confidence=confidence, rng=rng)
+                                                       confidence=level, rng=rng)
             low, high = low_a.tolist(), high_a.tolist()
         for i, (s, vals, vcycles) in enumerate(items):
             s.mean, s.std, s.p5, s.p95, s.cv = (num(desc[k][i])
@@ -413,7 +446,8 @@ def summarise(
                 s.ci_note = "one valid value: no confidence interval"
                 continue
             s.ci = ConfidenceInterval(low=low[i], high=high[i], level=confidence,
-                                      method=methods[i], n_resamples=n_resamples)
+                                      method=methods[i], n_resamples=n_resamples,
+                                      bootstrap_level=level)
             if methods[i] == "percentile":
                 s.ci_note = ("all values equal: BCa undefined, percentile used"
                              if min(vals) == max(vals) else
@@ -443,6 +477,7 @@ def summarise(
                               f"{MIN_CYCLES} valid cycles")
     return StudySummary(study_id=study_id, generated_at=datetime.now(timezone.utc).isoformat(),
                         confidence_level=confidence, n_resamples=n_resamples, seed=seed,
+                        small_sample_expansion=expand,
                         n_results=n_results, configs=configs, warnings=study_warnings)
 
 
@@ -467,11 +502,13 @@ class RatioComparison(BaseModel):
 def compare_ratio(a: Sequence[float], b: Sequence[float], *, metric_key: str,
                   a_label: str = "A", b_label: str = "B",
                   n_resamples: int = DEFAULT_RESAMPLES,
-                  confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> RatioComparison:
+                  confidence: float = DEFAULT_CONFIDENCE, seed: int = 0,
+                  expand: bool = True) -> RatioComparison:
     """mean(B)/mean(A) with a bootstrap CI (A and B resampled independently).
 
     One call, so scipy.stats.bootstrap is used directly: BCa, percentile when BCa is
-    degenerate (NaN bounds) or a side has fewer than 3 values.
+    degenerate (NaN bounds) or a side has fewer than 3 values. ``expand`` widens the level
+    for the smaller side's n (:func:`expanded_level`; conservative for two samples).
     """
     import warnings
 
@@ -492,18 +529,20 @@ def compare_ratio(a: Sequence[float], b: Sequence[float], *, metric_key: str,
         return np.mean(y, axis=axis) / np.mean(x, axis=axis)
 
     ci = None
+    level = expanded_level(confidence, int(min(xa.size, xb.size))) if expand else confidence
     if xa.size >= 2 and xb.size >= 2 and ma != 0:
         method: CIMethod = "BCa" if min(xa.size, xb.size) >= 3 else "percentile"
         for m in ([method, "percentile"] if method == "BCa" else [method]):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 res = stats.bootstrap((xa, xb), stat, n_resamples=n_resamples,
-                                      confidence_level=confidence, method=m,
+                                      confidence_level=level, method=m,
                                       vectorized=True, rng=np.random.default_rng(seed))
             lo, hi = res.confidence_interval
             if np.isfinite(lo) and np.isfinite(hi):
                 ci = ConfidenceInterval(low=float(lo), high=float(hi), level=confidence,
-                                        method=m, n_resamples=n_resamples)  # type: ignore[arg-type]
+                                        method=m, n_resamples=n_resamples,  # type: ignore[arg-type]
+                                        bootstrap_level=level)
                 break
     if ci is None:
         sig, note = None, "too few values for a confidence interval (need >= 2 per side)"

@@ -60,3 +60,27 @@ def test_valid_file_passes(tmp_path: Path) -> None:
     f.write_text("model: builtin:tiny-llama\nworkload:\n  batch_size: 2\n")
     p = _run(["config", "validate", str(f)])
     assert p.returncode == 0 and "valid experiment" in p.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--bogus"], "llem run: No such option: --bogus"),
+        (["results", "show"], "llem results show: Missing argument"),
+        (["run", "--max-parallel", "two"], "Invalid value for '--max-parallel'"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], expected: str) -> None:
+    """Click's usage errors too: one line naming the command and the option, exit 2."""
+    p = _run(args)
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert "--help" in lines[0]
+
+
+def test_no_arguments_prints_help() -> None:
+    p = _run([])
+    assert p.returncode == 2
+    assert "Usage: llem" in p.stdout and "Traceback" not in p.stderr
