@@ -3,14 +3,21 @@
 The pinned lists (data/<engine>_<version>_names.json) are generated from the engines' own
 source by tools/gen_engine_names.py, so a mapped name that an engine version dropped fails
 the mapping tests here rather than on a GPU machine.
+
+vLLM pins its own torch and ~40 dependencies, so it is not installed beside llem: CI puts the
+real vLLM into a venv of its own (.ci/vllm-setup.sh) and points ``LLEM_VLLM_PYTHON`` at that
+interpreter; :func:`external_vllm` asks it for the real class fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import json
+import os
+import subprocess
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
@@ -47,6 +54,38 @@ def live_vllm() -> dict[str, set[str]] | None:
     }
 
 
+_INTROSPECT = """\
+import json, sys
+sys.path.insert(0, {here!r})
+import engine_names, vllm
+live = engine_names.live_vllm()
+if live is None:
+    sys.exit("vllm imported but its config classes did not")
+print(json.dumps({{"version": vllm.__version__,
+                  "classes": {{k: sorted(v) for k, v in live.items()}}}}))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def external_vllm() -> tuple[str, dict[str, set[str]]] | None:
+    """(version, class -> fields) from the interpreter in ``LLEM_VLLM_PYTHON``; None when unset.
+
+    A set variable whose interpreter cannot introspect vLLM is an error, not a silent fallback
+    to the pinned list: CI sets it precisely so the real classes are checked.
+    """
+    py = os.environ.get("LLEM_VLLM_PYTHON")
+    if not py:
+        return None
+    code = _INTROSPECT.format(here=str(Path(__file__).parent))
+    p = subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=600,
+                       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    if p.returncode != 0:
+        raise RuntimeError(f"LLEM_VLLM_PYTHON={py}: could not introspect vllm: "
+                           f"{p.stderr.strip().splitlines()[-1:] or p.returncode}")
+    data = json.loads(p.stdout.strip().splitlines()[-1])
+    return data["version"], {k: set(v) for k, v in data["classes"].items()}
+
+
 def live_tensorrt() -> dict[str, set[str]] | None:
     try:
         trt = importlib.import_module("tensorrt_llm")
@@ -69,11 +108,16 @@ def live_tensorrt() -> dict[str, set[str]] | None:
 
 
 def name_sets(engine: str) -> list[tuple[str, dict[str, set[str]]]]:
-    """(label, class -> names) for the installed engine, else for every pinned version."""
+    """(label, class -> names) for the installed engine, else for the real classes in
+    ``LLEM_VLLM_PYTHON`` (vLLM) and every pinned version."""
     live = live_vllm() if engine == "vllm" else live_tensorrt()
     if live is not None:
         return [("installed", live)]
-    return [
+    sets = []
+    ext = external_vllm() if engine == "vllm" else None
+    if ext is not None:
+        sets.append((f"real vllm {ext[0]} (LLEM_VLLM_PYTHON)", ext[1]))
+    return sets + [
         (f"pinned {d['version']}", {k: set(v) for k, v in d["classes"].items()})
         for d in pinned(engine)
     ]

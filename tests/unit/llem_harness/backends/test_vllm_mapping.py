@@ -3,8 +3,10 @@ emitted name exists in the real vLLM classes (installed, else the pinned list)."
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from engine_names import missing, name_sets, pinned
+from engine_names import external_vllm, missing, name_sets, pinned
 
 from llem_harness.backends import vllm_mapping as vm
 from llem_schema.backends.vllm import VLLMConfig
@@ -102,6 +104,22 @@ def test_pinned_list_records_its_version():
     for data in pinned("vllm"):
         assert data["version"] != "unknown"
         assert "max_num_seqs" in data["classes"]["EngineArgs"]
+
+
+@pytest.mark.skipif(not os.environ.get("LLEM_VLLM_PYTHON"),
+                    reason="LLEM_VLLM_PYTHON unset (CI sets it: .ci/vllm-setup.sh)")
+def test_pinned_list_equals_the_real_public_fields():
+    """tools/gen_engine_names.py reads vLLM's source with ast; the real classes must agree,
+    or the pinned list that guards machines without vLLM is wrong."""
+    ext = external_vllm()
+    assert ext is not None
+    version, real = ext
+    same = [d for d in pinned("vllm") if d["version"] == version]
+    assert same, f"no pinned list for the installed vllm {version}: run tools/gen_engine_names.py"
+    for cls, names in same[0]["classes"].items():
+        public = {n for n in real[cls] if not n.startswith("_")}
+        assert set(names) == public, (cls, sorted(public ^ set(names)))
+    assert any(label.startswith("real vllm") for label, _ in name_sets("vllm"))
 
 
 def test_greedy_is_temperature_zero():
