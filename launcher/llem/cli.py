@@ -10,17 +10,11 @@ from typing import Annotated
 import typer
 
 from llem import __version__
+from llem.cli_app import command_group
 
-app = typer.Typer(
-    name="llem",
-    help="Measure the energy, throughput, latency and FLOPs of LLM inference.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-config_app = typer.Typer(
-    help="Validate, show and create experiment/study configs.", no_args_is_help=True
-)
+app = command_group("Measure the energy, throughput, latency and FLOPs of LLM inference.",
+                    name="llem")
+config_app = command_group("Validate, show and create experiment/study configs.")
 app.add_typer(config_app, name="config")
 
 
@@ -280,8 +274,9 @@ def main() -> None:
     try:
         rv = app(prog_name="llem", standalone_mode=False)
     except click.NoArgsIsHelpError as exc:  # `llem`, `llem config`: the help, as click does
-        # typer's rich help prints itself and returns ""; plain click returns the text
-        typer.echo(exc.ctx.get_help() if exc.ctx else "", nl=False)
+        text = exc.ctx.get_help() if exc.ctx else ""
+        if text:  # typer's rich help prints itself and returns ""
+            typer.echo(text)
         sys.exit(2)
     except click.UsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,10 @@ from llem_schema.errors import ConfigError
 from llem_schema.migrations import SchemaVersionError, migrate
 from llem_schema.result import ExperimentResult
 from llem_schema.runspec import EXPERIMENT_FILE, RESULT_FILE
+from llem_schema.version import SCHEMA_VERSION
+
+_CURRENT_VERSION = re.compile(rb'"schema_version"\s*:\s*"' + re.escape(SCHEMA_VERSION.encode())
+                              + rb'"')
 
 MANIFEST_FILE = "manifest.json"
 
@@ -68,11 +73,25 @@ def load_result(path: Path) -> ExperimentResult:
     """Read ``result.json`` (the file or its run directory) through migration + validation."""
     file = path / RESULT_FILE if path.is_dir() else path
     try:
-        data = json.loads(file.read_text("utf-8"))
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise ResultError(f"{file}: no result (the run did not finish)") from None
     except OSError as exc:
         raise ResultError(f"{file}: cannot read ({exc.strerror})") from None
+    # Fast path for documents already at the current version (no migration to run):
+    # pydantic's own JSON parser validates in one pass, ~2x faster than json + validate,
+    # which is most of `results aggregate` over thousands of files. Anything else, and
+    # every error message, goes through the general path below.
+    if _CURRENT_VERSION.search(raw):
+        try:
+            result = ExperimentResult.model_validate_json(raw)
+        except ValidationError:
+            pass
+        else:
+            if result.schema_version == SCHEMA_VERSION:
+                return result
+    try:
+        data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultError(f"{file}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):

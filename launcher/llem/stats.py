@@ -214,10 +214,11 @@ def expanded_level(confidence: float, n: int) -> float:
     """
     if n < 2:
         return confidence
-    from scipy.stats import norm, t
+    # scipy.special, not scipy.stats: the latter costs ~1 s to import on 2 cores
+    from scipy.special import ndtr, stdtrit
 
-    z = math.sqrt(n / (n - 1)) * float(t.ppf(1 - (1 - confidence) / 2, n - 1))
-    return float(1 - 2 * norm.sf(z))
+    z = math.sqrt(n / (n - 1)) * float(stdtrit(n - 1, 1 - (1 - confidence) / 2))
+    return float(1 - 2 * ndtr(-z))
 
 
 def bootstrap_mean_ci(

@@ -13,18 +13,6 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from llem.images import (
-    DriverCuda,
-    ImageError,
-    detect_driver_cuda,
-    docker_client,
-    is_auth_error,
-    local_image,
-    registry_host,
-    resolve_image,
-    resolve_registry,
-)
-
 console = Console(soft_wrap=True)
 
 
@@ -76,6 +64,15 @@ def _gpu_check() -> tuple[Check, int]:
 
 def run_checks(registry: str | None = None, backend: str = "pytorch",
                cuda: str | None = None) -> list[Check]:
+    from llem.images import (
+        DriverCuda,
+        ImageError,
+        detect_driver_cuda,
+        docker_client,
+        local_image,
+        resolve_image,
+    )
+
     checks: list[Check] = []
     client = None
     try:
@@ -120,6 +117,8 @@ def _registry_check(client: Any, ref: str) -> Check:
     """Ask the registry for the manifest (HEAD-like, no layers): reachable + authorised."""
     from docker.errors import APIError
 
+    from llem.images import is_auth_error, registry_host
+
     host = registry_host(ref)
     try:
         data = client.api.inspect_distribution(ref)
@@ -143,6 +142,8 @@ def doctor(
     cuda: str | None = typer.Option(None, help="CUDA version to assume, or 'cpu'."),
 ) -> None:
     """Check Docker, NVIDIA runtime, GPUs, driver/CUDA, the chosen image and the registry."""
+    from llem.images import resolve_registry
+
     checks = run_checks(resolve_registry(registry), backend, cuda)
     failed = 0
     for c in checks:

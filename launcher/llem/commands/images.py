@@ -13,36 +13,22 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from llem.images import (
-    LOCK_FILE,
-    EnsuredImage,
-    ImageError,
-    LockFile,
-    MatrixEntry,
-    docker_client,
-    ensure_image,
-    image_ref,
-    llem_version,
-    load_matrix,
-    local_image,
-    lock_entry,
-    pull_error_hint,
-    repo_digest,
-    resolve_image,
-    resolve_registry,
-    split_ref,
-    study_backends,
-)
-from llem_schema.errors import ConfigError
+from llem.cli_app import command_group
 
-app = typer.Typer(help="Build, fetch, pin and move the harness container images.",
-                  no_args_is_help=True)
+if TYPE_CHECKING:
+    from llem.images import EnsuredImage, MatrixEntry
+
+#: kept equal to llem.images.LOCK_FILE (a test checks); not imported so that `llem --help`
+#: does not load the image machinery
+LOCK_FILE = "llem.lock"
+
+app = command_group("Build, fetch, pin and move the harness container images.")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 T = TypeVar("T")
@@ -50,6 +36,9 @@ T = TypeVar("T")
 
 def _guard(fn: Callable[[], T]) -> T:
     """Turn our one-line errors into exit codes."""
+    from llem.images import ImageError
+    from llem_schema.errors import ConfigError
+
     try:
         return fn()
     except ConfigError as exc:
@@ -61,6 +50,9 @@ def _guard(fn: Callable[[], T]) -> T:
 
 
 def _backends(backends: list[str] | None) -> list[str]:
+    from llem.images import load_matrix
+    from llem_schema.errors import ConfigError
+
     matrix = load_matrix()
     known = sorted({e.backend for e in matrix.images})
     chosen = backends or ["pytorch"]
@@ -77,6 +69,16 @@ def list_images(
     registry: str | None = typer.Option(None, help="Registry prefix (else LLEM_REGISTRY/config)."),
 ) -> None:
     """The image matrix, with what is present locally and its digest."""
+    from llem.images import (
+        ImageError,
+        docker_client,
+        image_ref,
+        load_matrix,
+        local_image,
+        repo_digest,
+        resolve_registry,
+        split_ref,
+    )
 
     def go() -> None:
         matrix = load_matrix()
@@ -110,6 +112,7 @@ def pull(
     lock: Path | None = typer.Option(None, help="Pull the digests pinned in this lock file."),
 ) -> None:
     """Pull the image each backend resolves to on this host (progress bar per layer)."""
+    from llem.images import LockFile, docker_client, ensure_image, resolve_image
 
     def go() -> None:
         client = docker_client()
@@ -132,6 +135,14 @@ def lock(
     pull_policy: str = typer.Option("missing", "--pull", help="missing|always|never"),
 ) -> None:
     """Pin each backend the study uses to an image digest (writes llem.lock)."""
+    from llem.images import (
+        LockFile,
+        docker_client,
+        ensure_image,
+        lock_entry,
+        resolve_image,
+        study_backends,
+    )
 
     def go() -> None:
         client = docker_client()
@@ -150,6 +161,8 @@ def lock(
 
 def _refs_for(client: Any, lock: Path | None, backends: list[str] | None,
               registry: str | None, cuda: str | None) -> list[EnsuredImage]:
+    from llem.images import LockFile, ensure_image, resolve_image
+
     lf = LockFile.read(lock) if lock else None
     chosen = sorted(lf.images) if (lf and not backends) else _backends(backends)
     found = []
@@ -168,6 +181,7 @@ def save(
     cuda: str | None = typer.Option(None),
 ) -> None:
     """Write images to one tar for an air-gapped host (`llem images load -i` there)."""
+    from llem.images import docker_client
 
     def go() -> None:
         client = docker_client(timeout=600)
@@ -194,6 +208,8 @@ def load(
     input: Path = typer.Option(..., "-i", "--input", help="Bundle tar from `images save`."),
 ) -> None:
     """Load a bundle written by `llem images save` (no registry needed)."""
+    from llem.images import ImageError, docker_client
+    from llem_schema.errors import ConfigError
 
     def go() -> None:
         client = docker_client(timeout=600)
@@ -218,6 +234,7 @@ def mirror(
     cuda: str | None = typer.Option(None),
 ) -> None:
     """Copy (pinned) images to a private registry; then run with --registry TO."""
+    from llem.images import ImageError, docker_client, pull_error_hint, split_ref
 
     def go() -> None:
         client = docker_client(timeout=600)
@@ -240,6 +257,8 @@ def mirror(
 
 @contextlib.contextmanager
 def _build_context(entry: MatrixEntry, root: Path, wheelhouse: Path | None) -> Iterator[Path]:
+    from llem.images import ImageError
+
     ctx = Path(tempfile.mkdtemp(prefix="llem-build-"))
     try:
         shutil.copy(root / "images" / f"{entry.backend}.Dockerfile", ctx / "Dockerfile")
@@ -270,6 +289,15 @@ def build(
     network: str | None = typer.Option(None, help="Build network mode, e.g. none."),
 ) -> None:
     """Build images from images/matrix.yaml (docker SDK build, BASE_IMAGE build arg)."""
+    from llem.images import (
+        ImageError,
+        docker_client,
+        image_ref,
+        llem_version,
+        load_matrix,
+        resolve_registry,
+    )
+    from llem_schema.errors import ConfigError
 
     def go() -> None:
         root = source.resolve()

@@ -13,10 +13,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-app = typer.Typer(help="Inspect, compare, aggregate, export and plot results.",
-                  no_args_is_help=True)
-plot_app = typer.Typer(help="Figures (PNG/SVG): power trace, Pareto scatter, sweep line.",
-                       no_args_is_help=True)
+from llem.cli_app import command_group
+
+app = command_group("Inspect, compare, aggregate, export and plot results.")
+plot_app = command_group("Figures (PNG/SVG): power trace, Pareto scatter, sweep line.")
 app.add_typer(plot_app, name="plot")
 
 F = TypeVar("F", bound=Callable[..., Any])

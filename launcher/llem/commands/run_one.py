@@ -13,16 +13,13 @@ import os
 import signal
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llem import manifest as mf
-from llem.run import execute, make_runtime
-from llem.runtimes.base import Runtime, RuntimeUnavailable
-from llem_schema.errors import ConfigError
-from llem_schema.exit_codes import ExitCode
-from llem_schema.study import expand_experiments
+if TYPE_CHECKING:
+    from llem.runtimes.base import Runtime
+
 
 NODES_DIR = ".nodes"
 
@@ -47,6 +44,10 @@ def assigned_gpus(runtime: str, env: dict[str, str] | None = None) -> list[int |
 def pick_runtime(name: str, backend: str, **options: object) -> Runtime:
     """Per node: the configured runtime; ``auto``/``docker`` fall back to podman (same
     images) when no Docker daemon answers, ``auto`` then to local."""
+    from llem.run import make_runtime
+    from llem.runtimes.base import RuntimeUnavailable
+    from llem_schema.errors import ConfigError
+
     if name == "local":
         from llem.runtimes.local import LocalRuntime
 
@@ -90,6 +91,12 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run_one_dir(run_dir: Path, runtime_name: str | None = None, quiet: bool = False,
                 runtime: Runtime | None = None) -> int:
+    from llem import manifest as mf
+    from llem.run import execute
+    from llem_schema.errors import ConfigError
+    from llem_schema.exit_codes import ExitCode
+    from llem_schema.study import expand_experiments
+
     run_dir = run_dir.resolve()
     study_dir = run_dir.parent.parent
     if not (study_dir / mf.MANIFEST_FILE).exists():

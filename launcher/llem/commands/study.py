@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Inspect, cancel and resume a study directory.", no_args_is_help=True)
+from llem.cli_app import command_group
+
+app = command_group("Inspect, cancel and resume a study directory.")
 
 StudyDir = Annotated[Path, typer.Argument(help="results/<study-id>")]
 

@@ -46,3 +46,28 @@ def test_harness_sources_do_not_mention_docker_import() -> None:
     for f in root.rglob("*.py"):
         text = f.read_text()
         assert "import docker" not in text and "from docker" not in text, f
+
+
+def test_help_loads_neither_the_contract_nor_the_image_machinery() -> None:
+    """`llem --help` has a 0.3 s budget (benchmarks/cli_startup.py): command modules import
+    their heavy parts (pydantic models, docker, the runtimes) inside the commands, and the
+    help is plain click (typer's rich help pulls in rich.markdown and pygments)."""
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nsys.argv=['llem','--help']\nfrom llem.cli import main\n"
+         "try:\n    main()\nexcept SystemExit:\n    pass\n"
+         "print(' '.join(sorted(sys.modules)), file=sys.stderr)"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    mods = set(out.stderr.split())
+    unwanted = {"llem.images", "llem.manifest", "llem.run", "llem_schema.result", "pydantic",
+                "docker", "yaml", "rich.markdown", "pygments"}
+    assert not mods & unwanted, sorted(mods & unwanted)
+    assert "Usage: llem" in out.stdout
+
+
+def test_lock_file_name_is_one_name() -> None:
+    from llem import images
+    from llem.commands import images as images_cmd
+
+    assert images_cmd.LOCK_FILE == images.LOCK_FILE

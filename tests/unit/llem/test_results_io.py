@@ -19,6 +19,28 @@ def test_load_result_round_trip(tmp_path: Path) -> None:
     assert results_io.load_result(tmp_path / "run" / "result.json") == r
 
 
+def test_fast_and_general_paths_read_the_same_result(tmp_path: Path, monkeypatch) -> None:
+    """Current-version files take pydantic's JSON parser; the result is the one the general
+    path (json + migrate + validate) gives, and an older document still migrates."""
+    from llem_schema.result import ExperimentResult
+
+    f = write_result(tmp_path / "run", make_result())
+    fast = results_io.load_result(f)
+    general = ExperimentResult.model_validate(json.loads(f.read_text()))
+    assert fast == general
+    # current version: the migration steps are not run at all
+    seen: list[str] = []
+    monkeypatch.setitem(results_io.migrate.__globals__["MIGRATIONS"], 1,
+                        lambda d: seen.append(d["schema_version"]) or d)
+    assert results_io.load_result(f) == fast and seen == []
+    # a "1.0" marker nested in free-form config.extra must not skip the version check
+    d = result_dict()
+    d["schema_version"] = "0.9"
+    d["config"]["extra"] = {"schema_version": "1.0"}
+    with pytest.raises(ConfigError, match="no migration registered from major 0"):
+        results_io.load_result(write_result(tmp_path / "old", d))
+
+
 def test_newer_major_is_refused_with_the_migration_message(tmp_path: Path) -> None:
     d = result_dict()
     d["schema_version"] = "2.0"
