@@ -263,17 +263,19 @@ def main() -> None:
     """Entry point. Every error the user can fix -- a bad flag (click's usage errors), a bad
     config, an unavailable runtime -- becomes one line on stderr and exit code 2, never a
     traceback or a boxed panel that a log grep would split."""
-    try:  # typer >= 0.2x vendors click; its exceptions are not click's
+    try:  # newer typer vendors click: its exceptions are not the click package's
         from typer._click import exceptions as click
-    except ImportError:  # pragma: no cover - older typer on real click
+    except ImportError:  # pragma: no cover - older typer on the click package
         from click import exceptions as click  # type: ignore[no-redef]
+    # click < 8.2 shows the help itself and exits 0 instead of raising
+    no_args_help = getattr(click, "NoArgsIsHelpError", ())
 
     from llem.runtimes.base import RuntimeUnavailable
     from llem_schema.exceptions import ConfigError
 
     try:
         rv = app(prog_name="llem", standalone_mode=False)
-    except click.NoArgsIsHelpError as exc:  # `llem`, `llem config`: the help, as click does
+    except no_args_help as exc:  # `llem`, `llem config`: the help, as click does
         text = exc.ctx.get_help() if exc.ctx else ""
         if text:  # typer's rich help prints itself and returns ""
             typer.echo(text)
