@@ -12,6 +12,8 @@ the ``fast`` setting (static cache + torch.compile + lean decode loop) at batch 
 Ratios are computed within this one run. Usage:
 
     python benchmarks/gpu_validation.py --out DIR [--batches 1,8,32,128] [--window 6]
+    # one model sharded over two GPUs (device_map auto): energy summed and kept per GPU
+    python benchmarks/gpu_validation.py --out DIR --gpus 0,1 --batches 8,32 --skip-fast
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class TeeSource(EnergySource):
         self.phase_of = phase_of
         self.windows: list[dict[str, Any]] = []
         self._ext0: list[int] = []
+        self.n_devices = getattr(primary, "n_devices", None)
 
     @classmethod
     def available(cls, device_indices: list[int]) -> tuple[bool, str]:
@@ -99,7 +102,9 @@ class TeeSource(EnergySource):
         ext1 = self.external.read()
         cur["primary_j"] = sum(vals)
         pairs = zip(self._ext0, ext1, strict=True)
-        cur["external_nvml_j"] = sum((b - a) / 1000.0 for a, b in pairs)
+        cur["external_per_gpu_j"] = [(b - a) / 1000.0 for a, b in pairs]
+        cur["external_nvml_j"] = sum(cur["external_per_gpu_j"])
+        cur["primary_per_gpu_j"] = list(vals)
         for name, src in reversed(list(self.extras.items())):
             if name in cur["errors"]:
                 continue
@@ -120,12 +125,17 @@ def pct(a: float | None, b: float | None) -> float | None:
     return 100.0 * (a - b) / b
 
 
-def make_cfg(batch: int, window: float, fast: bool, prompts_file: str) -> ExperimentConfig:
+def make_cfg(batch: int, window: float, fast: bool, prompts_file: str,
+             gpus: list[int] | None = None) -> ExperimentConfig:
     py: dict[str, Any] = {}
     if fast:
         py = {"cache_implementation": "static", "compile": True, "compile_mode": "reduce-overhead"}
+    gpus = gpus or [0]
+    if len(gpus) > 1:
+        py["device_map"] = "auto"  # shard the layers over the listed GPUs
+    shard = f"-{len(gpus)}gpus" if len(gpus) > 1 else ""
     return ExperimentConfig.model_validate({
-        "name": f"val-b{batch}{'-fast' if fast else ''}",
+        "name": f"val-b{batch}{'-fast' if fast else ''}{shard}",
         "model": "builtin:llama-1.1b",
         "pytorch": py,
         "decoding": {"max_new_tokens": 128, "ignore_eos": True},
@@ -133,7 +143,7 @@ def make_cfg(batch: int, window: float, fast: bool, prompts_file: str) -> Experi
                      "max_input_tokens": 128},
         "measurement": {"baseline_seconds": 5, "min_window_seconds": window,
                         "warmup_max_runs": 8 if not fast else 12, "warmup_min_runs": 2},
-        "runtime": {"runtime": "local"},
+        "runtime": {"runtime": "local", "gpus": gpus},
     })
 
 
@@ -273,7 +283,7 @@ def run_one(cfg: ExperimentConfig, out_dir: Path, external: ExternalReader,
         run_dir = out_dir / cfg.name
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = RunSpec(experiment_id=cfg.name, run_id=cfg.name, config=cfg,
-                       config_hash=cfg.config_hash(), gpus=[0])
+                       config_hash=cfg.config_hash(), gpus=list(cfg.runtime.gpus) or [0])
         res = runner.run_experiment(spec, run_dir)
     finally:
         runner.select_source = real_select
@@ -292,6 +302,11 @@ def run_one(cfg: ExperimentConfig, out_dir: Path, external: ExternalReader,
         "window_s": e.duration_s, "harness_j": e.total_j,
         "external_nvml_j": full["external_nvml_j"],
         "harness_vs_external_pct": pct(e.total_j, full["external_nvml_j"]),
+        "gpu_indices": e.gpu_indices, "harness_per_gpu_j": e.per_gpu_j,
+        "external_per_gpu_j": full["external_per_gpu_j"],
+        "per_gpu_vs_external_pct": None if not e.per_gpu_j else [
+            pct(a, b) for a, b in zip(e.per_gpu_j, full["external_per_gpu_j"])],
+        "memory": res.memory.model_dump(),
         "trace_j": e.timeseries_j, "trace_power_method": e.timeseries_power_method,
         "trace_vs_counter_pct": pct(e.timeseries_j, e.total_j),
         "trace_avg_power_j": trace_avg,
@@ -330,6 +345,7 @@ def main() -> int:
     ap.add_argument("--ab-rounds", type=int, default=6)
     ap.add_argument("--ab-seconds", type=float, default=2.0)
     ap.add_argument("--only-fast", action="store_true")
+    ap.add_argument("--gpus", default="0", help="NVML indices; >1 shards one model over them")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -339,16 +355,17 @@ def main() -> int:
     base = load_prompts(make_cfg(1, 1, False, "builtin:prompts").workload.model_copy(
         update={"dataset": "builtin:prompts", "num_prompts": 32}))
     prompts.write_text("\n".join((p + " ") * 6 for p in base) + "\n")
-    external = ExternalReader([0])
+    gpus = [int(x) for x in args.gpus.split(",")]
+    external = ExternalReader(gpus)
     extras = ["zeus", "nvml", "codecarbon"]
     report: dict[str, Any] = {"rows": [], "fast": None, "errors": []}
     from llem_harness import environment
 
     report["environment"] = environment.collect(
-        "cuda", [0], PyTorchBackend.version(), "local").model_dump(mode="json")
+        "cuda", gpus, PyTorchBackend.version(), "local").model_dump(mode="json")
     batches = [] if args.only_fast else [int(x) for x in args.batches.split(",")]
     for bsz in batches:
-        cfg = make_cfg(bsz, args.window, False, str(prompts))
+        cfg = make_cfg(bsz, args.window, False, str(prompts), gpus)
         try:
             row = run_one(cfg, out, external, extras)
             if args.ab_rounds:
@@ -357,7 +374,8 @@ def main() -> int:
                 row["bare_generate_tok_per_s"] = statistics.median(ab["bare_tok_per_s"])
                 row["instrumented_vs_bare_pct"] = ab["ratio_of_medians_pct"]
             report["rows"].append(row)
-            print(json.dumps({k: row[k] for k in ("batch", "harness_vs_external_pct",
+            print(json.dumps({k: row.get(k) for k in ("batch", "gpu_indices", "harness_per_gpu_j",
+                              "external_per_gpu_j", "harness_vs_external_pct",
                               "trace_vs_counter_pct", "tok_per_s", "bare_generate_tok_per_s",
                               "instrumented_vs_bare_pct", "prefill_j_per_tok",
                               "decode_j_per_tok", "sources_side_by_side_j")}), flush=True)

@@ -101,7 +101,10 @@ class EnergyMetrics(MeasuredGroup):
         None, description="zeus | nvml | codecarbon | rapl | nvml-power-integration"
     )
     method_version: str | None = None
-    gpu_indices: list[int] | None = None
+    gpu_indices: list[int] | None = Field(
+        None, description="CUDA device indices as the harness saw them (after "
+        "CUDA_VISIBLE_DEVICES / container remapping); environment.gpus names each by UUID "
+        "and environment.cuda_visible_devices records the assignment.")
     baseline_cached: bool | None = Field(
         None, description="True when baseline_power_w came from LLEM_BASELINE_CACHE."
     )
