@@ -17,10 +17,13 @@ if ! "$VENV/bin/python" -c "import vllm, sys; sys.exit(vllm.__version__ != '$VLL
     >/dev/null 2>&1; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.13.0
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "vllm==$VLLM_VERSION"
+  # (pip lists every vLLM requirement left out on purpose; those lines are dropped)
+  "$VENV/bin/pip" install -q --disable-pip-version-check torch==2.13.0 2>&1 \
+    | grep -v "WARNING: Location" || true
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "vllm==$VLLM_VERSION" 2>&1 \
+    | grep -v "WARNING: Location" || true
   "$VENV/bin/pip" install -q --disable-pip-version-check -r .ci/vllm-cpu-requirements.txt \
-    2>&1 | grep -v "requires torch\|which is incompatible\|dependency conflicts" || true
+    2>&1 | grep -v "^vllm .* requires \|dependency conflicts\|WARNING: Location" || true
 fi
 "$VENV/bin/python" -c "import vllm, vllm.config; vllm.EngineArgs; vllm.SamplingParams; \
 vllm.config.SpeculativeConfig; print('vllm', vllm.__version__, 'config classes import')"
