@@ -36,18 +36,13 @@ def _parallel_errors(config: ExperimentConfig, n_gpus: int | None) -> list[str]:
 
 def _vllm_errors(config: ExperimentConfig) -> list[str]:
     errors: list[str] = []
-    vllm, decoding, workload = config.vllm, config.decoding, config.workload
+    vllm, decoding = config.vllm, config.decoding
     if decoding.strategy == "beam":
         errors.append(
             "decoding.strategy: beam is not supported by the vllm backend (vLLM SamplingParams "
             "has no beam search); use greedy or sampling, or backend: tensorrt / pytorch"
         )
-    needed = workload.max_input_tokens + decoding.max_new_tokens
-    if vllm.max_model_len is not None and needed > vllm.max_model_len:
-        errors.append(
-            f"vllm.max_model_len ({vllm.max_model_len}) is shorter than workload.max_input_tokens"
-            f" + decoding.max_new_tokens ({needed}); raise it or shorten the workload"
-        )
+    errors += _too_short_for_workload("vllm.max_model_len", vllm.max_model_len, config)
     if (
         vllm.enable_chunked_prefill is False
         and vllm.max_num_batched_tokens is not None
@@ -65,6 +60,16 @@ def _vllm_errors(config: ExperimentConfig) -> list[str]:
             "kv_cache_memory_bytes overrides it, so set only one"
         )
     return errors
+
+
+def _too_short_for_workload(field: str, limit: int | None,
+                            config: ExperimentConfig) -> list[str]:
+    """An engine's sequence-length limit must hold the longest prompt plus its output."""
+    needed = config.workload.max_input_tokens + config.decoding.max_new_tokens
+    if limit is None or needed <= limit:
+        return []
+    return [f"{field} ({limit}) is shorter than workload.max_input_tokens"
+            f" + decoding.max_new_tokens ({needed}); raise it or shorten the workload"]
 
 
 def _tensorrt_errors(config: ExperimentConfig) -> list[str]:
@@ -86,12 +91,7 @@ def _tensorrt_errors(config: ExperimentConfig) -> list[str]:
             f"workload.max_input_tokens ({workload.max_input_tokens}) exceeds "
             f"tensorrt.max_input_len ({trt.max_input_len}); prompts would be rejected"
         )
-    needed = workload.max_input_tokens + decoding.max_new_tokens
-    if trt.max_seq_len is not None and needed > trt.max_seq_len:
-        errors.append(
-            f"tensorrt.max_seq_len ({trt.max_seq_len}) is shorter than workload.max_input_tokens"
-            f" + decoding.max_new_tokens ({needed}); raise it or shorten the workload"
-        )
+    errors += _too_short_for_workload("tensorrt.max_seq_len", trt.max_seq_len, config)
     if (
         trt.max_num_tokens is not None
         and trt.max_input_len is not None

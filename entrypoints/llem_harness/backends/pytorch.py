@@ -420,19 +420,16 @@ class PyTorchBackend(InferenceBackend):
         new = out[:, in_len:]
         self._last_tokens = new
         per_req = self._count_new_tokens(new)
-        ttft = itl = None
-        if clock.times:
-            ttft = [clock.times[0] - t0] * len(batch.requests)
-            itl = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
+        # one step per streamed token; the first step is the TTFT, the rest the ITLs
+        steps = [b - a for a, b in itertools.pairwise([t0, *clock.times])]
         return BatchOutput(
             input_tokens=batch.input_tokens,
             output_tokens=sum(per_req),
             per_request_output_tokens=per_req,
             e2e_s=t1 - t0,
-            ttft_s=ttft,
-            itl_s=itl,
-            step_times_s=[b - a for a, b in zip([t0, *clock.times], clock.times, strict=False)]
-            or None,
+            ttft_s=[steps[0]] * len(batch.requests) if steps else None,
+            itl_s=steps[1:] if steps else None,
+            step_times_s=steps or None,
         )
 
     def _count_new_tokens(self, new: Any) -> list[int]:

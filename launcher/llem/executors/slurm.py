@@ -193,18 +193,12 @@ def batch_script(study_dir: Path, runs_file: Path, options: SlurmOptions, name: 
                                             if options.max_parallel else ""),
              "#SBATCH --ntasks=1",
              f"#SBATCH --output={logs}/%A_%a.out"]
-    if options.partition:
-        lines.append(f"#SBATCH --partition={options.partition}")
-    if options.account:
-        lines.append(f"#SBATCH --account={options.account}")
-    if options.time:
-        lines.append(f"#SBATCH --time={options.time}")
-    if options.gpus_per_task:
-        lines.append(f"#SBATCH --gres=gpu:{options.gpus_per_task}")
-    if options.cpus_per_task:
-        lines.append(f"#SBATCH --cpus-per-task={options.cpus_per_task}")
-    if options.mem:
-        lines.append(f"#SBATCH --mem={options.mem}")
+    gres = f"gpu:{options.gpus_per_task}" if options.gpus_per_task else None
+    for flag, value in (("partition", options.partition), ("account", options.account),
+                        ("time", options.time), ("gres", gres),
+                        ("cpus-per-task", options.cpus_per_task), ("mem", options.mem)):
+        if value:
+            lines.append(f"#SBATCH --{flag}={value}")
     env_path = os.environ.get("PYTHONPATH")
     lines += [
         "set -euo pipefail",
