@@ -18,6 +18,7 @@ from llem_schema.atomic import atomic_write_text
 from llem_schema.config import ExperimentConfig
 from llem_schema.result import ExperimentResult
 from llem_schema.runspec import RESULT_FILE, TIMESERIES_FILE
+from llem_schema.version import SCHEMA_VERSION
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -74,7 +75,7 @@ def result_dict(
 
     started = T0 + timedelta(minutes=cycle)
     return {
-        "schema_version": "1.0",
+        "schema_version": SCHEMA_VERSION,
         "status": status,
         "experiment_id": exp_id,
         "study_id": study_id,

@@ -52,6 +52,8 @@ class PowerSampler:
         self._nvml = None
         self.unavailable_reason: str | None = None
         self.power_method: str | None = None
+        #: Unix ns minus monotonic ns, read once: maps every sample to wall-clock time
+        self.unix_offset_ns = time.time_ns() - time.monotonic_ns()
         try:
             import pynvml
 
@@ -152,6 +154,18 @@ class PowerSampler:
             total += (pts[0][0] - t0) * pts[0][1] + (t1 - pts[-1][0]) * pts[-1][1]
         return total if any_gpu else None
 
+    def util_mean(self, t0: float, t1: float) -> float | None:
+        """Mean GPU utilisation (%) of the samples between t0 and t1, all GPUs."""
+        vals = [s.util_pct for s in self.samples if t0 <= s.t <= t1 and s.util_pct is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    def util_by_phase(self) -> dict[str, float]:
+        out: dict[str, list[float]] = {}
+        for s in self.samples:
+            if s.util_pct is not None:
+                out.setdefault(s.phase, []).append(s.util_pct)
+        return {p: sum(v) / len(v) for p, v in out.items()}
+
     def by_phase(self) -> dict[str, tuple[int, float, float]]:
         """phase -> (samples, mean W summed over GPUs per timestamp, peak W)."""
         out: dict[str, list[float]] = {}
@@ -172,6 +186,7 @@ class PowerSampler:
         table = pa.table(
             {
                 "t_s": [s.t - t_origin for s in self.samples],
+                "unix_ns": [round(s.t * 1e9) + self.unix_offset_ns for s in self.samples],
                 "gpu": [s.gpu for s in self.samples],
                 "phase": [s.phase for s in self.samples],
                 "power_w": [s.power_w for s in self.samples],
@@ -180,6 +195,12 @@ class PowerSampler:
                 "mem_used_bytes": [s.mem_used_bytes for s in self.samples],
             }
         )
+        origin_unix_ns = round(t_origin * 1e9) + self.unix_offset_ns
+        table = table.replace_schema_metadata({
+            "llem.t_origin_monotonic_s": repr(t_origin),
+            "llem.t_origin_unix_ns": str(origin_unix_ns),
+            "llem.note": "unix_ns = t_origin_unix_ns + t_s * 1e9 (same clock mapping per row)",
+        })
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         atomic_write_bytes(path, sink.getvalue().to_pybytes())

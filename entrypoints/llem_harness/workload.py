@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from llem_schema.config import WorkloadConfig
@@ -18,9 +19,35 @@ def builtin_prompts() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def load_prompts(workload: WorkloadConfig) -> list[str]:
-    """``num_prompts`` prompts from the dataset, cycling when the set is smaller."""
+#: a backend's token space: (vocabulary size, special token ids to leave out)
+TokenSpace = tuple[int, set[int]]
+
+
+def synthetic_prompts(workload: WorkloadConfig, space: TokenSpace) -> list[list[int]]:
+    """``num_prompts`` prompts of exactly ``input_len`` seeded random token ids.
+
+    Special tokens (BOS/EOS/pad...) are left out so no prompt ends early or reads as
+    padding; with equal lengths no batch is padded, so every engine and every peer tool
+    runs the identical workload."""
+    vocab, special = space
+    allowed = [i for i in range(vocab) if i not in special]
+    if not allowed:
+        raise DatasetError("workload.dataset synthetic: the tokenizer has no ordinary tokens")
+    rng = random.Random(workload.seed)
+    return [[rng.choice(allowed) for _ in range(workload.input_len)]
+            for _ in range(workload.num_prompts)]
+
+
+def load_prompts(
+    workload: WorkloadConfig, token_space: Callable[[], TokenSpace] | None = None
+) -> list[str] | list[list[int]]:
+    """``num_prompts`` prompts from the dataset, cycling when the set is smaller.
+    ``synthetic`` gives token-id lists and needs the backend's ``token_space``."""
     src = workload.dataset
+    if src == "synthetic":
+        if token_space is None:
+            raise DatasetError("workload.dataset synthetic needs a loaded backend's vocabulary")
+        return synthetic_prompts(workload, token_space())
     if src == "builtin:prompts":
         prompts = builtin_prompts()
     else:

@@ -51,7 +51,8 @@ class MeasuredGroup(StrictModel):
         reasons = {
             name: reason
             for name, field in cls.model_fields.items()
-            if name != "null_reasons" and name not in known and not field.is_required()
+            if name != "null_reasons" and name not in known and field.default is None
+            and field.default_factory is None
         }
         data = {name: None for name in reasons}
         data.update(known)

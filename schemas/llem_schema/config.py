@@ -68,9 +68,15 @@ class WorkloadConfig(StrictModel):
 
     dataset: str = Field(
         "builtin:prompts",
-        description="builtin:prompts, or a path to a .txt (one prompt per line) or .jsonl file "
-        "with a 'prompt' field.",
+        description="builtin:prompts; synthetic (seeded random token ids of exactly input_len "
+        "tokens, no padding: the workload peers such as optimum-benchmark or a bare loop can "
+        "run identically); or a path to a .txt (one prompt per line) or .jsonl file with a "
+        "'prompt' field.",
     )
+    input_len: int = Field(
+        128, ge=1, description="dataset synthetic: tokens per prompt (exact, no padding)."
+    )
+    seed: int = Field(0, description="Seed of the synthetic token ids / dataset sampling.")
     num_prompts: int = Field(16, ge=1)
     batch_size: int = Field(4, ge=1)
     max_input_tokens: int = Field(128, ge=1)
@@ -86,6 +92,11 @@ class WorkloadConfig(StrictModel):
     def _budget(self) -> WorkloadConfig:
         if self.batching == "dynamic" and self.token_budget is None:
             raise ValueError("workload.token_budget is required when batching is 'dynamic'")
+        if self.dataset == "synthetic" and self.input_len > self.max_input_tokens:
+            raise ValueError(
+                f"workload.input_len ({self.input_len}) must be <= workload.max_input_tokens "
+                f"({self.max_input_tokens}); raise max_input_tokens"
+            )
         return self
 
 

@@ -221,6 +221,26 @@ class PowerPhaseSummary(StrictModel):
     samples: int
     mean_w: float
     peak_w: float
+    mean_util_pct: float | None = Field(
+        None, description="Mean GPU utilisation (NVML) over the phase's samples."
+    )
+
+
+class WindowRecord(StrictModel):
+    """One energy window, anchored to wall-clock and monotonic time so an external meter
+    (wall-power meter, PDU log, another NVML reader) can be read over exactly this span."""
+
+    name: Literal["baseline", "measured", "prefill"]
+    start_unix_ns: int
+    end_unix_ns: int
+    start_monotonic_s: float
+    end_monotonic_s: float
+    duration_s: float
+    energy_j: float | None = Field(None, description="The energy source's joules (summed GPUs).")
+    passes: int = Field(0, description="Workload passes inside the window.")
+    gpu_util_mean_pct: float | None = Field(
+        None, description="Mean GPU utilisation of the power trace's samples in the window."
+    )
 
 
 class ExperimentResult(StrictModel):
@@ -249,6 +269,10 @@ class ExperimentResult(StrictModel):
     warmup: WarmupInfo
     setup: SetupInfo
     power_phases: list[PowerPhaseSummary] = Field(default_factory=list)
+    windows: list[WindowRecord] = Field(
+        default_factory=list,
+        description="Every energy window with Unix-ns and monotonic edges (schema 1.1+).",
+    )
     timeseries_file: str | None = None
     reused_model: bool = False
     measurement_methodology: dict[str, str] = Field(default_factory=dict)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from llem_schema.version import SCHEMA_VERSION
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STATE = Path(os.environ.get("LLEM_IT_STATE", "/tmp/llem-it"))
@@ -82,5 +84,5 @@ def test_tiny_study_runs_through_podman(tmp_path: Path) -> None:
         assert r.environment.image_digest
         assert r.throughput.output_tokens and r.throughput.output_tokens > 0
         assert "hf_podman_SECRET" not in f.read_text()
-        assert json.loads(f.read_text())["schema_version"] == "1.0"
+        assert json.loads(f.read_text())["schema_version"] == SCHEMA_VERSION
     assert "hf_podman_SECRET" not in p.stdout + p.stderr

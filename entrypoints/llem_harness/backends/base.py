@@ -27,7 +27,8 @@ class Request:
     """One prompt, tokenised by the backend's tokenizer."""
 
     index: int
-    prompt: str
+    #: the text, or token ids for a synthetic workload
+    prompt: str | list[int]
     input_tokens: int
 
 
@@ -87,9 +88,14 @@ class InferenceBackend(ABC):
     def load(self) -> LoadInfo:
         """Load weights and tokenizer; compile/build if configured (timed apart)."""
 
+    def token_space(self) -> tuple[int, set[int]]:
+        """(vocabulary size, special token ids) for synthetic prompts; after ``load``."""
+        raise NotImplementedError(f"{self.name} backend cannot run a synthetic workload")
+
     @abstractmethod
-    def make_batches(self, prompts: list[str]) -> list[Batch]:
-        """Tokenise and group prompts according to ``workload.batching``."""
+    def make_batches(self, prompts: list[Any]) -> list[Batch]:
+        """Tokenise (text) or take (token-id lists) prompts and group them according to
+        ``workload.batching``."""
 
     @abstractmethod
     def generate(self, batch: Batch) -> BatchOutput:

@@ -239,10 +239,19 @@ class PyTorchBackend(InferenceBackend):
             return self.tokenizer(prompt, truncation=True, max_length=max_in)["input_ids"]
         return self.tokenizer.encode(prompt, max_in)
 
-    def make_batches(self, prompts: list[str]) -> list[Batch]:
+    def token_space(self) -> tuple[int, set[int]]:
+        vocab = int(self.model.config.vocab_size)
+        if self._hf_tokenizer:
+            special = set(self.tokenizer.all_special_ids)
+        else:
+            tok = self.tokenizer
+            special = {tok.pad_token_id, tok.bos_token_id, tok.eos_token_id}
+        return vocab, special
+
+    def make_batches(self, prompts: list[Any]) -> list[Batch]:
         torch = self._torch
         w = self.config.workload
-        encoded = [self._encode(p) for p in prompts]
+        encoded = [list(p) if isinstance(p, list) else self._encode(p) for p in prompts]
         pairs = enumerate(zip(prompts, encoded, strict=True))
         reqs = [Request(i, p, len(ids)) for i, (p, ids) in pairs]
         groups: list[list[Request]] = []

@@ -27,6 +27,9 @@ class WindowReading:
     device_indices: list[int] = field(default_factory=list)
     start_monotonic: float = 0.0
     end_monotonic: float = 0.0
+    #: wall-clock edges (time.time_ns), read next to the monotonic ones
+    start_unix_ns: int = 0
+    end_unix_ns: int = 0
 
     @property
     def mean_power_w(self) -> float:
@@ -68,15 +71,18 @@ class EnergyWindow:
         self.device_indices = device_indices
         self.reading: WindowReading | None = None
         self._t0 = 0.0
+        self._u0 = 0
 
     def __enter__(self) -> EnergyWindow:
         if self.source is not None:
             self.source.begin()
         self._t0 = time.monotonic()
+        self._u0 = time.time_ns()
         return self
 
     def __exit__(self, *exc: object) -> None:
         t1 = time.monotonic()
+        u1 = time.time_ns()
         per_dev = self.source.end() if self.source is not None else []
         self.reading = WindowReading(
             joules=float(sum(per_dev)) if per_dev else float("nan"),
@@ -85,4 +91,6 @@ class EnergyWindow:
             device_indices=list(self.device_indices),
             start_monotonic=self._t0,
             end_monotonic=t1,
+            start_unix_ns=self._u0,
+            end_unix_ns=u1,
         )

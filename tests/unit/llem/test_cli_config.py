@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from llem import __version__
+from llem_schema.version import SCHEMA_VERSION
 from tests.conftest import llem_cmd, subprocess_env
 
 
@@ -45,5 +46,5 @@ def test_schema_prints_json_schema() -> None:
     p = _run("config", "schema", "result")
     assert p.returncode == 0
     doc = json.loads(p.stdout)
-    assert doc["title"] == "ExperimentResult" and doc["x-schema-version"] == "1.0"
+    assert doc["title"] == "ExperimentResult" and doc["x-schema-version"] == SCHEMA_VERSION
     assert _run("config", "schema", "nope").returncode == 2

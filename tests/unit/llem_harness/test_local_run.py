@@ -14,6 +14,7 @@ from llem.rundir import read_result
 from llem.study_runner import run_study
 from llem_schema.exit_codes import ExitCode
 from llem_schema.runspec import RunSpec
+from llem_schema.version import SCHEMA_VERSION
 from tests.conftest import llem_cmd, quick_overrides, subprocess_env
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,7 +41,7 @@ def test_result_validates_against_committed_json_schema(quick_result: Path) -> N
 
 def test_result_content_is_measured_not_made_up(quick_result: Path) -> None:
     r = read_result(quick_result)
-    assert r.schema_version == "1.0"
+    assert r.schema_version == SCHEMA_VERSION
     assert r.throughput.output_tokens == 4 * 8  # ignore_eos: exactly max_new_tokens each
     assert r.throughput.output_tokens_per_s and r.throughput.output_tokens_per_s > 0
     assert r.latency.ttft and r.latency.ttft.n == 4
