@@ -11,9 +11,10 @@ import itertools
 import os
 import random
 from collections.abc import Sequence
+from typing import Any
 
-from llem_harness.backends.base import Request
-from llem_schema.config import WorkloadConfig
+from llem_harness.backends.base import ModelNotFound, Request
+from llem_schema.config import ExperimentConfig, WorkloadConfig
 
 
 def group_requests(requests: Sequence[Request], workload: WorkloadConfig) -> list[list[Request]]:
@@ -83,3 +84,25 @@ def pin_visible_devices(device_indices: Sequence[int]) -> None:
     """
     if device_indices and "CUDA_VISIBLE_DEVICES" not in os.environ:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in device_indices)
+
+
+def model_directory(config: ExperimentConfig) -> str:
+    """What an engine loads: the configured path/id, or a ``builtin:`` model written to a
+    cached Hugging Face directory (see :mod:`llem_harness.backends.materialise`)."""
+    from llem_harness.backends import builtin_models
+
+    if not builtin_models.is_builtin(config.model):
+        return config.model
+    from llem_harness.backends.materialise import materialise
+
+    try:
+        return str(materialise(config.model, seed=config.decoding.seed))
+    except KeyError as exc:
+        raise ModelNotFound(str(exc.args[0])) from exc
+
+
+def engine_token_space(architecture: dict[str, Any], tokenizer: Any) -> tuple[int, set[int]]:
+    """(vocabulary size, special ids) for synthetic prompts on an engine backend: the
+    model's vocabulary (what the embedding accepts), the tokenizer's special ids left out."""
+    vocab = architecture.get("vocab_size") or len(tokenizer)
+    return int(vocab), set(getattr(tokenizer, "all_special_ids", []) or [])

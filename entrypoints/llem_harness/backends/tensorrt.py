@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import os
 import shutil
 import time
@@ -28,12 +29,13 @@ from llem_harness.backends.base import (
     BatchOutput,
     InferenceBackend,
     LoadInfo,
-    ModelNotFound,
     Request,
 )
 from llem_harness.backends.engine_common import (
+    engine_token_space,
     group_requests,
     latencies_from_token_times,
+    model_directory,
     pin_visible_devices,
     poisson_arrivals,
 )
@@ -172,12 +174,7 @@ class TensorRTBackend(InferenceBackend):
 
     def load(self) -> LoadInfo:
         trt = _import_trt()
-        model = self.model_path or self.config.model
-        if model.startswith("builtin:"):
-            raise ModelNotFound(
-                f"tensorrt cannot build '{model}' directly; the harness must materialise it to "
-                "a Hugging Face directory and set backend.model_path"
-            )
+        model = self._model_dir = self.model_path or model_directory(self.config)
         pin_visible_devices(self.device_indices)
         version = getattr(trt["module"], "__version__", "unknown")
         cache_root = Path(self.config.tensorrt.engine_cache_dir or default_engine_cache_dir())
@@ -224,12 +221,18 @@ class TensorRTBackend(InferenceBackend):
         except OSError:  # another run saved the same engine first; keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def make_batches(self, prompts: list[str]) -> list[Batch]:
+    def token_space(self) -> tuple[int, set[int]]:
+        cfg_file = Path(self._model_dir) / "config.json"
+        vocab = json.loads(cfg_file.read_text())["vocab_size"] if cfg_file.is_file() else None
+        return engine_token_space({"vocab_size": vocab}, self._tokenizer)
+
+    def make_batches(self, prompts: list[Any]) -> list[Batch]:
         limit = self.config.workload.max_input_tokens
         requests = []
         ids_by_index: dict[int, list[int]] = {}
         for i, prompt in enumerate(prompts):
-            ids = list(self._tokenizer.encode(prompt))[:limit]
+            ids = list(prompt) if isinstance(prompt, list) else list(
+                self._tokenizer.encode(prompt))[:limit]
             requests.append(Request(index=i, prompt=prompt, input_tokens=len(ids)))
             ids_by_index[i] = ids
         return [

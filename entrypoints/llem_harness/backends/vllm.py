@@ -29,12 +29,13 @@ from llem_harness.backends.base import (
     BatchOutput,
     InferenceBackend,
     LoadInfo,
-    ModelNotFound,
     Request,
 )
 from llem_harness.backends.engine_common import (
+    engine_token_space,
     group_requests,
     latencies_from_token_times,
+    model_directory,
     pin_visible_devices,
     poisson_arrivals,
 )
@@ -101,12 +102,7 @@ class VLLMBackend(InferenceBackend):
             import vllm
         except ImportError as exc:
             raise BackendNotInstalled(INSTALL_HINT) from exc
-        model = self.model_path or self.config.model
-        if model.startswith("builtin:"):
-            raise ModelNotFound(
-                f"vllm cannot load '{model}' directly; the harness must materialise it to a "
-                "directory and set backend.model_path"
-            )
+        model = self.model_path or model_directory(self.config)
         pin_visible_devices(self.device_indices)
         self._vllm = vllm
         kw = engine_kwargs(self.config, model_path=model)
@@ -158,12 +154,16 @@ class VLLMBackend(InferenceBackend):
         dtype = getattr(model_config, "dtype", None)
         return str(dtype).replace("torch.", "") if dtype is not None else None
 
-    def make_batches(self, prompts: list[str]) -> list[Batch]:
+    def token_space(self) -> tuple[int, set[int]]:
+        return engine_token_space(self._architecture(), self._tokenizer)
+
+    def make_batches(self, prompts: list[Any]) -> list[Batch]:
         limit = self.config.workload.max_input_tokens
         requests = []
         payload_by_index: dict[int, dict[str, list[int]]] = {}
         for i, prompt in enumerate(prompts):
-            ids = list(self._tokenizer.encode(prompt))[:limit]
+            ids = list(prompt) if isinstance(prompt, list) else list(
+                self._tokenizer.encode(prompt))[:limit]
             requests.append(Request(index=i, prompt=prompt, input_tokens=len(ids)))
             payload_by_index[i] = {"prompt_token_ids": ids}  # vllm TokensPrompt
         return [
@@ -247,13 +247,9 @@ class VLLMBackend(InferenceBackend):
             pass
 
     def synchronize(self) -> None:
-        """LLM.generate returns after the engine finished; CUDA sync is only a safeguard."""
-        try:
-            import torch
-        except ImportError:
-            return
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        """``LLM.generate`` returns after the engine finished its requests. No CUDA call
+        here: the engine's GPU work runs in its own process, and a CUDA context in the
+        harness process would only take GPU memory."""
 
     def unload(self) -> None:
         engine = self._async_engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ from typing import Any
 from llem_harness.backends import get_backend_class
 from llem_harness.backends.base import InferenceBackend, LoadInfo
 from llem_harness.energy.select import select_source
+from llem_harness.nvml_devices import parse_visible_devices
 from llem_harness.phases.context import RunContext
 from llem_harness.sampler import PowerSampler
 from llem_harness.workload import arrival_times, load_prompts
@@ -25,19 +27,35 @@ log = logging.getLogger("llem_harness")
 def detect_device(spec: RunSpec) -> tuple[str, list[int]]:
     """('cuda', visible indices) when a GPU is usable, else ('cpu', []).
 
-    Engines that start worker processes (vLLM, TensorRT-LLM) must not find CUDA initialised
-    in this process, so this asks NVML-free torch only for the device count, which does not
-    create a CUDA context (``torch.cuda.device_count`` uses NVML/cudaGetDeviceCount lazily).
+    Engine backends (vLLM, TensorRT-LLM) start worker processes that initialise CUDA
+    themselves; a harness that touched CUDA first makes them fail ("Cannot re-initialize
+    CUDA in forked subprocess"). For those the GPUs are counted through NVML, which creates
+    no CUDA state; only the PyTorch backend, which runs in this process, asks torch.
     """
+    n = len(spec.gpus) or 1
+    if spec.config.backend != "pytorch":
+        count = _nvml_visible_count()
+        return ("cuda", list(range(min(n, count)))) if count else ("cpu", [])
     try:
         import torch
 
         if torch.cuda.is_available():
-            n = len(spec.gpus) or 1
             return "cuda", list(range(min(n, torch.cuda.device_count())))
     except ImportError:
         pass
     return "cpu", []
+
+
+def _nvml_visible_count() -> int:
+    """GPUs this process may use: CUDA_VISIBLE_DEVICES entries, or every NVML device."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        visible = parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
+        return len(visible) if visible is not None else int(pynvml.nvmlDeviceGetCount())
+    except Exception:
+        return 0
 
 
 class Session:

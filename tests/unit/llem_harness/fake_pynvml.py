@@ -58,4 +58,5 @@ def make(gpus: list[dict]) -> types.ModuleType:
     m.nvmlDeviceGetUUID = lambda h: _gpu(h)["uuid"]
     m.nvmlDeviceGetEnforcedPowerLimit = lambda h: _gpu(h).get("limit_mw", 700_000)
     m.nvmlSystemGetDriverVersion = lambda: "580.159.04"
+    m.nvmlDeviceGetCount = lambda: len(gpus)
     return m
