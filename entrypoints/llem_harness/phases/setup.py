@@ -58,6 +58,11 @@ def _nvml_visible_count() -> int:
         return 0
 
 
+#: config sections read when a backend loads: a run may reuse a loaded backend only when
+#: these are equal (the launcher groups runs so; this check keeps any other caller honest)
+LOAD_TIME_FIELDS = {"model", "backend", "pytorch", "vllm", "tensorrt", "extra"}
+
+
 class Session:
     """Backends kept loaded across the runs of one harness process (``study.reuse_model``).
 
@@ -68,14 +73,15 @@ class Session:
     def __init__(self) -> None:
         self.backend: InferenceBackend | None = None
         self.info: LoadInfo | None = None
-        self.key: tuple[str, str, tuple[int, ...]] | None = None
+        self.key: tuple[Any, ...] | None = None
         #: batch shape -> steady warm-up latency reached on the loaded backend
         self.steady: dict[tuple[int, ...], float] = {}
         #: (batch shape, probe) -> FLOPs probe result on the loaded backend
         self.flops_probes: dict[Any, Any] = {}
 
     def acquire(self, spec: RunSpec, device: str, indices: list[int]) -> tuple[Any, bool]:
-        key = (spec.config.backend, device, tuple(indices))
+        load_time = spec.config.model_dump_json(include=LOAD_TIME_FIELDS)
+        key = (spec.config.backend, device, tuple(indices), load_time)
         if self.backend is not None and self.key == key:
             self.backend.config = spec.config
             return self.backend, True

@@ -1,0 +1,65 @@
+"""Markdown tables for benchmarks/gpu_validation.py's report (one table per part)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(x: Any, nd: int = 2) -> str:
+    return "—" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
+
+
+def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
+    lines = [f"### {title}", "",
+             "| batch | bare tok/s | llem tok/s | llem / bare | bare J/tok | llem J/tok "
+             "| J/tok diff % | llem GPU util % |", "|" + "---|" * 8]
+    for r in rows:
+        lines.append(
+            f"| {r['batch']} | {_f(r['bare_tok_per_s'], 1)} | {_f(r['llem_tok_per_s'], 1)}"
+            f" | {_f(r['throughput_ratio'], 3)} | {_f(r['bare_j_per_token'], 4)}"
+            f" | {_f(r['llem_j_per_token'], 4)} | {_f(r['energy_per_token_diff_pct'])}"
+            f" | {_f(r['llem_gpu_util_pct'], 0)} |")
+    return [*lines, ""]
+
+
+def _peer(rows: list[dict[str, Any]], parity: list[dict[str, Any]]) -> list[str]:
+    llem = {r["batch"]: r["llem_tok_per_s"] for r in parity}
+    lines = ["### optimum-benchmark 0.6.0 (same shape, same synthetic workload)", "",
+             "| batch | optimum-benchmark tok/s | llem tok/s (parity medians) | llem / peer |",
+             "|---|---|---|---|"]
+    for r in rows:
+        ob, mine = r.get("tok_per_s"), llem.get(r["batch"])
+        ratio = mine / ob if ob and mine else None
+        lines.append(f"| {r['batch']} | {_f(ob, 1)} | {_f(mine, 1)} | {_f(ratio, 3)} |")
+    return [*lines, ""]
+
+
+def _energy(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["### Energy: harness vs independent NVML reader over the same windows", "",
+             "| batch | method | window s | harness J | external J | diff % | trace diff % "
+             "| zeus / nvml / codecarbon J | tok/s | prefill J/tok | decode J/tok |",
+             "|" + "---|" * 11]
+    for r in rows:
+        s = r["sources_side_by_side_j"]
+        lines.append(
+            f"| {r['batch']} | {r['energy_method']} | {_f(r['window_s'])} | {_f(r['harness_j'], 1)}"
+            f" | {_f(r['external_nvml_j'], 1)} | {_f(r['harness_vs_external_pct'], 3)}"
+            f" | {_f(r['trace_vs_counter_pct'])} | {_f(s.get('zeus'), 1)} / {_f(s.get('nvml'), 1)}"
+            f" / {_f(s.get('codecarbon'), 1)} | {_f(r['tok_per_s'], 1)}"
+            f" | {_f(r['prefill_j_per_tok'], 5)} | {_f(r['decode_j_per_tok'], 5)} |")
+    return [*lines, ""]
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    lines = [f"args: {rep.get('args')}", ""]
+    if rep.get("parity"):
+        lines += _parity(rep["parity"], "llem default vs bare generate (alternating segments)")
+    if rep.get("fast"):
+        lines += _parity(rep["fast"], "llem fast (static cache + compile) vs bare static-cache "
+                                      "+ torch.compile generate")
+    if rep.get("peer"):
+        lines += _peer(rep["peer"], rep.get("parity") or [])
+    if rep.get("energy"):
+        lines += _energy(rep["energy"])
+    lines += [f"error: {e.splitlines()[-1]}" for e in rep.get("errors", [])]
+    return "\n".join(lines) + "\n"
