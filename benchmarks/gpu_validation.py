@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,39 @@ def parity(args: argparse.Namespace, out: Path, mode: str, setting: str,
         llem.close()
 
 
+def vllm_part(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """vLLM: llem's harness and a bare LLM.generate loop, both engines resident (0.35 of the
+    GPU each), alternating; then, time permitting, llem with Poisson traffic."""
+    t_start = time.monotonic()
+    model = subprocess.run(
+        [sys.executable, "-c", "from llem_harness.backends.materialise import materialise;"
+         "print(materialise('builtin:llama-1.1b'))"],
+        check=True, capture_output=True, text=True, env=_env(None)).stdout.strip()
+    eager = ["--enforce-eager"] if args.vllm_eager else []
+    setting = "vllm-eager" if args.vllm_eager else "vllm"
+    bare = Worker([sys.executable, str(REFS / "vllm_bare.py"), "--serve", "--model", model,
+                   "--gpu-memory-utilization", "0.35", *eager], _env(args.vllm_bare_path),
+                  out / "vllm-bare.log")
+    llem = Worker([sys.executable, str(HERE / "llem_worker.py"), "--out", str(out / "llem")],
+                  _env(None), out / "llem-vllm.log")
+    res: dict[str, Any] = {"model_dir": model, "bare_ready": bare.ready, "setting": setting}
+    try:
+        res["parity"] = [alternate(bare, llem, b, args.rounds, args.seconds, setting)
+                         for b in [int(x) for x in args.vllm_batches.split(",")]]
+    finally:
+        bare.close()
+    try:
+        if time.monotonic() - t_start < args.vllm_poisson_after:
+            res["poisson"] = llem.ask(batch=64, seconds=args.seconds, setting=setting,
+                                      traffic={"mode": "poisson", "rate": 20.0, "seed": 0})
+            print(json.dumps(res["poisson"]), flush=True)
+        else:
+            res["poisson"] = "skipped: not enough time left in this call"
+    finally:
+        llem.close()
+    return res
+
+
 def peer(args: argparse.Namespace, out: Path, batches: list[int]) -> list[dict[str, Any]]:
     """optimum-benchmark, one process per batch, on a saved model of the same shape."""
     model = out / "ref-model"
@@ -158,8 +192,14 @@ def energy(args: argparse.Namespace, out: Path, batches: list[int]) -> list[dict
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    for part in ("parity", "fast", "peer", "energy"):
+    for part in ("parity", "fast", "peer", "energy", "vllm"):
         ap.add_argument(f"--{part}", action="store_true")
+    ap.add_argument("--vllm-eager", action="store_true", help="enforce_eager on both sides")
+    ap.add_argument("--vllm-batches", default="1,32,128")
+    ap.add_argument("--vllm-bare-path", default=None, help="PYTHONPATH for the bare vLLM loop")
+    ap.add_argument("--vllm-poisson-after", type=float, default=360.0,
+                    help="skip the Poisson run when the vLLM part has run longer (s)")
+    ap.add_argument("--counter-gpus", default="0")
     ap.add_argument("--batches", default="1,8,32,128")
     ap.add_argument("--fast-batches", default="1")
     ap.add_argument("--rounds", type=int, default=3)
@@ -177,12 +217,19 @@ def main() -> int:
                                [int(x) for x in args.fast_batches.split(",")]),
         "peer": lambda: peer(args, out, batches),
         "energy": lambda: energy(args, out, batches),
+        "vllm": lambda: vllm_part(args, out),
     }
+    from external_check import CounterLog, compare
+
     for name, fn in parts.items():
         if not getattr(args, name):
             continue
         try:
-            report[name] = fn()
+            since = time.time_ns()
+            with CounterLog([int(x) for x in args.counter_gpus.split(",")]) as log:
+                report[name] = fn()
+            if name != "peer":  # every llem window of this part, against this process's log
+                report[f"{name}_external"] = compare(log, out / "llem", since)
         except Exception:
             report["errors"].append(f"{name}: {traceback.format_exc()}")
             print(report["errors"][-1], flush=True)

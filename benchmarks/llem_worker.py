@@ -24,21 +24,27 @@ from llem_harness.phases.setup import Session
 from llem_schema.config import ExperimentConfig
 from llem_schema.runspec import RunSpec
 
-SETTINGS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "fast": {"cache_implementation": "static", "compile": True},
+#: setting -> (backend, that backend's section); everything else is llem's default
+SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": ("pytorch", {}),
+    "fast": ("pytorch", {"cache_implementation": "static", "compile": True}),
+    # two engines share the GPU during the alternating comparison: 0.35 of it each
+    "vllm": ("vllm", {"gpu_memory_utilization": 0.35}),
+    "vllm-eager": ("vllm", {"gpu_memory_utilization": 0.35, "enforce_eager": True}),
 }
 
 
-def config(batch: int, seconds: float, setting: str, model: str = "builtin:llama-1.1b"
-           ) -> ExperimentConfig:
+def config(batch: int, seconds: float, setting: str, model: str = "builtin:llama-1.1b",
+           traffic: dict[str, Any] | None = None) -> ExperimentConfig:
+    backend, section = SETTINGS[setting]
     return ExperimentConfig.model_validate({
-        "name": f"b{batch}-{setting}",
+        "name": f"b{batch}-{setting}" + ("-poisson" if traffic else ""),
         "model": model,
-        "pytorch": SETTINGS[setting],
+        "backend": backend,
+        backend: section,
         "decoding": {"max_new_tokens": 128},
         "workload": {"dataset": "synthetic", "input_len": 128, "num_prompts": batch,
-                     "batch_size": batch},
+                     "batch_size": batch, "traffic": traffic or {}},
         "measurement": {"min_window_seconds": seconds, "baseline_seconds": 5},
         "runtime": {"runtime": "local"},
     })
@@ -48,12 +54,13 @@ def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
             ) -> dict[str, Any]:
     setting = req.get("setting", "default")
     cfg = config(int(req["batch"]), float(req["seconds"]), setting,
-                 req.get("model", "builtin:llama-1.1b"))
+                 req.get("model", "builtin:llama-1.1b"), req.get("traffic"))
     run_dir = out / f"{n:03d}-{cfg.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(experiment_id=cfg.name, run_id=run_dir.name, config=cfg,
                    config_hash=cfg.config_hash(), gpus=[0])
-    res = runner.run_experiment(spec, run_dir, sessions.setdefault(setting, Session()))
+    key = setting + ("-poisson" if req.get("traffic") else "")
+    res = runner.run_experiment(spec, run_dir, sessions.setdefault(key, Session()))
     (run_dir / "result.json").write_text(res.model_dump_json(indent=1))
     measured = next(w for w in res.windows if w.name == "measured")
     return {
@@ -63,6 +70,13 @@ def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
         "j_per_token": res.energy.per_output_token_j, "method": res.energy.method,
         "gpu_util_mean_pct": measured.gpu_util_mean_pct,
         "warmup_runs": res.warmup.runs, "compile_time_s": res.setup.compile_time_s,
+        "load_time_s": res.setup.load_time_s, "engine": res.environment.packages.get(
+            "vllm") or res.environment.packages.get("transformers"),
+        "ttft_p50_s": res.latency.ttft.p50 if res.latency.ttft else None,
+        "itl_p50_s": res.latency.itl.p50 if res.latency.itl else None,
+        "prefill_j_per_token": res.prefill.energy_per_token_j,
+        "decode_j_per_token": res.decode.energy_per_token_j,
+        "flops_method": res.flops.method, "achieved_rate": res.throughput.achieved_rate,
         "reused_model": res.reused_model, "notes": res.setup.notes[-1:],
         "warnings": [w for w in res.warnings if not w.startswith("pytorch: eager")],
     }

@@ -61,5 +61,17 @@ def markdown(rep: dict[str, Any]) -> str:
         lines += _peer(rep["peer"], rep.get("parity") or [])
     if rep.get("energy"):
         lines += _energy(rep["energy"])
+    v = rep.get("vllm") or {}
+    if v.get("parity"):
+        lines += _parity(v["parity"], f"vLLM: llem vs bare LLM.generate ({v.get('setting')})")
+    if v.get("poisson"):
+        lines += [f"vLLM Poisson run: {v['poisson']}", ""]
+    for name in ("parity", "fast", "energy", "vllm"):
+        rows = rep.get(f"{name}_external") or []
+        diffs = [abs(r["diff_pct"]) for r in rows if r.get("diff_pct") is not None]
+        if diffs:
+            lines += [f"{name}: {len(diffs)} llem windows against an independent NVML counter "
+                      f"log (50 ms): max |diff| {max(diffs):.3f}%, median "
+                      f"{sorted(diffs)[len(diffs) // 2]:.3f}%", ""]
     lines += [f"error: {e.splitlines()[-1]}" for e in rep.get("errors", [])]
     return "\n".join(lines) + "\n"

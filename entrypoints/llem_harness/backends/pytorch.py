@@ -7,9 +7,7 @@ measured window, so the window holds only what a serving system would spend per 
 from __future__ import annotations
 
 import itertools
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 from llem_harness.backends import builtin_models
@@ -22,6 +20,9 @@ from llem_harness.backends.base import (
     ModelNotFound,
     Request,
 )
+from llem_harness.backends.pytorch_lean import LeanDecodeMixin
+from llem_harness.backends.pytorch_load import LoadingMixin, resolve_dtype
+from llem_harness.backends.pytorch_probes import FlopsProbesMixin
 
 
 class _StepClock:
@@ -46,17 +47,7 @@ class _StepClock:
         pass
 
 
-def resolve_dtype(name: str, device: str):
-    import torch
-
-    if name == "auto":
-        if device == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return getattr(torch, name)
-
-
-class PyTorchBackend(InferenceBackend):
+class PyTorchBackend(LoadingMixin, LeanDecodeMixin, FlopsProbesMixin, InferenceBackend):
     name = "pytorch"
 
     @classmethod
@@ -80,73 +71,67 @@ class PyTorchBackend(InferenceBackend):
                 "pytorch backend needs torch and transformers: "
                 "pip install 'llenergymeasure[pytorch]'"
             ) from exc
-        cfg = self.config.pytorch
         self._torch = torch
-        self.dtype = resolve_dtype(cfg.dtype, self.device)
-        self.torch_device = (
-            f"cuda:{0}" if self.device == "cuda" else "cpu"
-        )  # visible-device index 0: the launcher restricts CUDA_VISIBLE_DEVICES
-        t0 = time.perf_counter()
+        self.dtype = resolve_dtype(self.config.pytorch.dtype, self.device)
+        # visible-device index 0: the launcher restricts CUDA_VISIBLE_DEVICES
+        self.torch_device = "cuda:0" if self.device == "cuda" else "cpu"
         notes: list[str] = []
-        model_name = self.config.model
-        if builtin_models.is_builtin(model_name):
-            attn = "sdpa" if cfg.attn_implementation == "auto" else cfg.attn_implementation
-            try:
-                self.model = builtin_models.build_model(
-                    model_name, self.dtype, attn, self.torch_device, seed=self.config.decoding.seed
-                )
-            except KeyError as exc:
-                raise ModelNotFound(str(exc.args[0])) from exc
-            self.tokenizer = builtin_models.ByteTokenizer()
-            self._hf_tokenizer = False
-        else:
-            self.model, self.tokenizer = self._from_pretrained(model_name, cfg, notes)
-            self._hf_tokenizer = True
+        t0 = time.perf_counter()
+        self._build(notes)
         if self.device == "cuda":
             torch.cuda.synchronize()
         load_time = time.perf_counter() - t0
+        self._prepare_decode(notes)
+        return self._describe(load_time, notes)
 
+    def _build(self, notes: list[str]) -> None:
+        """The model and its tokenizer: a builtin shape in memory, or from_pretrained."""
+        cfg, model_name = self.config.pytorch, self.config.model
+        if not builtin_models.is_builtin(model_name):
+            self.model, self.tokenizer = self._from_pretrained(model_name, cfg, notes)
+            self._hf_tokenizer = True
+            return
+        attn = "sdpa" if cfg.attn_implementation == "auto" else cfg.attn_implementation
+        try:
+            self.model = builtin_models.build_model(
+                model_name, self.dtype, attn, self.torch_device, seed=self.config.decoding.seed
+            )
+        except KeyError as exc:
+            raise ModelNotFound(str(exc.args[0])) from exc
+        self.tokenizer = builtin_models.ByteTokenizer()
+        self._hf_tokenizer = False
+
+    def _prepare_decode(self, notes: list[str]) -> None:
+        """generate kwargs, static cache, compile: the lean loop compiles its decode step
+        alone; otherwise the forward is compiled and the first warm-up run pays for it
+        (reported apart from the measured window)."""
+        cfg, torch = self.config.pytorch, self._torch
         self._gen_kwargs = self._generation_kwargs()
         if cfg.cache_implementation == "static":
             self._gen_kwargs["cache_implementation"] = "static"
         self._lean = self._use_lean_loop()
         self._caches: dict[int, Any] = {}
-        if self._lean:
-            # Decode step compiled on its own (static shapes: batch x 1 token, cache of
-            # max_input_tokens + max_new_tokens); prefill stays eager because its shape
-            # changes with every batch's longest prompt.
-            if cfg.compile:
-                self._decode_step = torch.compile(
-                    self._decode_step_impl, mode=cfg.compile_mode, fullgraph=True
-                )
-                notes.append(
-                    "lean static-cache decode loop, decode step "
-                    f"torch.compile(mode={cfg.compile_mode})"
-                )
-            else:
-                self._decode_step = self._decode_step_impl
-                notes.append("lean static-cache decode loop (eager)")
+        if self._lean and cfg.compile:
+            self._decode_step = torch.compile(
+                self._decode_step_impl, mode=cfg.compile_mode, fullgraph=True
+            )
+            notes.append(
+                f"lean static-cache decode loop, decode step torch.compile(mode={cfg.compile_mode})"
+            )
+        elif self._lean:
+            self._decode_step = self._decode_step_impl
+            notes.append("lean static-cache decode loop (eager)")
         elif cfg.compile:
-            # Compile the forward; the first generate (in warmup) pays the compile time,
-            # which the runner reports apart from the measured window.
             self.model.forward = torch.compile(self.model.forward, mode=cfg.compile_mode)
             notes.append(f"torch.compile(mode={cfg.compile_mode}) on forward")
 
+    def _describe(self, load_time: float, notes: list[str]) -> LoadInfo:
         mcfg = self.model.config
         n_params = sum(p.numel() for p in self.model.parameters())
         model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        arch = {
-            k: getattr(mcfg, k, None)
-            for k in (
-                "vocab_size",
-                "hidden_size",
-                "intermediate_size",
-                "num_hidden_layers",
-                "num_attention_heads",
-                "num_key_value_heads",
-                "model_type",
-            )
-        }
+        keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                "num_attention_heads", "num_key_value_heads", "model_type")
+        arch: dict[str, Any] = {k: getattr(mcfg, k, None) for k in keys}
         arch["num_parameters"] = n_params
         embed = self.model.get_input_embeddings()
         arch["embedding_parameters"] = embed.weight.numel() if embed is not None else 0
@@ -159,78 +144,6 @@ class PyTorchBackend(InferenceBackend):
             attn_implementation=getattr(mcfg, "_attn_implementation", None),
             notes=notes,
         )
-
-    def _from_pretrained(self, name: str, cfg: Any, notes: list[str]):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = Path(name).expanduser()
-        local_only = path.exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
-        kwargs: dict[str, Any] = {
-            "torch_dtype": self.dtype,
-            "low_cpu_mem_usage": cfg.low_cpu_mem_usage,
-            "trust_remote_code": cfg.trust_remote_code,
-            "local_files_only": local_only,
-        }
-        if cfg.attn_implementation != "auto":
-            kwargs["attn_implementation"] = cfg.attn_implementation
-        if cfg.quantization != "none":
-            try:
-                import bitsandbytes  # noqa: F401
-                from transformers import BitsAndBytesConfig
-            except ImportError as exc:
-                raise BackendNotInstalled(
-                    f"pytorch.quantization={cfg.quantization} needs bitsandbytes: "
-                    "pip install bitsandbytes"
-                ) from exc
-            if cfg.quantization == "bnb-4bit":
-                kwargs["quantization_config"] = BitsAndBytesConfig(
-                    load_in_4bit=True, bnb_4bit_compute_dtype=self.dtype
-                )
-            else:
-                kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        if cfg.device_map is not None:
-            kwargs["device_map"] = cfg.device_map
-        elif self.device == "cuda" and cfg.quantization != "none":
-            kwargs["device_map"] = {"": 0}
-        target = str(path) if path.exists() else name
-        try:
-            tok = AutoTokenizer.from_pretrained(target, local_files_only=local_only)
-            model = AutoModelForCausalLM.from_pretrained(target, **kwargs)
-        except OSError as exc:
-            raise ModelNotFound(f"model {name!r}: {str(exc).splitlines()[0]}") from exc
-        tok.padding_side = "left"  # decoder-only: pad on the left so generation continues
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        if "device_map" not in kwargs:
-            model = model.to(self.torch_device)
-        notes.append(f"loaded with from_pretrained from {target}")
-        del torch
-        return model.eval(), tok
-
-    def _generation_kwargs(self) -> dict[str, Any]:
-        d = self.config.decoding
-        kw: dict[str, Any] = {
-            "max_new_tokens": d.max_new_tokens,
-            "min_new_tokens": d.max_new_tokens if d.ignore_eos else d.min_new_tokens,
-            "repetition_penalty": d.repetition_penalty,
-            "pad_token_id": self.tokenizer.pad_token_id,
-        }
-        if d.strategy == "greedy":
-            kw.update(do_sample=False, num_beams=1, temperature=None, top_p=None, top_k=None)
-        elif d.strategy == "sampling":
-            kw.update(
-                do_sample=True,
-                temperature=d.temperature,
-                top_p=d.top_p,
-                top_k=d.top_k,
-                min_p=d.min_p or None,
-            )
-        else:
-            kw.update(do_sample=False, num_beams=d.num_beams, temperature=None, top_p=None,
-                      top_k=None)
-        kw.update(self.config.extra)
-        return kw
 
     # -- batching -----------------------------------------------------------------------
     def _encode(self, prompt: str) -> list[int]:
@@ -286,130 +199,6 @@ class PyTorchBackend(InferenceBackend):
             }
             batches.append(Batch(requests=g, payload=payload))
         return batches
-
-    # -- lean decode loop ---------------------------------------------------------------
-    def _use_lean_loop(self) -> bool:
-        cfg, d = self.config.pytorch, self.config.decoding
-        eligible = (
-            d.strategy == "greedy"
-            and d.ignore_eos
-            and d.repetition_penalty == 1.0
-            and not self.config.extra
-            and cfg.cache_implementation == "static"
-            and cfg.device_map is None
-        )
-        if cfg.decode_loop == "lean" and not eligible:
-            raise ValueError(
-                "pytorch.decode_loop=lean needs decoding.strategy=greedy, ignore_eos=true, "
-                "repetition_penalty=1, no extra:, cache_implementation=static, no device_map"
-            )
-        if cfg.decode_loop == "auto":
-            return eligible and cfg.compile
-        return cfg.decode_loop == "lean"
-
-    def _decode_step_impl(self, input_ids, position_ids, cache_position, attention_mask, cache):
-        out = self.model(
-            input_ids=input_ids,
-            position_ids=position_ids,
-            cache_position=cache_position,
-            attention_mask=attention_mask,
-            past_key_values=cache,
-            use_cache=True,
-        )
-        return out.logits[:, -1, :].argmax(dim=-1)
-
-    def _static_cache(self, batch_size: int):
-        from transformers import StaticCache
-
-        max_len = self.config.workload.max_input_tokens + self.config.decoding.max_new_tokens
-        cache = self._caches.get(batch_size)
-        if cache is None:
-            cache = StaticCache(config=self.model.config, max_cache_len=max_len)
-            self._caches[batch_size] = cache
-        else:
-            cache.reset()
-        return cache, max_len
-
-    def _generate_lean(self, batch: Batch) -> BatchOutput:
-        """Greedy generation with a static KV cache and a compiled decode step.
-
-        Timing without extra syncs: a CUDA event is recorded after each produced token and
-        read once after the batch; TTFT and ITL come from those events (on CPU, from the
-        host clock, which is synchronous there anyway).
-        """
-        torch = self._torch
-        ids, mask = batch.payload["input_ids"], batch.payload["attention_mask"]
-        bsz, in_len = ids.shape
-        n_new = self.config.decoding.max_new_tokens
-        cache, max_len = self._static_cache(bsz)
-        dev = ids.device
-        full_mask = torch.ones((bsz, max_len), dtype=mask.dtype, device=dev)
-        full_mask[:, :in_len] = mask
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        last_pos = pos[:, -1:]
-        steps = torch.arange(1, n_new, device=dev)
-        dec_pos = last_pos + steps.unsqueeze(0)  # (B, n_new-1)
-        dec_cache_pos = in_len + steps - 1  # (n_new-1,)
-        tokens = torch.empty((bsz, n_new), dtype=torch.long, device=dev)
-        cuda = self.device == "cuda"
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(n_new + 1)] if cuda else []
-        host_t: list[float] = []
-        t0 = time.perf_counter()
-        # no_grad, not inference_mode: the static cache outlives the call and is reset
-        # in place between batches, which inference tensors forbid.
-        with torch.no_grad():
-            if cuda:
-                events[0].record()
-            out = self.model(
-                input_ids=ids,
-                attention_mask=full_mask[:, :in_len],
-                position_ids=pos,
-                cache_position=torch.arange(in_len, device=dev),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            tokens[:, 0] = out.logits[:, -1, :].argmax(dim=-1)
-            del out
-            if cuda:
-                events[1].record()
-            else:
-                host_t.append(time.perf_counter())
-            mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
-            for i in range(n_new - 1):
-                if mark is not None and cuda:
-                    mark()
-                nxt = self._decode_step(
-                    tokens[:, i : i + 1],
-                    dec_pos[:, i : i + 1],
-                    dec_cache_pos[i : i + 1],
-                    full_mask,
-                    cache,
-                )
-                tokens[:, i + 1] = nxt
-                if cuda:
-                    events[i + 2].record()
-                else:
-                    host_t.append(time.perf_counter())
-        self.synchronize()
-        t1 = time.perf_counter()
-        if cuda:
-            marks = [events[0].elapsed_time(e) / 1000.0 for e in events[1:]]
-        else:
-            marks = [t - t0 for t in host_t]
-        ttft = [marks[0]] * bsz
-        itl = [b - a for a, b in itertools.pairwise(marks)]
-        per_req = [n_new] * bsz
-        self._last_tokens = tokens
-        return BatchOutput(
-            input_tokens=batch.input_tokens,
-            output_tokens=sum(per_req),
-            per_request_output_tokens=per_req,
-            e2e_s=t1 - t0,
-            ttft_s=ttft,
-            itl_s=itl,
-            step_times_s=[marks[0], *itl],
-        )
 
     # -- running ------------------------------------------------------------------------
     def generate(self, batch: Batch) -> BatchOutput:
@@ -470,54 +259,6 @@ class PyTorchBackend(InferenceBackend):
             except TypeError:  # older transformers without logits_to_keep
                 self.model(**batch.payload, use_cache=True)
         return batch.input_tokens
-
-    # -- FLOPs probes (run once, outside every energy window) -------------------------------
-    def flops_probes(self, batch: Batch) -> list[Any]:
-        """Callables for :func:`llem_harness.flops.best_estimate`, in priority order."""
-        from llem_harness import flops
-
-        torch = self._torch
-        payload = batch.payload
-        rows = payload["input_ids"].shape[0]
-
-        def profiler() -> flops.Probe | None:
-            from transformers import DynamicCache
-
-            with torch.inference_mode():
-                cache = DynamicCache()
-                holder: dict[str, Any] = {}
-
-                def _prefill() -> None:
-                    holder["out"] = self._raw_forward(
-                        **payload, past_key_values=cache, use_cache=True, logits_to_keep=1
-                    )
-
-                pre = flops.profile_callable(_prefill)
-                nxt = holder["out"].logits[:, -1:, :].argmax(-1)
-                mask = torch.cat([payload["attention_mask"], torch.ones_like(nxt)], dim=-1)
-                dec = flops.profile_callable(
-                    lambda: self._raw_forward(
-                        input_ids=nxt, attention_mask=mask, past_key_values=cache, use_cache=True
-                    )
-                )
-            if pre is None:
-                return None
-            return flops.Probe(pre, int(payload["attention_mask"].sum()), dec, rows, "profiler")
-
-        def calflops() -> flops.Probe | None:
-            fl = flops.calflops_forward(self.model, payload)
-            if fl is None:
-                return None
-            return flops.Probe(fl, int(payload["attention_mask"].sum()), None, rows, "calflops")
-
-        return [profiler, calflops]
-
-    def _raw_forward(self, **kw: Any) -> Any:
-        """The uncompiled forward (a probe must not trigger compilation or CUDA graphs)."""
-        fwd = getattr(self.model.forward, "_torchdynamo_orig_callable", None)
-        if fwd is not None:
-            return fwd(**kw)
-        return self.model(**kw)
 
     def synchronize(self) -> None:
         if self.device == "cuda":

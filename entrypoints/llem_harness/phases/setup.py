@@ -80,7 +80,9 @@ class Session:
         self.flops_probes: dict[Any, Any] = {}
 
     def acquire(self, spec: RunSpec, device: str, indices: list[int]) -> tuple[Any, bool]:
-        load_time = spec.config.model_dump_json(include=LOAD_TIME_FIELDS)
+        # engines pick their engine class by traffic mode (offline LLM vs async engine)
+        load_time = spec.config.model_dump_json(include=LOAD_TIME_FIELDS) + \
+            spec.config.workload.traffic.mode
         key = (spec.config.backend, device, tuple(indices), load_time)
         if self.backend is not None and self.key == key:
             self.backend.config = spec.config
