@@ -154,7 +154,7 @@ def vllm_part(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 def peer(args: argparse.Namespace, out: Path, batches: list[int]) -> list[dict[str, Any]]:
     """optimum-benchmark, one process per batch, on a saved model of the same shape."""
-    model = out / "ref-model"
+    model = Path(args.ref_model)
     if not (model / "config.json").exists():
         subprocess.run([sys.executable, str(REFS / "make_model.py"), "--shape", "llama-1.1b",
                         "--out", str(model)], check=True, env=_env(""))
@@ -206,6 +206,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--window", type=float, default=6.0)
     ap.add_argument("--ob-path", default="/tmp/tf4")
+    ap.add_argument("--ref-model", default="/tmp/llem-ref-model",
+                    help="where the peer's saved model is written (kept out of --out)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Pack the wheel folders of tools/gpu-wheels.sh into the xz tarballs the GPU machine
+# unpacks (benchmarks/references/stage.sh): installed here for CPython 3.12 / manylinux
+# x86_64 with --target, so the GPU machine needs no pip, then xz'd and split into parts.
+# vLLM's FlashAttention-2 (Ampere) and MoE kernels are left out: vLLM imports both
+# optionally, the H100 runs FlashAttention 3, and they are 160 of its 290 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.whl/packs; work=$(mktemp -d); mkdir -p "$out"
+plat=(); for p in manylinux_2_28_x86_64 manylinux2014_x86_64 manylinux_2_17_x86_64 manylinux_2_24_x86_64 \
+  manylinux_2_26_x86_64 manylinux_2_27_x86_64 manylinux_2_31_x86_64 manylinux_2_34_x86_64 \
+  manylinux_2_35_x86_64 manylinux1_x86_64 any; do plat+=(--platform "$p"); done
+install() {  # install TARGET WHEEL...
+  local t=$1; shift
+  python3 -m pip install -q --no-deps --no-compile --only-binary=:all: --python-version 3.12 \
+    --implementation cp --abi cp312 --abi abi3 --abi none "${plat[@]}" --target "$t" "$@"
+}
+install "$work/site-llem" .whl/llem/*.whl
+install "$work/tf4" .whl/ob/*.whl
+install "$work/site-vllm" .whl/vllm-deps/*.whl .whl/vllm-wheel/vllm-0.26.0-*.whl
+rm -f "$work/site-vllm/vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so" \
+      "$work/site-vllm/vllm/_moe_C_stable_libtorch.abi3.so"
+: > "$out/packs.sha256"
+for name in site-llem tf4 site-vllm; do
+  tar -C "$work/$name" -cf - . | xz -6 -T0 > "$out/$name.tar.xz"
+  (cd "$out" && sha256sum "$name.tar.xz" >> packs.sha256)
+done
+split -b 52M -d "$out/site-vllm.tar.xz" "$out/site-vllm.tar.xz.part-"
+rm -rf "$work"
+ls -la "$out"
