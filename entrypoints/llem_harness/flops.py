@@ -72,11 +72,14 @@ def profile_callable(fn: Any) -> float | None:
         from torch.profiler import ProfilerActivity, profile
     except ImportError:
         return None
-    acts = [ProfilerActivity.CPU]
-    if torch.cuda.is_available():
-        acts.append(ProfilerActivity.CUDA)
-    with profile(activities=acts, with_flops=True) as prof:
+    # CPU activity only: with_flops counts each op from its input shapes on the host side,
+    # so CUDA (CUPTI) tracing adds nothing here; and CUPTI, once enabled, kept slowing every
+    # later kernel launch of the process (measured on the H100: a reused model ran 0.7x of
+    # a bare loop after one FLOPs probe, benchmarks/results/h100-parity).
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
     total = sum(float(e.flops or 0) for e in prof.key_averages())
     return total or None
 
