@@ -2,7 +2,7 @@
 # Build context: this file + wheelhouse/ (wheels of llenergymeasure and its [tensorrt] deps that the
 # base image lacks). The install is offline (--no-index): what ran in CI is what is in the wheel
 # set, and a build on an air-gapped host works. Base images and CUDA majors: images/matrix.yaml.
-ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:0.21.0
+ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt-llm/release:1.2.1
 
 FROM ${BASE_IMAGE} AS install
 USER root

@@ -2,7 +2,7 @@
 # Build context: this file + wheelhouse/ (wheels of llenergymeasure and its [vllm] deps that the
 # base image lacks). The install is offline (--no-index): what ran in CI is what is in the wheel
 # set, and a build on an air-gapped host works. Base images and CUDA majors: images/matrix.yaml.
-ARG BASE_IMAGE=vllm/vllm-openai:v0.10.1
+ARG BASE_IMAGE=vllm/vllm-openai:v0.33.0
 
 FROM ${BASE_IMAGE} AS install
 USER root

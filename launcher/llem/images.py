@@ -63,6 +63,8 @@ class Matrix(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     namespace: str = "llenergymeasure"
+    #: engine -> the one version its image, extra pin and mapping tests follow
+    engines: dict[str, str] = {}
     images: list[MatrixEntry]
 
     def for_backend(self, backend: str) -> list[MatrixEntry]:
