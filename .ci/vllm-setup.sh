@@ -8,7 +8,8 @@
 # .ci/run exports it as LLEM_VLLM_PYTHON. Idempotent; ~2 min and ~1.5 GB the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VLLM_VERSION=${VLLM_VERSION:-0.33.0}
+# the one vLLM version (images/matrix.yaml engines:), unless overridden
+VLLM_VERSION=${VLLM_VERSION:-$(sed -n 's/^  vllm: "\(.*\)"$/\1/p' images/matrix.yaml)}
 STATE=${LLEM_IT_STATE:-/tmp/llem-it}
 VENV=${LLEM_VLLM_VENV:-$PWD/.ci-cache/venv-vllm}
 mkdir -p "$STATE"

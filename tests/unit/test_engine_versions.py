@@ -42,3 +42,11 @@ def test_mapping_is_tested_against_that_version(engine: str) -> None:
     listed = lists[0].split("_")[1]
     # a list made from the sources of X.Y covers X.Y.Z
     assert ENGINES[engine] == listed or ENGINES[engine].startswith(listed + "."), (lists, ENGINES)
+
+
+def test_ci_installs_the_engine_version_the_matrix_names() -> None:
+    """.ci/vllm-setup.sh reads the version from the matrix; the pattern it uses finds it."""
+    script = (REPO / ".ci/vllm-setup.sh").read_text()
+    assert "images/matrix.yaml" in script and "0.33" not in script
+    found = re.findall(r'^  vllm: "(.*)"$', (REPO / "images/matrix.yaml").read_text(), re.M)
+    assert found == [ENGINES["vllm"]]
