@@ -9,12 +9,32 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask sets it, racing other threads
+    that create files) where /proc says it; else set and restored at once."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write to a temp file in the same directory, fsync, then rename over ``path``.
+
+    ``mkstemp`` creates the file 0600 whatever the umask; the file gets the mode a plain
+    ``open(path, "w")`` would give (0666 minus the umask), so results stay readable by the
+    group or others when the user's umask says so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

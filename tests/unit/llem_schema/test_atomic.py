@@ -27,3 +27,16 @@ def test_failed_write_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         atomic.atomic_write_json(p, {"new": True})
     assert json.loads(p.read_text()) == {"old": True}
     assert [f.name for f in tmp_path.iterdir()] == ["x.json"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_mode_the_umask_gives(tmp_path: Path, umask: int, mode: int) -> None:
+    import os
+
+    old = os.umask(umask)
+    try:
+        p = tmp_path / f"r{umask:o}.json"
+        atomic.atomic_write_json(p, {"a": 1})
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == mode
