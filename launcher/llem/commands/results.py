@@ -195,17 +195,27 @@ def show(
             raise _config_error(f"{path}: the run has no result yet")
         r = results[0]
         console.print(_run_table(r))
+        _print_efficiency(console, [r])
         for w in r.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         return
     _, summary = _load_summary(str(path), results_dir)
     metrics = [stats.metric(m).key for m in (metric or list(stats.METRICS))]
     console.print(_summary_table(summary, metrics))
+    _print_efficiency(console, results_io.load_results(path)[0])
     for w in summary.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     for c in summary.configs:
         for w in c.warnings:
             console.print(f"[yellow]{c.label}:[/] {w}")
+
+
+def _print_efficiency(console: Any, results: list[Any]) -> None:
+    from llem.efficiency import study_efficiency
+
+    eff = study_efficiency(results)
+    if eff is not None:
+        console.print(eff.line())
 
 
 def _config_error(msg: str) -> Exception:
