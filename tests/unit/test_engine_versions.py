@@ -4,10 +4,10 @@ pyproject extras' pins and the engine name lists the config mappings are tested 
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
