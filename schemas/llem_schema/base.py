@@ -6,15 +6,38 @@ silently ignored (the predecessors lost results to exactly that).
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a YAML ``true``/``false`` as such."""
+    if annotation in (bool, Any, object):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts_bool(a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return any(isinstance(a, bool) for a in typing.get_args(annotation))
+    return origin is not None and origin not in (list, tuple, set, dict)
 
 
 class StrictModel(BaseModel):
-    """Base for config sections: unknown keys are errors, assignment is validated."""
+    """Base for config sections: unknown keys are errors, assignment is validated, and a
+    boolean is never taken for a number (pydantic would read ``batch_size: true`` as 1)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and not _accepts_bool(field.annotation):
+            raise ValueError(f"expected a number or text, got the boolean {str(value).lower()}")
+        return value
 
 
 class MeasuredGroup(StrictModel):

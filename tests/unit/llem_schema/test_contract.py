@@ -65,3 +65,18 @@ def test_null_metric_requires_reason() -> None:
     assert ok.tokens == 3 and ok.energy_j is None and ok.null_reasons["energy_j"] == "no GPU"
     e = EnergyMetrics.unavailable("CPU-only host")
     assert set(e.null_reasons) >= {"total_j", "per_output_token_j"}
+
+
+@pytest.mark.parametrize("section, field", [("workload", "batch_size"),
+                                            ("workload", "num_prompts"),
+                                            ("measurement", "min_window_seconds"),
+                                            ("decoding", "max_new_tokens")])
+def test_a_boolean_is_never_a_number(section: str, field: str) -> None:
+    from pydantic import ValidationError
+
+    from llem_schema.config import ExperimentConfig
+
+    with pytest.raises(ValidationError, match=f"{section}.{field}[\\s\\S]*boolean true"):
+        ExperimentConfig.model_validate({section: {field: True}})
+    assert ExperimentConfig.model_validate({"measurement": {"flops": False}}).measurement.flops \
+        is False
