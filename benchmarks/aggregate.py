@@ -68,7 +68,7 @@ def main() -> None:
 
         c0 = time.process_time()
         t0 = time.perf_counter()
-        from llem import export  # cold import is part of `llem results aggregate`
+        from llem.results import export
 
         rep = export.aggregate(study)  # the code path of `llem results aggregate`
         total = time.perf_counter() - t0

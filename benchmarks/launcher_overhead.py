@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from llem.images import ResolvedImage, docker_client, ensure_image, resolve_image
-from llem.rundir import write_spec
+from llem.study.rundir import write_spec
 from llem.runtimes.base import RunRequest
 from llem.runtimes.docker import DockerRuntime
 from llem.runtimes.local import LocalRuntime

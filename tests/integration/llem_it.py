@@ -33,7 +33,7 @@ def llem(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
 def llem_images(*args: str, env: dict[str, str] | None = None,
                 timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """`llem images ...` through the sub-app itself (same code the root CLI mounts)."""
-    code = ("import sys; from llem.commands.images import app; "
+    code = ("import sys; from llem.cli.images import app; "
             "app(prog_name='llem images')")
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=env or base_env(), timeout=timeout)

@@ -159,7 +159,7 @@ def test_mirror_save_load_and_run_with_registry_stopped(tmp_path, it_env, client
 
 
 def test_doctor_on_a_cpu_host(it_env):
-    code = ("import typer, sys; from llem.commands.doctor import doctor; "
+    code = ("import typer, sys; from llem.cli.doctor import doctor; "
             "typer.run(doctor)")
     r = subprocess.run(["python3" if False else __import__("sys").executable, "-c", code,
                         "--registry", it_env["LLEM_IT_OPEN_REGISTRY"]],
@@ -171,7 +171,7 @@ def test_doctor_on_a_cpu_host(it_env):
 
 
 def test_doctor_flags_unauthenticated_registry(it_env, docker_config):
-    code = "import typer; from llem.commands.doctor import doctor; typer.run(doctor)"
+    code = "import typer; from llem.cli.doctor import doctor; typer.run(doctor)"
     r = subprocess.run([__import__("sys").executable, "-c", code, "--registry",
                         it_env["LLEM_IT_AUTH_REGISTRY"]], capture_output=True, text=True,
                        env=base_env(DOCKER_CONFIG=str(docker_config)))

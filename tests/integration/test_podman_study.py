@@ -75,7 +75,7 @@ def test_tiny_study_runs_through_podman(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     results = sorted((tmp_path / "r").rglob("result.json"))
     assert len(results) == 2
-    from llem.results_io import load_result
+    from llem.results.io import load_result
 
     for f in results:
         r = load_result(f)

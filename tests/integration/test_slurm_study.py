@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fixtures" / "fake_harness.py"
 sys.path[:0] = [str(REPO / p) for p in ("launcher", "entrypoints", "schemas")]
 
-from llem import manifest as mf  # noqa: E402
-from llem.config_loader import LoadedConfig  # noqa: E402
+from llem.study import manifest as mf
+from llem.config.loader import LoadedConfig  # noqa: E402
 from llem.executors import slurm  # noqa: E402
-from llem.rundir import read_result  # noqa: E402
+from llem.study.rundir import read_result  # noqa: E402
 from llem_schema.study import StudyConfig  # noqa: E402
 
 ok, why = slurm.available()
@@ -81,7 +81,7 @@ def test_slurm_study_completes_and_matches_local(tmp_path: Path, slurm_env: Path
 
     import yaml
 
-    from llem.study_runner import run_study
+    from llem.study.runner import run_study
 
     # submitted through the CLI exactly as a user would
     cfg = tmp_path / "sl.yaml"

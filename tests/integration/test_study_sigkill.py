@@ -33,9 +33,9 @@ DRIVER = """
 import sys
 from pathlib import Path
 from rich.console import Console
-from llem.config_loader import load
+from llem.config.loader import load
 from llem.runtimes.local import LocalRuntime
-from llem.study_runner import run_study
+from llem.study.runner import run_study
 cfg, results, python, resume = sys.argv[1:5]
 code = run_study(load(Path(cfg)), Path(results), quiet=True, resume=resume == "1",
                  console=Console(quiet=True),
@@ -82,8 +82,8 @@ def kill_and_resume(cfg: Path, results: Path, python: str, e: dict, rng: random.
 
 
 def check(results: Path, counter: Path, n_runs: int) -> None:
-    from llem import manifest as mf
-    from llem.rundir import read_result
+    from llem.study import manifest as mf
+    from llem.study.rundir import read_result
 
     (study_dir,) = [d for d in results.iterdir() if d.is_dir()]
     m = mf.load_manifest(study_dir)

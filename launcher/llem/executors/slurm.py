@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from llem import manifest as mf
-from llem.config_loader import LoadedConfig
+from llem.study import manifest as mf
+from llem.config.loader import LoadedConfig
 from llem_schema.atomic import atomic_write_json, atomic_write_text
 from llem_schema.errors import ConfigError
 
@@ -239,7 +239,7 @@ def submit_runs(study_dir: Path, name: str, run_dirs: list[str], options: SlurmO
 def submit_study(loaded: LoadedConfig, results_dir: Path, options: SlurmOptions,
                  resume: bool = False, fresh: bool = False) -> tuple[Path, str]:
     """``llem run study.yaml --executor slurm``: write the study, submit its array."""
-    from llem.study_runner import open_study, todo_entries
+    from llem.study.runner import open_study, todo_entries
 
     ok, why = available()
     if not ok:
@@ -268,7 +268,7 @@ def active_runs(study_dir: Path) -> dict[str, TaskState]:
 
 def resume(study_dir: Path, options: SlurmOptions | None = None) -> str:
     """Submit the runs that are neither done nor still queued/running."""
-    from llem.study_runner import todo_entries
+    from llem.study.runner import todo_entries
 
     study = mf.load_study(study_dir)
     manifest = mf.rebuild(study_dir, mf.load_manifest(study_dir))

@@ -376,7 +376,7 @@ def make(
     lock: Path | None = None,
     **_: object,
 ) -> DockerRuntime:
-    """Entry point used by :func:`llem.run.make_runtime`; errors become RuntimeUnavailable."""
+    """Entry point used by :func:`llem.study.execute.make_runtime`; errors become RuntimeUnavailable."""
     try:
         return prepare_docker_runtime(backend, image, registry, pull_policy, cuda, lock)[0]
     except ImageError as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llem import config_loader
+from llem.config import loader as config_loader
 from llem_schema.errors import ConfigError
 
 

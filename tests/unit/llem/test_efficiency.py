@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from llem.efficiency import study_efficiency
+from llem.results.efficiency import study_efficiency
 from llem_schema.result import WindowRecord
 from tests.factories import make_result
 

@@ -166,8 +166,8 @@ def test_study_backends(tmp_path):
 
 
 def test_importing_images_and_docker_runtime_loads_no_gpu_libs():
-    code = ("import sys, llem.images, llem.runtimes.docker, llem.commands.images, "
-            "llem.commands.doctor; "
+    code = ("import sys, llem.images, llem.runtimes.docker, llem.cli.images, "
+            "llem.cli.doctor; "
             "bad=[m for m in ('torch','transformers','pynvml') if m in sys.modules]; "
             "assert not bad, bad")
     env_pp = ":".join(str(REPO / p) for p in ("launcher", "entrypoints", "schemas"))

@@ -60,7 +60,7 @@ def test_help_loads_neither_the_contract_nor_the_image_machinery() -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )
     mods = set(out.stderr.split())
-    unwanted = {"llem.images", "llem.manifest", "llem.run", "llem_schema.result", "pydantic",
+    unwanted = {"llem.images", "llem.study.manifest", "llem.study.execute", "llem_schema.result", "pydantic",
                 "docker", "yaml", "rich.markdown", "pygments"}
     assert not mods & unwanted, sorted(mods & unwanted)
     assert "Usage: llem" in out.stdout
@@ -68,6 +68,6 @@ def test_help_loads_neither_the_contract_nor_the_image_machinery() -> None:
 
 def test_lock_file_name_is_one_name() -> None:
     from llem import images
-    from llem.commands import images as images_cmd
+    from llem.cli import images as images_cmd
 
     assert images_cmd.LOCK_FILE == images.LOCK_FILE

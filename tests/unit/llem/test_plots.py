@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from llem import plots, results_io, stats
+from llem.results import plots
+from llem.results import io as results_io
+from llem.results import stats
 from llem_schema.errors import ConfigError
 from tests.factories import make_result, make_study, write_timeseries
 

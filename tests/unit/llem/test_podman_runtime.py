@@ -59,7 +59,7 @@ def fake_podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_podman_run_uses_cdi_keep_id_and_hides_secrets(tmp_path: Path, fake_podman: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from llem.rundir import read_result, write_spec
+    from llem.study.rundir import read_result, write_spec
     from llem_schema.config import ExperimentConfig
     from llem_schema.runspec import RunSpec
 

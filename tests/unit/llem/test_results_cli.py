@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from llem.commands.results import app
+from llem.cli.results import app
 from tests.factories import make_result, make_study, write_result, write_timeseries
 
 runner = CliRunner()
@@ -112,7 +112,7 @@ def test_errors_are_one_line_exit_2(results_dir: Path, args: tuple[str, ...],
 
 
 def test_importing_the_sub_app_stays_light() -> None:
-    code = ("import sys; import llem.commands.results; "
+    code = ("import sys; import llem.cli.results; "
             "heavy = [m for m in ('pyarrow', 'scipy', 'numpy', 'matplotlib', 'torch') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

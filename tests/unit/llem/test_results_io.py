@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llem import results_io
+from llem.results import io as results_io
 from llem_schema.errors import ConfigError
 from tests.factories import make_result, make_study, result_dict, write_result
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from llem.run import harness_env
+from llem.study.execute import harness_env
 
 
 def test_harness_env_passes_names_and_a_study_baseline_cache(

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from llem import manifest as mf
-from llem.commands.run_one import assigned_gpus, run_one_dir
-from llem.config_loader import LoadedConfig
+from llem.study import manifest as mf
+from llem.cli.run_one import assigned_gpus, run_one_dir
+from llem.config.loader import LoadedConfig
 from llem.executors import slurm
 from llem.runtimes.local import LocalRuntime
-from llem.study_runner import open_study
+from llem.study.runner import open_study
 from llem_schema.study import StudyConfig
 
 FAKE = str(Path(__file__).resolve().parents[2] / "fixtures" / "fake_harness.py")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from llem import stats
+from llem.results import stats
 from llem_schema.config import ExperimentConfig
 from tests.factories import make_result
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from llem import config_loader
-from llem.rundir import read_result
-from llem.study_runner import run_study
+from llem.config import loader as config_loader
+from llem.study.rundir import read_result
+from llem.study.runner import run_study
 from tests.conftest import quick_overrides
 
 

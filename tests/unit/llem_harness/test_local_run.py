@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from llem import config_loader
-from llem.rundir import read_result
-from llem.study_runner import run_study
+from llem.config import loader as config_loader
+from llem.study.rundir import read_result
+from llem.study.runner import run_study
 from llem_schema.exit_codes import ExitCode
 from llem_schema.runspec import RunSpec
 from llem_schema.version import SCHEMA_VERSION

@@ -9,7 +9,7 @@ Crash safety (a SIGKILL at any instant loses and repeats nothing):
 * a run is done only when its ``result.json`` validates (:func:`manifest.read_state`), so
   a kill between the harness's result and our state update still counts the run;
 * a run left ``running`` by a killed launcher may still have its harness alive (runtimes
-  start it in its own session): resume waits for it (:mod:`llem.procscan`) before
+  start it in its own session): resume waits for it (:mod:`llem.study.orphans`) before
   deciding, so the same run is never executed twice at once or after it succeeded;
 * one launcher per study directory at a time (an ``flock`` the kernel drops on death).
 """
@@ -27,12 +27,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from llem import manifest as mf
-from llem.config_loader import LoadedConfig
-from llem.parallel import Slot, SlotPool, gpu_slots
-from llem.procscan import wait_for_orphans
-from llem.run import execute, harness_env, make_runtime
-from llem.rundir import experiment_id, new_study_id, read_result, write_spec
+from llem.study import manifest as mf
+from llem.config.loader import LoadedConfig
+from llem.study.slots import Slot, SlotPool, gpu_slots
+from llem.study.orphans import wait_for_orphans
+from llem.study.execute import execute, harness_env, make_runtime
+from llem.study.rundir import experiment_id, new_study_id, read_result, write_spec
 from llem.runtimes.base import Runtime
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
@@ -266,7 +266,7 @@ def _settle_orphans(study_dir: Path, manifest: mf.Manifest, timeout: float | Non
 def _execute_all(
     ctx: _Ctx, slots: list[Slot], max_retries: int, reuse: bool, batch_python: str | None
 ) -> int:
-    from llem import reuse as reuse_mod
+    from llem.study import reuse as reuse_mod
 
     while True:
         todo = todo_entries(ctx.manifest, max_retries)
@@ -381,7 +381,7 @@ def _run_batch(
     ctx: _Ctx, unit: list[mf.RunEntry], specs: list[RunSpec], slot: Slot,
     batch_python: str | None,
 ) -> list[tuple[mf.RunEntry, bool, str, bool]]:
-    from llem.reuse import LocalBatchRunner
+    from llem.study.reuse import LocalBatchRunner
 
     runner = ctx.batch_runners.setdefault(slot.index, LocalBatchRunner(batch_python))
     dirs = []
@@ -407,7 +407,7 @@ def _run_batch(
 
 def _summarise(study_dir: Path, manifest: mf.Manifest, console: Console) -> None:
     """One run: its result table. A study: aggregate to study.parquet when available."""
-    from llem.display import print_result
+    from llem.results.display import print_result
 
     done = [r for r in manifest.runs if r.state == "done"]
     if len(manifest.runs) == 1 and done:
@@ -415,7 +415,7 @@ def _summarise(study_dir: Path, manifest: mf.Manifest, console: Console) -> None
         console.print(f"result: {study_dir / done[0].run_dir / 'result.json'}")
         return
     try:
-        from llem import export
+        from llem.results import export
     except ImportError:
         return
     if done:

@@ -7,8 +7,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from llem import config_loader
-from llem.config_loader import LoadedConfig
+from llem.config import loader as config_loader
+from llem.config.loader import LoadedConfig
 from llem_schema.study import expand_experiments
 
 console = Console()
@@ -23,7 +23,7 @@ def load_config(
 
 def dry_run(loaded: LoadedConfig) -> None:
     """Print the expanded experiment list (count + table) without running anything."""
-    from llem.engine_preview import engine_preview
+    from llem.config.preview import engine_preview
 
     study = loaded.study
     experiments = expand_experiments(study)
@@ -64,7 +64,7 @@ def run_loaded(
     lock: Path | None = None,
 ) -> int:
     """Run every experiment x cycle; returns the process exit code."""
-    from llem import study_runner
+    from llem.study import runner as study_runner
 
     return study_runner.run_study(
         loaded, results_dir=results_dir, quiet=quiet, resume=resume, fresh=fresh, cuda=cuda,

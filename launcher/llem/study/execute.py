@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from llem.rundir import read_result, write_spec
+from llem.study.rundir import read_result, write_spec
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from llem.cli_app import command_group
+from llem.cli.app import command_group
 
 app = command_group("Inspect, compare, aggregate, export and plot results.")
 plot_app = command_group("Figures (PNG/SVG): power trace, Pareto scatter, sweep line.")
@@ -57,7 +57,8 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 
 
 def _load_summary(target: str, results_dir: Path) -> tuple[Path, Any]:
-    from llem import export, results_io
+    from llem.results import export
+    from llem.results import io as results_io
 
     path = results_io.resolve(target, results_dir)
     return path, export.load_summary(path)
@@ -72,7 +73,7 @@ def list_(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
     """Studies and single runs under the results directory, newest first."""
     from rich.table import Table
 
-    from llem import results_io
+    from llem.results import io as results_io
 
     infos = results_io.find_studies(results_dir)
     if not infos:
@@ -147,7 +148,7 @@ def _run_table(r: Any) -> Any:
 def _summary_table(summary: Any, metrics: list[str]) -> Any:
     from rich.table import Table
 
-    from llem import stats
+    from llem.results import stats
 
     t = Table(title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across "
                     "cycles", show_lines=False)
@@ -184,7 +185,8 @@ def show(
         "--metric", "-m", help="Metrics to show (repeatable).")] = None,
 ) -> None:
     """Key metrics of a run (nulls with reasons) or the per-config summary of a study."""
-    from llem import results_io, stats
+    from llem.results import io as results_io
+    from llem.results import stats
 
     path = results_io.resolve(target, results_dir)
     console = _console()
@@ -211,7 +213,7 @@ def show(
 
 
 def _print_efficiency(console: Any, results: list[Any]) -> None:
-    from llem.efficiency import study_efficiency
+    from llem.results.efficiency import study_efficiency
 
     eff = study_efficiency(results)
     if eff is not None:
@@ -230,7 +232,8 @@ def _config_error(msg: str) -> Exception:
 def _values(target: str, results_dir: Path, metric_key: str) -> tuple[str, list[float]]:
     """Valid values of one metric for one configuration: ``RUN``, ``STUDY`` (one config) or
     ``STUDY:SELECTOR`` (config hash prefix, experiment id or name)."""
-    from llem import results_io, stats
+    from llem.results import io as results_io
+    from llem.results import stats
 
     if Path(target).exists() or (results_dir / target).exists():
         where, selector = target, ""
@@ -266,7 +269,7 @@ def compare(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
     """Ratio B/A of a metric's mean with a bootstrap CI; significant when it excludes 1."""
-    from llem import stats
+    from llem.results import stats
 
     stats.metric(metric)
     la, va = _values(a, results_dir, metric)
@@ -306,7 +309,8 @@ def export_cmd(
                                                "(listed) instead of failing.")] = False,
 ) -> None:
     """One row per run (flattened config + metrics + environment) as a file or HF dataset."""
-    from llem import export, results_io
+    from llem.results import export
+    from llem.results import io as results_io
 
     if fmt not in export.FORMATS:
         export.export([], fmt, Path("."))  # raises the one-line format error
@@ -341,7 +345,8 @@ def aggregate_cmd(
     seed: Annotated[int, typer.Option(help="Bootstrap seed (summaries are reproducible).")] = 0,
 ) -> None:
     """Rebuild study.parquet (one row per run) and summary.json (per-config bootstrap CIs)."""
-    from llem import export, results_io
+    from llem.results import export
+    from llem.results import io as results_io
 
     path = results_io.resolve(study, results_dir)
     rep = export.aggregate(path, skip_invalid=skip_invalid, seed=seed)
@@ -365,7 +370,7 @@ def pareto(
     """Pareto-optimal configurations (means) for two metrics, best x first."""
     from rich.table import Table
 
-    from llem import stats
+    from llem.results import stats
 
     dx, dy = stats.metric(x), stats.metric(y)
     _, summary = _load_summary(study, results_dir)
@@ -406,7 +411,8 @@ def plot_power(
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
     """Power over time with phase bands and the idle baseline."""
-    from llem import plots, results_io
+    from llem.results import plots
+    from llem.results import io as results_io
     from llem_schema.runspec import TIMESERIES_FILE
 
     path = results_io.resolve(run, results_dir)
@@ -434,7 +440,7 @@ def plot_pareto(
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
     """Scatter of configurations (mean, CI error bars) with the Pareto front."""
-    from llem import plots
+    from llem.results import plots
 
     path, summary = _load_summary(study, results_dir)
     _report(plots.pareto_scatter(summary, output or _default_out(path, f"pareto-{x}-{y}"),
@@ -452,7 +458,7 @@ def plot_sweep(
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
     """A metric (mean, CI error bars) against one swept parameter."""
-    from llem import plots
+    from llem.results import plots
 
     path, summary = _load_summary(study, results_dir)
     out = output or _default_out(path, f"sweep-{param.split('.')[-1]}-{metric}")

@@ -287,7 +287,8 @@ def aggregate(study_dir: Path, *, skip_invalid: bool = False, n_resamples: int =
     An invalid result stops the aggregation with its one-line error, unless
     ``skip_invalid``: then it is listed in the report and in summary.json's warnings.
     """
-    from llem import results_io, stats
+    from llem.results import io as results_io
+    from llem.results import stats
 
     with results_io.gc_paused():
         results, skipped = results_io.load_results(study_dir, skip_invalid=skip_invalid)
@@ -308,7 +309,8 @@ def aggregate(study_dir: Path, *, skip_invalid: bool = False, n_resamples: int =
 
 def load_summary(study_dir: Path) -> Any:
     """summary.json if it is newer than every result, else a fresh in-memory summary."""
-    from llem import results_io, stats
+    from llem.results import io as results_io
+    from llem.results import stats
 
     path = study_dir / SUMMARY_JSON
     if path.exists():

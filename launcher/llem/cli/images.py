@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llem.cli_app import command_group
+from llem.cli.app import command_group
 
 if TYPE_CHECKING:
     from llem.images import EnsuredImage, MatrixEntry

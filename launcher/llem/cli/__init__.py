@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from llem import __version__
-from llem.cli_app import command_group
+from llem.cli.app import command_group
 
 app = command_group("Measure the energy, throughput, latency and FLOPs of LLM inference.",
                     name="llem")
@@ -103,7 +103,7 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="slurm: follow until done")] = False,
 ) -> None:
     """Run an experiment or a study."""
-    from llem import commands_run
+    from llem.study import launch as commands_run
 
     loaded = commands_run.load_config(
         config,
@@ -158,7 +158,7 @@ def config_validate(
     preset: Annotated[str | None, typer.Option(help="Preset to apply.")] = None,
 ) -> None:
     """Check a config; exit 2 with one line on the first problem."""
-    from llem import config_loader
+    from llem.config import loader as config_loader
 
     loaded = config_loader.load(file, preset=preset)
     n = loaded.study.n_experiments() if loaded.is_study else 1
@@ -178,7 +178,7 @@ def config_show(
     from rich.console import Console
     from rich.table import Table
 
-    from llem import config_loader
+    from llem.config import loader as config_loader
 
     loaded = config_loader.load(file, _overrides(backend=backend, model=model), preset)
     data = loaded.study.base.model_dump(mode="json")
@@ -205,7 +205,7 @@ def config_new(
     study: Annotated[bool, typer.Option("--study", help="A study template with a sweep.")] = False,
 ) -> None:
     """Write a commented config template."""
-    from llem import templates
+    from llem.config import templates
 
     text = templates.STUDY if study else templates.EXPERIMENT
     if output is None:
@@ -236,11 +236,11 @@ def _mount_optional() -> None:
     import importlib
 
     mounts = (
-        ("llem.commands.results", "results", "app"),
-        ("llem.commands.images", "images", "app"),
-        ("llem.commands.study", "study", "app"),
-        ("llem.commands.doctor", "doctor", "doctor"),
-        ("llem.commands.run_one", "run-one", "run_one"),
+        ("llem.cli.results", "results", "app"),
+        ("llem.cli.images", "images", "app"),
+        ("llem.cli.study", "study", "app"),
+        ("llem.cli.doctor", "doctor", "doctor"),
+        ("llem.cli.run_one", "run-one", "run_one"),
     )
     for module, name, attr in mounts:
         try:

@@ -35,6 +35,6 @@ def write_spec(path: Path, spec: RunSpec) -> None:
 
 def read_result(path: Path) -> ExperimentResult:
     """Load ``result.json`` (a file or a run dir) through migration + validation."""
-    from llem.results_io import load_result
+    from llem.results.io import load_result
 
     return load_result(path)

@@ -44,7 +44,7 @@ def assigned_gpus(runtime: str, env: dict[str, str] | None = None) -> list[int |
 def pick_runtime(name: str, backend: str, **options: object) -> Runtime:
     """Per node: the configured runtime; ``auto``/``docker`` fall back to podman (same
     images) when no Docker daemon answers, ``auto`` then to local."""
-    from llem.run import make_runtime
+    from llem.study.execute import make_runtime
     from llem.runtimes.base import RuntimeUnavailable
     from llem_schema.errors import ConfigError
 
@@ -91,8 +91,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run_one_dir(run_dir: Path, runtime_name: str | None = None, quiet: bool = False,
                 runtime: Runtime | None = None) -> int:
-    from llem import manifest as mf
-    from llem.run import execute
+    from llem.study import manifest as mf
+    from llem.study.execute import execute
     from llem_schema.errors import ConfigError
     from llem_schema.exit_codes import ExitCode
     from llem_schema.study import expand_experiments
@@ -114,7 +114,7 @@ def run_one_dir(run_dir: Path, runtime_name: str | None = None, quiet: bool = Fa
                                registry=cfg.runtime.registry,
                                pull_policy=cfg.runtime.pull_policy)
     gpus = assigned_gpus(runtime.name)
-    from llem.study_runner import make_spec
+    from llem.study.runner import make_spec
 
     manifest = mf.load_manifest(study_dir)
     spec = make_spec(manifest, entry, cfg, runtime.name,

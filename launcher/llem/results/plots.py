@@ -112,7 +112,7 @@ def _err(ms: Any) -> tuple[float, float]:
 def pareto_scatter(summary: Any, out: Path, *, x: str = "energy_per_token",
                    y: str = "tokens_per_s") -> list[Path]:
     """Every configuration's mean with its CI as error bars, the Pareto front as a line."""
-    from llem import stats
+    from llem.results import stats
 
     dx, dy = stats.metric(x), stats.metric(y)
     cands = [c for c in summary.configs
@@ -145,7 +145,7 @@ def pareto_scatter(summary: Any, out: Path, *, x: str = "energy_per_token",
 def sweep_line(summary: Any, out: Path, *, param: str, metric_key: str) -> list[Path]:
     """One metric (mean, CI error bars) against one swept parameter; one line per value of
     the other swept parameters."""
-    from llem import stats
+    from llem.results import stats
 
     d = stats.metric(metric_key)
     param = param.removeprefix("config.")

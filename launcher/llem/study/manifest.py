@@ -89,7 +89,7 @@ def read_state(study_dir: Path, entry: RunEntry) -> RunEntry:
         except ValueError:
             current = entry  # a torn state file cannot exist (atomic), but be safe
     if current.state != "done" and (study_dir / entry.run_dir / RESULT_FILE).exists():
-        from llem.rundir import read_result
+        from llem.study.rundir import read_result
 
         try:
             read_result(study_dir / entry.run_dir)
@@ -142,7 +142,7 @@ def find_entry(study_dir: Path, run_dir: Path) -> RunEntry:
 
 def find_latest(results_dir: Path, name: str) -> Path | None:
     """Newest study directory of this name (by creation time in its manifest)."""
-    from llem.rundir import slug
+    from llem.study.rundir import slug
 
     best: tuple[str, Path] | None = None
     if not results_dir.is_dir():

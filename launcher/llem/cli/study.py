@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llem.cli_app import command_group
+from llem.cli.app import command_group
 
 app = command_group("Inspect, cancel and resume a study directory.")
 
@@ -19,7 +19,7 @@ StudyDir = Annotated[Path, typer.Argument(help="results/<study-id>")]
 
 
 def _check(study_dir: Path) -> Path:
-    from llem import manifest as mf
+    from llem.study import manifest as mf
     from llem_schema.errors import ConfigError
 
     if not (study_dir / mf.MANIFEST_FILE).exists():
@@ -80,7 +80,7 @@ def resume(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Run what is not done: a new Slurm array (Slurm study) or locally (local study)."""
-    from llem import manifest as mf
+    from llem.study import manifest as mf
     from llem.executors import slurm
 
     study_dir = _check(study_dir)
@@ -99,8 +99,8 @@ def resume(
             typer.echo(f"{c['done']}/{len(m.runs)} run(s) done, {c['failed']} failed")
             raise typer.Exit(0 if c["done"] == len(m.runs) else 1)
         return
-    from llem.config_loader import LoadedConfig
-    from llem.study_runner import run_study
+    from llem.config.loader import LoadedConfig
+    from llem.study.runner import run_study
 
     study = mf.load_study(study_dir)
     loaded = LoadedConfig(study=study, is_study=True, source=str(study_dir / mf.STUDY_FILE))

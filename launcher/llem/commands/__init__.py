@@ -1,1 +1,0 @@
-"""CLI sub-apps, one module per command group."""

@@ -1,0 +1,1 @@
+"""Experiment configs on the host: loading with provenance, templates, presets, engine previews."""

@@ -1,0 +1,1 @@
+"""Results on the host: reading, the metric registry, statistics, comparison, export, plots."""

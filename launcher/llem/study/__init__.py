@@ -1,0 +1,1 @@
+"""Studies: plan (expand, order), manifest, runner, parallel slots, model reuse, lock, orphans."""
