@@ -18,11 +18,12 @@ import threading
 import time
 from pathlib import Path
 
-from llem.images import ResolvedImage, docker_client, ensure_image, resolve_image
-from llem.study.rundir import write_spec
+from llem.images.registry import docker_client, ensure_image
+from llem.images.resolve import ResolvedImage, resolve_image
 from llem.runtimes.base import RunRequest
 from llem.runtimes.docker import DockerRuntime
 from llem.runtimes.local import LocalRuntime
+from llem.study.rundir import write_spec
 from llem_schema.config import ExperimentConfig
 from llem_schema.runspec import RunSpec
 

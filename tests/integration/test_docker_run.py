@@ -49,10 +49,11 @@ def test_quickstart_docker_matches_local_and_records_digest(tmp_path, it_env, cl
 
 def test_result_files_belong_to_the_user_passed(tmp_path, it_env, client):
     """Run as root, container as uid 1234: every file the harness writes is owned by 1234."""
-    from llem.images import ResolvedImage, ensure_image
-    from llem.study.rundir import write_spec
+    from llem.images.registry import ensure_image
+    from llem.images.resolve import ResolvedImage
     from llem.runtimes.base import RunRequest
     from llem.runtimes.docker import DockerRuntime
+    from llem.study.rundir import write_spec
     from llem_schema.config import ExperimentConfig
     from llem_schema.runspec import RunSpec
 

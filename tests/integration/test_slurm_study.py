@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fixtures" / "fake_harness.py"
 sys.path[:0] = [str(REPO / p) for p in ("launcher", "entrypoints", "schemas")]
 
-from llem.study import manifest as mf
 from llem.config.loader import LoadedConfig  # noqa: E402
 from llem.executors import slurm  # noqa: E402
+from llem.study import manifest as mf  # noqa: E402
 from llem.study.rundir import read_result  # noqa: E402
 from llem_schema.study import StudyConfig  # noqa: E402
 

@@ -64,14 +64,10 @@ def _gpu_check() -> tuple[Check, int]:
 
 def run_checks(registry: str | None = None, backend: str = "pytorch",
                cuda: str | None = None) -> list[Check]:
-    from llem.images import (
-        DriverCuda,
-        ImageError,
-        detect_driver_cuda,
-        docker_client,
-        local_image,
-        resolve_image,
-    )
+    from llem.images.base import ImageError
+    from llem.images.cuda import DriverCuda, detect_driver_cuda
+    from llem.images.registry import docker_client, local_image
+    from llem.images.resolve import resolve_image
 
     checks: list[Check] = []
     client = None
@@ -117,7 +113,7 @@ def _registry_check(client: Any, ref: str) -> Check:
     """Ask the registry for the manifest (HEAD-like, no layers): reachable + authorised."""
     from docker.errors import APIError
 
-    from llem.images import is_auth_error, registry_host
+    from llem.images.registry import is_auth_error, registry_host
 
     host = registry_host(ref)
     try:
@@ -142,7 +138,7 @@ def doctor(
     cuda: str | None = typer.Option(None, help="CUDA version to assume, or 'cpu'."),
 ) -> None:
     """Check Docker, NVIDIA runtime, GPUs, driver/CUDA, the chosen image and the registry."""
-    from llem.images import resolve_registry
+    from llem.images.refs import resolve_registry
 
     checks = run_checks(resolve_registry(registry), backend, cuda)
     failed = 0

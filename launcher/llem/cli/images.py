@@ -22,7 +22,8 @@ from rich.table import Table
 from llem.cli.app import command_group
 
 if TYPE_CHECKING:
-    from llem.images import EnsuredImage, MatrixEntry
+    from llem.images.matrix import MatrixEntry
+    from llem.images.registry import EnsuredImage
 
 #: kept equal to llem.images.LOCK_FILE (a test checks); not imported so that `llem --help`
 #: does not load the image machinery
@@ -36,7 +37,7 @@ T = TypeVar("T")
 
 def _guard(fn: Callable[[], T]) -> T:
     """Turn our one-line errors into exit codes."""
-    from llem.images import ImageError
+    from llem.images.base import ImageError
     from llem_schema.errors import ConfigError
 
     try:
@@ -50,7 +51,7 @@ def _guard(fn: Callable[[], T]) -> T:
 
 
 def _backends(backends: list[str] | None) -> list[str]:
-    from llem.images import load_matrix
+    from llem.images.matrix import load_matrix
     from llem_schema.errors import ConfigError
 
     matrix = load_matrix()
@@ -69,16 +70,10 @@ def list_images(
     registry: str | None = typer.Option(None, help="Registry prefix (else LLEM_REGISTRY/config)."),
 ) -> None:
     """The image matrix, with what is present locally and its digest."""
-    from llem.images import (
-        ImageError,
-        docker_client,
-        image_ref,
-        load_matrix,
-        local_image,
-        repo_digest,
-        resolve_registry,
-        split_ref,
-    )
+    from llem.images.base import ImageError
+    from llem.images.matrix import load_matrix
+    from llem.images.refs import image_ref, resolve_registry, split_ref
+    from llem.images.registry import docker_client, local_image, repo_digest
 
     def go() -> None:
         matrix = load_matrix()
@@ -112,7 +107,9 @@ def pull(
     lock: Path | None = typer.Option(None, help="Pull the digests pinned in this lock file."),
 ) -> None:
     """Pull the image each backend resolves to on this host (progress bar per layer)."""
-    from llem.images import LockFile, docker_client, ensure_image, resolve_image
+    from llem.images.lock import LockFile
+    from llem.images.registry import docker_client, ensure_image
+    from llem.images.resolve import resolve_image
 
     def go() -> None:
         client = docker_client()
@@ -135,14 +132,9 @@ def lock(
     pull_policy: str = typer.Option("missing", "--pull", help="missing|always|never"),
 ) -> None:
     """Pin each backend the study uses to an image digest (writes llem.lock)."""
-    from llem.images import (
-        LockFile,
-        docker_client,
-        ensure_image,
-        lock_entry,
-        resolve_image,
-        study_backends,
-    )
+    from llem.images.lock import LockFile
+    from llem.images.registry import docker_client, ensure_image, lock_entry, study_backends
+    from llem.images.resolve import resolve_image
 
     def go() -> None:
         client = docker_client()
@@ -161,7 +153,9 @@ def lock(
 
 def _refs_for(client: Any, lock: Path | None, backends: list[str] | None,
               registry: str | None, cuda: str | None) -> list[EnsuredImage]:
-    from llem.images import LockFile, ensure_image, resolve_image
+    from llem.images.lock import LockFile
+    from llem.images.registry import ensure_image
+    from llem.images.resolve import resolve_image
 
     lf = LockFile.read(lock) if lock else None
     chosen = sorted(lf.images) if (lf and not backends) else _backends(backends)
@@ -181,7 +175,7 @@ def save(
     cuda: str | None = typer.Option(None),
 ) -> None:
     """Write images to one tar for an air-gapped host (`llem images load -i` there)."""
-    from llem.images import docker_client
+    from llem.images.registry import docker_client
 
     def go() -> None:
         client = docker_client(timeout=600)
@@ -208,7 +202,8 @@ def load(
     input: Path = typer.Option(..., "-i", "--input", help="Bundle tar from `images save`."),
 ) -> None:
     """Load a bundle written by `llem images save` (no registry needed)."""
-    from llem.images import ImageError, docker_client
+    from llem.images.base import ImageError
+    from llem.images.registry import docker_client
     from llem_schema.errors import ConfigError
 
     def go() -> None:
@@ -234,7 +229,9 @@ def mirror(
     cuda: str | None = typer.Option(None),
 ) -> None:
     """Copy (pinned) images to a private registry; then run with --registry TO."""
-    from llem.images import ImageError, docker_client, pull_error_hint, split_ref
+    from llem.images.base import ImageError
+    from llem.images.refs import split_ref
+    from llem.images.registry import docker_client, pull_error_hint
 
     def go() -> None:
         client = docker_client(timeout=600)
@@ -257,7 +254,7 @@ def mirror(
 
 @contextlib.contextmanager
 def _build_context(entry: MatrixEntry, root: Path, wheelhouse: Path | None) -> Iterator[Path]:
-    from llem.images import ImageError
+    from llem.images.base import ImageError
 
     ctx = Path(tempfile.mkdtemp(prefix="llem-build-"))
     try:
@@ -289,14 +286,10 @@ def build(
     network: str | None = typer.Option(None, help="Build network mode, e.g. none."),
 ) -> None:
     """Build images from images/matrix.yaml (docker SDK build, BASE_IMAGE build arg)."""
-    from llem.images import (
-        ImageError,
-        docker_client,
-        image_ref,
-        llem_version,
-        load_matrix,
-        resolve_registry,
-    )
+    from llem.images.base import ImageError
+    from llem.images.matrix import llem_version, load_matrix
+    from llem.images.refs import image_ref, resolve_registry
+    from llem.images.registry import docker_client
     from llem_schema.errors import ConfigError
 
     def go() -> None:

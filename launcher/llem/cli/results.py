@@ -411,8 +411,8 @@ def plot_power(
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
     """Power over time with phase bands and the idle baseline."""
-    from llem.results import plots
     from llem.results import io as results_io
+    from llem.results import plots
     from llem_schema.runspec import TIMESERIES_FILE
 
     path = results_io.resolve(run, results_dir)

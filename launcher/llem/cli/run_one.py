@@ -44,8 +44,8 @@ def assigned_gpus(runtime: str, env: dict[str, str] | None = None) -> list[int |
 def pick_runtime(name: str, backend: str, **options: object) -> Runtime:
     """Per node: the configured runtime; ``auto``/``docker`` fall back to podman (same
     images) when no Docker daemon answers, ``auto`` then to local."""
-    from llem.study.execute import make_runtime
     from llem.runtimes.base import RuntimeUnavailable
+    from llem.study.execute import make_runtime
     from llem_schema.errors import ConfigError
 
     if name == "local":

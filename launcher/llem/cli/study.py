@@ -80,8 +80,8 @@ def resume(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Run what is not done: a new Slurm array (Slurm study) or locally (local study)."""
-    from llem.study import manifest as mf
     from llem.executors import slurm
+    from llem.study import manifest as mf
 
     study_dir = _check(study_dir)
     jobs = slurm.read_jobs(study_dir)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from llem.study import manifest as mf
 from llem.config.loader import LoadedConfig
+from llem.study import manifest as mf
 from llem_schema.atomic import atomic_write_json, atomic_write_text
 from llem_schema.errors import ConfigError
 

@@ -18,15 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llem.images import (
-    EnsuredImage,
-    ImageError,
-    LockFile,
-    daemon_hint,
-    docker_client,
-    ensure_image,
-    resolve_image,
-)
+from llem.images.base import ImageError
+from llem.images.lock import LockFile
+from llem.images.registry import EnsuredImage, daemon_hint, docker_client, ensure_image
+from llem.images.resolve import resolve_image
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
 from llem_schema.runspec import LOG_FILE
 
@@ -376,7 +371,8 @@ def make(
     lock: Path | None = None,
     **_: object,
 ) -> DockerRuntime:
-    """Entry point used by :func:`llem.study.execute.make_runtime`; errors become RuntimeUnavailable."""
+    """Entry point used by :func:`llem.study.execute.make_runtime`; errors become
+    RuntimeUnavailable."""
     try:
         return prepare_docker_runtime(backend, image, registry, pull_policy, cuda, lock)[0]
     except ImageError as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from llem.study.rundir import read_result, write_spec
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
+from llem.study.rundir import read_result, write_spec
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.exit_codes import describe
@@ -36,18 +36,19 @@ def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) 
     if name == "local":
         return LocalRuntime()
     if name == "podman":
-        from llem import images
+        from llem.images import base as images_base
+        from llem.images import resolve as images_resolve
         from llem.runtimes import podman
 
         podman.ensure_available()
         try:  # the same CUDA-matched reference the docker runtime would pick
-            ref = images.resolve_image(
+            ref = images_resolve.resolve_image(
                 backend,
                 image=docker_options.get("image"),  # type: ignore[arg-type]
                 registry=docker_options.get("registry"),  # type: ignore[arg-type]
                 cuda=docker_options.get("cuda"),  # type: ignore[arg-type]
             ).ref
-        except images.ImageError as exc:
+        except images_base.ImageError as exc:
             raise RuntimeUnavailable(str(exc)) from None
         rt = podman.PodmanRuntime(image=ref)
         rt.ensure_image(ref)

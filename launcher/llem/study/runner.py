@@ -27,13 +27,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from llem.study import manifest as mf
 from llem.config.loader import LoadedConfig
-from llem.study.slots import Slot, SlotPool, gpu_slots
-from llem.study.orphans import wait_for_orphans
-from llem.study.execute import execute, harness_env, make_runtime
-from llem.study.rundir import experiment_id, new_study_id, read_result, write_spec
 from llem.runtimes.base import Runtime
+from llem.study import manifest as mf
+from llem.study.execute import execute, harness_env, make_runtime
+from llem.study.orphans import wait_for_orphans
+from llem.study.rundir import experiment_id, new_study_id, read_result, write_spec
+from llem.study.slots import Slot, SlotPool, gpu_slots
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.runspec import RunSpec

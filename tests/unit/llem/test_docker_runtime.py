@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llem.images import EnsuredImage
+from llem.images.registry import EnsuredImage
 from llem.runtimes.base import RunRequest
 from llem.runtimes.docker import NVIDIA_HINT, DockerRuntime, start_error_hint
 

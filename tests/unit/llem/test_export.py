@@ -9,9 +9,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from llem.results import export
+from llem.results import export, stats
 from llem.results import io as results_io
-from llem.results import stats
 from llem_schema.errors import ConfigError
 from tests.factories import make_result, make_study
 

@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llem import images
-from llem.images import (
-    DriverCuda,
-    ImageError,
-    LockEntry,
-    LockFile,
-    choose_variant,
-    image_ref,
-    load_matrix,
-    parse_cuda,
-    resolve_image,
-    split_ref,
-)
+from llem.images import cuda as images_cuda
+from llem.images import matrix as images_matrix
+from llem.images import refs as images_refs
+from llem.images import registry as images_registry
+from llem.images import resolve as images_resolve
+from llem.images.base import ImageError
+from llem.images.cuda import DriverCuda, choose_variant, parse_cuda
+from llem.images.lock import LockEntry, LockFile
+from llem.images.matrix import load_matrix
+from llem.images.refs import image_ref, split_ref
+from llem.images.resolve import resolve_image
 from llem_schema.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -70,12 +68,13 @@ def test_parse_cuda():
 
 
 def test_detection_order_nvml_then_smi(monkeypatch):
-    monkeypatch.setattr(images, "_cuda_from_nvml", lambda: DriverCuda(13, 0, "nvml"))
-    monkeypatch.setattr(images, "_cuda_from_nvidia_smi", lambda: DriverCuda(12, 4, "nvidia-smi"))
-    assert images.detect_driver_cuda().source == "nvml"
-    monkeypatch.setattr(images, "_cuda_from_nvml", lambda: None)
-    assert images.detect_driver_cuda().source == "nvidia-smi"
-    assert images.detect_driver_cuda("11.8") == DriverCuda(11, 8, "--cuda")
+    monkeypatch.setattr(images_cuda, "_cuda_from_nvml", lambda: DriverCuda(13, 0, "nvml"))
+    monkeypatch.setattr(images_cuda, "_cuda_from_nvidia_smi",
+                        lambda: DriverCuda(12, 4, "nvidia-smi"))
+    assert images_cuda.detect_driver_cuda().source == "nvml"
+    monkeypatch.setattr(images_cuda, "_cuda_from_nvml", lambda: None)
+    assert images_cuda.detect_driver_cuda().source == "nvidia-smi"
+    assert images_cuda.detect_driver_cuda("11.8") == DriverCuda(11, 8, "--cuda")
 
 
 def test_nvidia_smi_parsing(monkeypatch, tmp_path):
@@ -84,11 +83,11 @@ def test_nvidia_smi_parsing(monkeypatch, tmp_path):
     smi.write_text(f"#!/bin/sh\necho '{line}'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}")
-    assert images._cuda_from_nvidia_smi() == DriverCuda(12, 4, "nvidia-smi")
+    assert images_cuda._cuda_from_nvidia_smi() == DriverCuda(12, 4, "nvidia-smi")
 
 
 def test_matrix_is_the_repository_file_and_valid():
-    shipped = images.matrix_path()
+    shipped = images_matrix.matrix_path()
     assert shipped.resolve() == (REPO / "images" / "matrix.yaml").resolve()
     m = load_matrix()
     assert {e.backend for e in m.images} == {"pytorch", "vllm", "tensorrt"}
@@ -111,10 +110,11 @@ def test_dockerfiles_follow_the_contract():
 
 
 def test_reference_and_registry_precedence(monkeypatch, tmp_path):
-    monkeypatch.setattr(images, "user_config_path", lambda: tmp_path / "config.yaml")
+    monkeypatch.setattr(images_refs, "user_config_path", lambda: tmp_path / "config.yaml")
     monkeypatch.delenv("LLEM_REGISTRY", raising=False)
-    monkeypatch.setattr(images, "detect_driver_cuda", lambda override=None: DriverCuda(12, 4, "t"))
-    v = images.llem_version()
+    monkeypatch.setattr(images_resolve, "detect_driver_cuda",
+                        lambda override=None: DriverCuda(12, 4, "t"))
+    v = images_matrix.llem_version()
     assert resolve_image("pytorch").ref == f"llenergymeasure/pytorch:{v}-cuda12"
     (tmp_path / "config.yaml").write_text("registry: cfg.example:5000\n")
     assert resolve_image("pytorch").ref.startswith("cfg.example:5000/llenergymeasure/")
@@ -127,7 +127,8 @@ def test_reference_and_registry_precedence(monkeypatch, tmp_path):
 
 
 def test_cpu_host_resolves_cpu_tag(monkeypatch):
-    monkeypatch.setattr(images, "detect_driver_cuda", lambda override=None: None)
+    monkeypatch.setattr(images_resolve, "detect_driver_cuda",
+                        lambda override=None: None)
     r = resolve_image("pytorch", registry="127.0.0.1:5000")
     assert r.ref.endswith("-cpu") and r.variant == "cpu"
 
@@ -157,12 +158,12 @@ def test_study_backends(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump({"base": {"backend": "pytorch"},
                                  "sweep": {"backend": ["vllm", "pytorch"]}}))
-    assert images.study_backends(p) == ["vllm", "pytorch"]
+    assert images_registry.study_backends(p) == ["vllm", "pytorch"]
     p.write_text("backend: tensorrt\n")
-    assert images.study_backends(p) == ["tensorrt"]
+    assert images_registry.study_backends(p) == ["tensorrt"]
     p.write_text("backend: tensort\n")
     with pytest.raises(ConfigError, match="backend"):
-        images.study_backends(p)
+        images_registry.study_backends(p)
 
 
 def test_importing_images_and_docker_runtime_loads_no_gpu_libs():

@@ -60,14 +60,14 @@ def test_help_loads_neither_the_contract_nor_the_image_machinery() -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )
     mods = set(out.stderr.split())
-    unwanted = {"llem.images", "llem.study.manifest", "llem.study.execute", "llem_schema.result", "pydantic",
-                "docker", "yaml", "rich.markdown", "pygments"}
+    unwanted = {"llem.images", "llem.study.manifest", "llem.study.execute", "llem_schema.result",
+                "pydantic", "docker", "yaml", "rich.markdown", "pygments"}
     assert not mods & unwanted, sorted(mods & unwanted)
     assert "Usage: llem" in out.stdout
 
 
 def test_lock_file_name_is_one_name() -> None:
-    from llem import images
     from llem.cli import images as images_cmd
+    from llem.images import base as images_base
 
-    assert images_cmd.LOCK_FILE == images.LOCK_FILE
+    assert images_cmd.LOCK_FILE == images_base.LOCK_FILE

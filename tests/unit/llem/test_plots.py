@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llem.results import plots
 from llem.results import io as results_io
-from llem.results import stats
+from llem.results import plots, stats
 from llem_schema.errors import ConfigError
 from tests.factories import make_result, make_study, write_timeseries
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from llem.study import manifest as mf
 from llem.cli.run_one import assigned_gpus, run_one_dir
 from llem.config.loader import LoadedConfig
 from llem.executors import slurm
 from llem.runtimes.local import LocalRuntime
+from llem.study import manifest as mf
 from llem.study.runner import open_study
 from llem_schema.study import StudyConfig
 

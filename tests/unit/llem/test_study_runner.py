@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from llem.study import manifest as mf
 from llem.config.loader import LoadedConfig
-from llem.study.slots import Slot, SlotPool, gpu_slots
-from llem.study.reuse import group_consecutive, reuse_key
 from llem.runtimes.local import LocalRuntime
+from llem.study import manifest as mf
+from llem.study.reuse import group_consecutive, reuse_key
 from llem.study.runner import open_study, run_study
+from llem.study.slots import Slot, SlotPool, gpu_slots
 from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.study import StudyConfig, StudyExecution

@@ -87,9 +87,11 @@ def test_session_reuses_model_warmup_and_flops_probes(tmp_path: Path, monkeypatc
         return [first, *fns[1:]]
 
     monkeypatch.setattr(PyTorchBackend, "flops_probes", counting)
+    # a threshold no busy machine can miss: this test is about what is reused, not timing
+    steady = {"measurement": {"warmup_cv_threshold": 50.0}}
     try:
-        a = runner.run_experiment(_spec(), tmp_path / "a", session)
-        b = runner.run_experiment(_spec(), tmp_path / "b", session)
+        a = runner.run_experiment(_spec(**steady), tmp_path / "a", session)
+        b = runner.run_experiment(_spec(**steady), tmp_path / "b", session)
     finally:
         session.close()
     assert not a.reused_model and b.reused_model

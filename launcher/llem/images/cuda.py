@@ -1,0 +1,101 @@
+"""The host driver's CUDA version and the image variant it can run."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from llem.images.base import CPU, ImageError
+from llem_schema.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+
+# --------------------------------------------------------------------------------------
+# host CUDA
+
+
+@dataclass(frozen=True)
+class DriverCuda:
+    """The newest CUDA version the host's NVIDIA driver supports, and where we read it."""
+
+    major: int
+    minor: int
+    source: str  # "nvml", "nvidia-smi", "--cuda"
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+def parse_cuda(text: str, source: str = "--cuda") -> DriverCuda | None:
+    """'12', '12.4' -> DriverCuda; 'cpu' -> None. Raises ConfigError on anything else."""
+    text = str(text).strip().lower()
+    if text in (CPU, "none"):
+        return None
+    m = re.fullmatch(r"(\d+)(?:\.(\d+))?", text)
+    if not m:
+        raise ConfigError(f"--cuda: expected a CUDA version like 12.4 or 'cpu' (got {text!r})")
+    return DriverCuda(int(m.group(1)), int(m.group(2) or 0), source)
+
+
+def _cuda_from_nvml() -> DriverCuda | None:
+    try:
+        import pynvml  # lazy: host installs may lack nvidia-ml-py, and it must not load at import
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            v = int(pynvml.nvmlSystemGetCudaDriverVersion())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...: no usable driver
+        return None
+    return DriverCuda(v // 1000, (v % 1000) // 10, "nvml")
+
+
+def _cuda_from_nvidia_smi() -> DriverCuda | None:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe], capture_output=True, text=True, timeout=15).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", out)
+    return DriverCuda(int(m.group(1)), int(m.group(2)), "nvidia-smi") if m else None
+
+
+def detect_driver_cuda(override: str | None = None) -> DriverCuda | None:
+    """NVML first, then ``nvidia-smi``, then ``--cuda``/config. None = no NVIDIA driver."""
+    if override:
+        return parse_cuda(override)
+    return _cuda_from_nvml() or _cuda_from_nvidia_smi()
+
+
+def choose_variant(
+    driver: DriverCuda | None, available: Iterable[str], backend: str = "pytorch"
+) -> str:
+    """Tag variant to use: the newest CUDA major <= the driver's, or 'cpu' without a driver."""
+    available = list(available)
+    majors = sorted({int(a) for a in available if a.isdigit()})
+    listed = ", ".join(str(m) for m in majors) or "none"
+    if driver is None:
+        if CPU in available:
+            return CPU
+        raise ImageError(
+            f"no NVIDIA driver found and backend '{backend}' has no CPU image "
+            f"(CUDA majors: {listed}); pass --cuda MAJOR or --image REF, or use --runtime local"
+        )
+    fitting = [m for m in majors if m <= driver.major]
+    if not fitting:
+        raise ImageError(
+            f"the NVIDIA driver supports CUDA {driver} (from {driver.source}) but '{backend}' "
+            f"images exist only for CUDA majors {listed}: update the driver or pass --image REF"
+        )
+    return str(fitting[-1])

@@ -1,0 +1,66 @@
+"""Image references and where images live (registry precedence, user config)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from llem.images.base import CPU
+from llem.images.matrix import llem_version
+from llem_schema.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+
+# --------------------------------------------------------------------------------------
+# registry and references
+
+
+def user_config_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("llem")) / "config.yaml"
+
+
+def user_config() -> dict[str, Any]:
+    path = user_config_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping like 'registry: ghcr.io/myorg'")
+    return data
+
+
+def resolve_registry(cli: str | None = None) -> str | None:
+    """Registry prefix: --registry, else $LLEM_REGISTRY, else ``registry:`` in the user config."""
+    value = cli or os.environ.get("LLEM_REGISTRY") or user_config().get("registry")
+    return str(value).rstrip("/") if value else None
+
+
+def image_ref(backend: str, variant: str, registry: str | None = None,
+              version: str | None = None, namespace: str = "llenergymeasure") -> str:
+    suffix = CPU if variant == CPU else f"cuda{variant}"
+    repo = f"{namespace}/{backend}"
+    if registry:
+        repo = f"{registry}/{repo}"
+    return f"{repo}:{version or llem_version()}-{suffix}"
+
+
+def split_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """'reg:5000/a/b:tag@sha256:x' -> ('reg:5000/a/b', 'tag', 'sha256:x')."""
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    tag = None
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        ref, tag = ref.rsplit(":", 1)
+    return ref, tag, digest
