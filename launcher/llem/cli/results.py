@@ -148,14 +148,14 @@ def _run_table(r: Any) -> Any:
 def _summary_table(summary: Any, metrics: list[str]) -> Any:
     from rich.table import Table
 
-    from llem.results import stats
+    from llem.results import metrics as registry
 
     t = Table(title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across "
                     "cycles", show_lines=False)
     t.add_column("configuration", overflow="fold")
     t.add_column("n ok/runs", justify="right")
     for m in metrics:
-        d = stats.metric(m)
+        d = registry.metric(m)
         t.add_column(f"{d.label} ({d.unit})", justify="right")
     for c in summary.configs:
         cells = []
@@ -186,7 +186,7 @@ def show(
 ) -> None:
     """Key metrics of a run (nulls with reasons) or the per-config summary of a study."""
     from llem.results import io as results_io
-    from llem.results import stats
+    from llem.results import metrics as registry
 
     path = results_io.resolve(target, results_dir)
     console = _console()
@@ -202,7 +202,7 @@ def show(
             console.print(f"[yellow]warning:[/] {w}")
         return
     _, summary = _load_summary(str(path), results_dir)
-    metrics = [stats.metric(m).key for m in (metric or list(stats.METRICS))]
+    metrics = [registry.metric(m).key for m in (metric or list(registry.METRICS))]
     console.print(_summary_table(summary, metrics))
     _print_efficiency(console, results_io.load_results(path)[0])
     for w in summary.warnings:
@@ -233,6 +233,7 @@ def _values(target: str, results_dir: Path, metric_key: str) -> tuple[str, list[
     """Valid values of one metric for one configuration: ``RUN``, ``STUDY`` (one config) or
     ``STUDY:SELECTOR`` (config hash prefix, experiment id or name)."""
     from llem.results import io as results_io
+    from llem.results import metrics as registry
     from llem.results import stats
 
     if Path(target).exists() or (results_dir / target).exists():
@@ -252,7 +253,7 @@ def _values(target: str, results_dir: Path, metric_key: str) -> tuple[str, list[
     elif len(hashes) > 1:
         raise _config_error(f"{target}: has {len(hashes)} configurations; pick one with "
                             f"{where}:<config hash prefix or experiment id>")
-    d = stats.metric(metric_key)
+    d = registry.metric(metric_key)
     vals = [v for v in (d.get(r) for r in results) if v is not None]
     label = f"{path.name}:{selector}" if selector else path.name
     return label, vals
@@ -269,12 +270,13 @@ def compare(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
     """Ratio B/A of a metric's mean with a bootstrap CI; significant when it excludes 1."""
-    from llem.results import stats
+    from llem.results import compare
+    from llem.results import metrics as registry
 
-    stats.metric(metric)
+    registry.metric(metric)
     la, va = _values(a, results_dir, metric)
     lb, vb = _values(b, results_dir, metric)
-    res = stats.compare_ratio(va, vb, metric_key=metric, a_label=la, b_label=lb, seed=seed)
+    res = compare.compare_ratio(va, vb, metric_key=metric, a_label=la, b_label=lb, seed=seed)
     from rich.table import Table
 
     t = Table(title=f"compare {metric}: B / A")
@@ -370,11 +372,12 @@ def pareto(
     """Pareto-optimal configurations (means) for two metrics, best x first."""
     from rich.table import Table
 
-    from llem.results import stats
+    from llem.results import compare
+    from llem.results import metrics as registry
 
-    dx, dy = stats.metric(x), stats.metric(y)
+    dx, dy = registry.metric(x), registry.metric(y)
     _, summary = _load_summary(study, results_dir)
-    front = stats.pareto_configs(summary, x, y)
+    front = compare.pareto_configs(summary, x, y)
     t = Table(title=f"Pareto front: {dx.label} ({'max' if dx.higher_is_better else 'min'}) vs "
                     f"{dy.label} ({'max' if dy.higher_is_better else 'min'}) — "
                     f"{len(front)} of {len(summary.configs)} configurations")

@@ -112,15 +112,16 @@ def _err(ms: Any) -> tuple[float, float]:
 def pareto_scatter(summary: Any, out: Path, *, x: str = "energy_per_token",
                    y: str = "tokens_per_s") -> list[Path]:
     """Every configuration's mean with its CI as error bars, the Pareto front as a line."""
-    from llem.results import stats
+    from llem.results import compare
+    from llem.results import metrics as registry
 
-    dx, dy = stats.metric(x), stats.metric(y)
+    dx, dy = registry.metric(x), registry.metric(y)
     cands = [c for c in summary.configs
              if c.metrics.get(x) and c.metrics.get(y)
              and c.metrics[x].mean is not None and c.metrics[y].mean is not None]
     if not cands:
         raise ConfigError(f"no configuration has both {x} and {y}")
-    front = stats.pareto_configs(summary, x, y)
+    front = compare.pareto_configs(summary, x, y)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 5))
     xs = [c.metrics[x].mean for c in cands]
@@ -145,9 +146,9 @@ def pareto_scatter(summary: Any, out: Path, *, x: str = "energy_per_token",
 def sweep_line(summary: Any, out: Path, *, param: str, metric_key: str) -> list[Path]:
     """One metric (mean, CI error bars) against one swept parameter; one line per value of
     the other swept parameters."""
-    from llem.results import stats
+    from llem.results import metrics as registry
 
-    d = stats.metric(metric_key)
+    d = registry.metric(metric_key)
     param = param.removeprefix("config.")
     swept = sorted({k for c in summary.configs for k in c.params})
     if param not in swept:

@@ -32,77 +32,29 @@ instead (Iglewicz & Hoaglin); when that is 0 too nothing is flagged. Needs >= 3 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from llem.results.bootstrap import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    CIMethod,
+    bootstrap_mean_ci,
+    expanded_level,
+)
+from llem.results.metrics import METRICS, metric
 from llem_schema.result import ExperimentResult
 
 MIN_CYCLES = 5
-DEFAULT_RESAMPLES = 1000
-DEFAULT_CONFIDENCE = 0.95
 OUTLIER_K = 3.0
 OUTLIER_RULE = (
     "|x - median| > 3 * 1.4826 * MAD (MAD = 0: 1.2533 * mean |x - median|); needs >= 3 "
     "values; flagged, never dropped"
 )
 
-CIMethod = Literal["BCa", "percentile"]
-
-
-@dataclass(frozen=True)
-class MetricDef:
-    """One reported metric: how to read it from a result and why it may be null."""
-
-    key: str
-    label: str
-    unit: str
-    get: Callable[[ExperimentResult], float | None]
-    reason: Callable[[ExperimentResult], str | None]
-    higher_is_better: bool
-    column: str  # the flattened export column holding it
-
-
-def _lat(name: str) -> Callable[[ExperimentResult], float | None]:
-    def get(r: ExperimentResult) -> float | None:
-        d = getattr(r.latency, name)
-        return None if d is None else d.p50
-
-    return get
-
-
-METRICS: dict[str, MetricDef] = {
-    m.key: m
-    for m in (
-        MetricDef("energy_per_token", "energy / output token", "J",
-                  lambda r: r.energy.per_output_token_j,
-                  lambda r: r.energy.null_reasons.get("per_output_token_j"), False,
-                  "energy.per_output_token_j"),
-        MetricDef("tokens_per_s", "output tokens / s", "tok/s",
-                  lambda r: r.throughput.output_tokens_per_s,
-                  lambda r: r.throughput.null_reasons.get("output_tokens_per_s"), True,
-                  "throughput.output_tokens_per_s"),
-        MetricDef("ttft_p50", "TTFT p50", "s", _lat("ttft"),
-                  lambda r: r.latency.null_reasons.get("ttft"), False, "latency.ttft.p50"),
-        MetricDef("itl_p50", "ITL p50", "s", _lat("itl"),
-                  lambda r: r.latency.null_reasons.get("itl"), False, "latency.itl.p50"),
-        MetricDef("total_energy", "total energy", "J", lambda r: r.energy.total_j,
-                  lambda r: r.energy.null_reasons.get("total_j"), False, "energy.total_j"),
-    )
-}
-
-
-def metric(key: str) -> MetricDef:
-    """Look up a metric by key, with a one-line error listing the valid ones."""
-    if key not in METRICS:
-        from llem_schema.errors import ConfigError, did_you_mean
-
-        raise ConfigError(f"unknown metric '{key}'{did_you_mean(key, list(METRICS))}; "
-                          f"choose from {', '.join(METRICS)}")
-    return METRICS[key]
 
 
 # --------------------------------------------------------------------------- models
@@ -186,96 +138,6 @@ class StudySummary(BaseModel):
             raise ConfigError(f"'{selector}' {what} configuration; use a config hash prefix or "
                               "experiment id (see `llem results show`)")
         return hits[0]
-
-
-# ----------------------------------------------------------------------- bootstrap
-
-
-def _quantile_rows(sorted_b: Any, q: Any) -> Any:
-    """Per-row linear-interpolated quantile (numpy's default method) of sorted rows."""
-    import numpy as np
-
-    b = sorted_b.shape[1]
-    pos = np.clip(q, 0.0, 1.0) * (b - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, b - 1)
-    frac = pos - lo
-    rows = np.arange(sorted_b.shape[0])
-    a, c = sorted_b[rows, lo], sorted_b[rows, hi]
-    return a + frac * (c - a)
-
-
-def expanded_level(confidence: float, n: int) -> float:
-    """The bootstrap level that gives ``confidence`` coverage at sample size ``n``.
-
-    Hesterberg's expansion: ``z' = sqrt(n/(n-1)) * t_{1-alpha/2, n-1}``, level
-    ``1 - 2*(1 - Phi(z'))``; 0.95 becomes 0.998 at n=5, 0.983 at n=10, 0.9625 at n=30, and
-    tends to 0.95 as n grows. n < 2 has no interval; the level is returned unchanged.
-    """
-    if n < 2:
-        return confidence
-    # scipy.special, not scipy.stats: the latter costs ~1 s to import on 2 cores
-    from scipy.special import ndtr, stdtrit
-
-    z = math.sqrt(n / (n - 1)) * float(stdtrit(n - 1, 1 - (1 - confidence) / 2))
-    return float(1 - 2 * ndtr(-z))
-
-
-def bootstrap_mean_ci(
-    samples: Any,
-    *,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = DEFAULT_CONFIDENCE,
-    rng: Any = None,
-    chunk: int = 256,
-) -> tuple[Any, Any, list[CIMethod]]:
-    """CI of the mean for each row of ``samples`` (shape ``(groups, n)``, no NaNs).
-
-    Returns ``(low, high, methods)``. BCa where it is defined, else percentile (see module
-    docstring). With ``groups == 1`` and the same ``rng`` this equals
-    ``scipy.stats.bootstrap(..., method='BCa')`` (same resample stream, same formulas).
-    """
-    import numpy as np
-    from scipy.special import ndtr, ndtri
-
-    x = np.asarray(samples, dtype=float)
-    if x.ndim == 1:
-        x = x[None, :]
-    g, n = x.shape
-    rng = np.random.default_rng(rng)
-    alpha = (1 - confidence) / 2
-    theta = x.mean(axis=1)
-    theta_b = np.empty((g, n_resamples))
-    for start in range(0, g, chunk):
-        stop = min(g, start + chunk)
-        idx = rng.integers(0, n, (stop - start, n_resamples, n))
-        rows = np.arange(stop - start)[:, None, None]
-        theta_b[start:stop] = x[start:stop][rows, idx].mean(axis=-1)
-
-    # bias correction z0 (scipy's _percentile_of_score: mean of < and <=)
-    t = theta[:, None]
-    pct = ((theta_b < t).sum(axis=1) + (theta_b <= t).sum(axis=1)) / (2 * n_resamples)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z0 = ndtri(pct)
-        # acceleration from the jackknife; leave-one-out means in closed form
-        if n > 1:
-            jack = (x.sum(axis=1, keepdims=True) - x) / (n - 1)
-            u = (n - 1) * (jack.mean(axis=1, keepdims=True) - jack)
-            num = (u**3).sum(axis=1) / n**3
-            den = (u**2).sum(axis=1) / n**2
-            a_hat = num / (6.0 * den**1.5)
-        else:
-            a_hat = np.full(g, np.nan)
-        z_lo, z_hi = ndtri(alpha), -ndtri(alpha)
-        a1 = ndtr(z0 + (z0 + z_lo) / (1 - a_hat * (z0 + z_lo)))
-        a2 = ndtr(z0 + (z0 + z_hi) / (1 - a_hat * (z0 + z_hi)))
-    bca_ok = np.isfinite(a1) & np.isfinite(a2) & np.isfinite(z0) & (n >= 3)
-    q_lo = np.where(bca_ok, a1, alpha)
-    q_hi = np.where(bca_ok, a2, 1 - alpha)
-    s = np.sort(theta_b, axis=1)
-    low, high = _quantile_rows(s, q_lo), _quantile_rows(s, q_hi)
-    methods: list[CIMethod] = ["BCa" if ok else "percentile" for ok in bca_ok]
-    return low, high, methods
 
 
 # --------------------------------------------------------------------- descriptives
@@ -480,112 +342,3 @@ def summarise(
                         confidence_level=confidence, n_resamples=n_resamples, seed=seed,
                         small_sample_expansion=expand,
                         n_results=n_results, configs=configs, warnings=study_warnings)
-
-
-# ------------------------------------------------------------------ compare / pareto
-
-
-class RatioComparison(BaseModel):
-    metric: str
-    unit: str
-    a_label: str
-    b_label: str
-    n_a: int
-    n_b: int
-    mean_a: float
-    mean_b: float
-    ratio: float = Field(description="mean(B) / mean(A)")
-    ci: ConfidenceInterval | None
-    significant: bool | None
-    note: str
-
-
-def compare_ratio(a: Sequence[float], b: Sequence[float], *, metric_key: str,
-                  a_label: str = "A", b_label: str = "B",
-                  n_resamples: int = DEFAULT_RESAMPLES,
-                  confidence: float = DEFAULT_CONFIDENCE, seed: int = 0,
-                  expand: bool = True) -> RatioComparison:
-    """mean(B)/mean(A) with a bootstrap CI (A and B resampled independently).
-
-    One call, so scipy.stats.bootstrap is used directly: BCa, percentile when BCa is
-    degenerate (NaN bounds) or a side has fewer than 3 values. ``expand`` widens the level
-    for the smaller side's n (:func:`expanded_level`; conservative for two samples).
-    """
-    import warnings
-
-    import numpy as np
-    from scipy import stats
-
-    d = metric(metric_key)
-    xa, xb = np.asarray(a, float), np.asarray(b, float)
-    if xa.size == 0 or xb.size == 0:
-        from llem_schema.errors import ConfigError
-
-        side = a_label if xa.size == 0 else b_label
-        raise ConfigError(f"{side}: no valid values of {metric_key} to compare")
-    ma, mb = float(xa.mean()), float(xb.mean())
-    ratio = mb / ma if ma != 0 else math.inf
-
-    def stat(x: Any, y: Any, axis: int = -1) -> Any:
-        return np.mean(y, axis=axis) / np.mean(x, axis=axis)
-
-    ci = None
-    level = expanded_level(confidence, int(min(xa.size, xb.size))) if expand else confidence
-    if xa.size >= 2 and xb.size >= 2 and ma != 0:
-        method: CIMethod = "BCa" if min(xa.size, xb.size) >= 3 else "percentile"
-        for m in ([method, "percentile"] if method == "BCa" else [method]):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = stats.bootstrap((xa, xb), stat, n_resamples=n_resamples,
-                                      confidence_level=level, method=m,
-                                      vectorized=True, rng=np.random.default_rng(seed))
-            lo, hi = res.confidence_interval
-            if np.isfinite(lo) and np.isfinite(hi):
-                ci = ConfidenceInterval(low=float(lo), high=float(hi), level=confidence,
-                                        method=m, n_resamples=n_resamples,  # type: ignore[arg-type]
-                                        bootstrap_level=level)
-                break
-    if ci is None:
-        sig, note = None, "too few values for a confidence interval (need >= 2 per side)"
-    elif ci.low > 1 or ci.high < 1:
-        sig = True
-        direction = "higher" if ratio > 1 else "lower"
-        note = (f"significant: the {confidence:.0%} CI excludes 1 ({b_label} is "
-                f"{abs(ratio - 1):.1%} {direction} than {a_label})")
-    else:
-        sig, note = False, f"not significant: the {confidence:.0%} CI includes 1"
-    if min(xa.size, xb.size) < MIN_CYCLES:
-        note += f"; fewer than {MIN_CYCLES} cycles on a side, treat with care"
-    return RatioComparison(metric=metric_key, unit=d.unit, a_label=a_label, b_label=b_label,
-                           n_a=int(xa.size), n_b=int(xb.size), mean_a=ma, mean_b=mb,
-                           ratio=ratio, ci=ci, significant=sig, note=note)
-
-
-def pareto_front(points: Sequence[tuple[float, float]], *, x_higher_is_better: bool,
-                 y_higher_is_better: bool) -> list[int]:
-    """Indices of non-dominated points (no other point is at least as good on both axes and
-    strictly better on one), sorted by x from best to worst."""
-    sx = -1.0 if x_higher_is_better else 1.0
-    sy = -1.0 if y_higher_is_better else 1.0
-    # minimise (sx*x, sy*y): sort by x then y; keep points that strictly improve y
-    order = sorted(range(len(points)), key=lambda i: (sx * points[i][0], sy * points[i][1]))
-    front: list[int] = []
-    best_y = math.inf
-    for i in order:
-        y = sy * points[i][1]
-        if y < best_y:
-            front.append(i)
-            best_y = y
-    return front
-
-
-def pareto_configs(summary: StudySummary, x: str, y: str) -> list[ConfigSummary]:
-    """Configurations on the Pareto front of the mean of metrics ``x`` and ``y``."""
-    dx, dy = metric(x), metric(y)
-    cands = [c for c in summary.configs
-             if c.metrics.get(x) and c.metrics.get(y)
-             and c.metrics[x].mean is not None and c.metrics[y].mean is not None]
-    pts = [(c.metrics[x].mean, c.metrics[y].mean) for c in cands]
-    idx = pareto_front(pts, x_higher_is_better=dx.higher_is_better,  # type: ignore[arg-type]
-                       y_higher_is_better=dy.higher_is_better)
-    return [cands[i] for i in idx]

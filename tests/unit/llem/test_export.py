@@ -9,7 +9,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from llem.results import export, stats
+from llem.results import export, metrics, stats
 from llem.results import io as results_io
 from llem_schema.errors import ConfigError
 from tests.factories import make_result, make_study
@@ -26,7 +26,7 @@ def test_flatten_has_ids_config_metrics_env() -> None:
     assert json.loads(row["latency.null_reasons"]) == {"ttft": "offline: no streaming"}
     assert row["env.gpu_name"] == "NVIDIA H100 80GB HBM3"
     assert row["env.image_digest"].startswith("sha256:")
-    for d in stats.METRICS.values():  # every summarised metric is an export column
+    for d in metrics.METRICS.values():  # every summarised metric is an export column
         assert d.column in row or d.column.rsplit(".", 1)[0] in row
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from llem.results import stats
+from llem.results import bootstrap, compare, metrics, stats
 from llem_schema.config import ExperimentConfig
 from tests.factories import make_result
 
@@ -16,7 +16,7 @@ def test_bca_equals_scipy_on_the_same_random_stream(n: int) -> None:
     x = np.random.default_rng(n).lognormal(0, 1, n)
     ref = sps.bootstrap((x,), np.mean, n_resamples=1000, method="BCa",
                         rng=np.random.default_rng(7)).confidence_interval
-    low, high, methods = stats.bootstrap_mean_ci(x, n_resamples=1000, rng=7)
+    low, high, methods = bootstrap.bootstrap_mean_ci(x, n_resamples=1000, rng=7)
     assert methods == ["BCa"]
     assert low[0] == pytest.approx(ref.low, rel=1e-12)
     assert high[0] == pytest.approx(ref.high, rel=1e-12)
@@ -26,13 +26,13 @@ def test_degenerate_data_fall_back_to_percentile_like_scipy() -> None:
     x = np.full(6, 2.5)
     ref = sps.bootstrap((x,), np.mean, n_resamples=1000, method="percentile",
                         rng=np.random.default_rng(3)).confidence_interval
-    low, high, methods = stats.bootstrap_mean_ci(x, rng=3)
+    low, high, methods = bootstrap.bootstrap_mean_ci(x, rng=3)
     assert methods == ["percentile"]
     assert (low[0], high[0]) == pytest.approx((ref.low, ref.high))
     two = np.array([1.0, 2.0])
     ref2 = sps.bootstrap((two,), np.mean, n_resamples=1000, method="percentile",
                          rng=np.random.default_rng(4)).confidence_interval
-    low, high, methods = stats.bootstrap_mean_ci(two, rng=4)
+    low, high, methods = bootstrap.bootstrap_mean_ci(two, rng=4)
     assert methods == ["percentile"]
     assert (low[0], high[0]) == pytest.approx((ref2.low, ref2.high))
 
@@ -40,7 +40,7 @@ def test_degenerate_data_fall_back_to_percentile_like_scipy() -> None:
 def test_batched_rows_each_get_their_own_interval() -> None:
     rng = np.random.default_rng(0)
     x = np.stack([rng.normal(10, 1, 8), rng.normal(100, 5, 8), np.full(8, 1.0)])
-    low, high, methods = stats.bootstrap_mean_ci(x, rng=1)
+    low, high, methods = bootstrap.bootstrap_mean_ci(x, rng=1)
     assert methods == ["BCa", "BCa", "percentile"]
     for row, lo, hi in zip(x, low, high):
         assert lo <= row.mean() <= hi
@@ -51,7 +51,7 @@ def _coverage(n: int, seed: int, confidence: float) -> tuple[float, np.ndarray, 
     """Share of 500 lognormal(0, 0.5) samples of size n whose CI covers the true mean."""
     rng = np.random.default_rng(seed)
     data = rng.lognormal(0, 0.5, (500, n))
-    low, high, methods = stats.bootstrap_mean_ci(data, rng=rng, confidence=confidence)
+    low, high, methods = bootstrap.bootstrap_mean_ci(data, rng=rng, confidence=confidence)
     assert set(methods) == {"BCa"}
     true_mean = np.exp(0.5**2 / 2)
     return float(np.mean((low <= true_mean) & (true_mean <= high))), data, high - low
@@ -65,7 +65,7 @@ def test_coverage_on_skewed_data_by_simulation() -> None:
     same; bootstrap intervals undercover at small n). A wrong bias correction, acceleration
     sign or expansion drops the pooled coverage below 93%.
     """
-    level = stats.expanded_level(0.95, 30)
+    level = bootstrap.expanded_level(0.95, 30)
     runs = [_coverage(30, seed, level) for seed in range(8)]
     cov = [c for c, _, _ in runs]
     assert np.mean(cov) >= 0.93, cov
@@ -73,7 +73,7 @@ def test_coverage_on_skewed_data_by_simulation() -> None:
     # BCa corrects for right skew: the upper arm is longer than the lower one on average
     rng = np.random.default_rng(0)
     data = rng.lognormal(0, 0.5, (500, 30))
-    low, high, _ = stats.bootstrap_mean_ci(data, rng=rng, confidence=level)
+    low, high, _ = bootstrap.bootstrap_mean_ci(data, rng=rng, confidence=level)
     means = data.mean(axis=1)
     assert np.mean(high - means) > np.mean(means - low)
 
@@ -81,15 +81,15 @@ def test_coverage_on_skewed_data_by_simulation() -> None:
 def test_expansion_repairs_small_sample_undercoverage() -> None:
     """Five cycles: plain 95% BCa covers ~81%, the expanded interval ~88% (10 seeds)."""
     plain = np.mean([_coverage(5, s, 0.95)[0] for s in range(4)])
-    expanded = np.mean([_coverage(5, s, stats.expanded_level(0.95, 5))[0] for s in range(4)])
+    expanded = np.mean([_coverage(5, s, bootstrap.expanded_level(0.95, 5))[0] for s in range(4)])
     assert plain < 0.85 and expanded > plain + 0.05, (plain, expanded)
 
 
 def test_expanded_level_values() -> None:
-    assert stats.expanded_level(0.95, 5) == pytest.approx(0.9981, abs=1e-4)
-    assert stats.expanded_level(0.95, 30) == pytest.approx(0.9625, abs=1e-4)
-    assert 0.95 < stats.expanded_level(0.95, 10_000) < 0.9502
-    assert stats.expanded_level(0.95, 1) == 0.95
+    assert bootstrap.expanded_level(0.95, 5) == pytest.approx(0.9981, abs=1e-4)
+    assert bootstrap.expanded_level(0.95, 30) == pytest.approx(0.9625, abs=1e-4)
+    assert 0.95 < bootstrap.expanded_level(0.95, 10_000) < 0.9502
+    assert bootstrap.expanded_level(0.95, 1) == 0.95
 
 
 def test_outliers_are_flagged_by_the_mad_rule() -> None:
@@ -165,23 +165,23 @@ def test_compare_ratio_significance() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(1.0, 0.02, 8)
     b = rng.normal(0.8, 0.02, 8)
-    res = stats.compare_ratio(a, b, metric_key="energy_per_token")
+    res = compare.compare_ratio(a, b, metric_key="energy_per_token")
     assert res.ratio == pytest.approx(b.mean() / a.mean())
     assert res.ci is not None and res.ci.high < 1 and res.significant is True
     assert "significant" in res.note and "lower" in res.note
-    same = stats.compare_ratio(a, rng.normal(1.0, 0.02, 8), metric_key="energy_per_token")
+    same = compare.compare_ratio(a, rng.normal(1.0, 0.02, 8), metric_key="energy_per_token")
     assert same.ci is not None and same.ci.low < 1 < same.ci.high
     assert same.significant is False
-    few = stats.compare_ratio([1.0], [2.0], metric_key="energy_per_token")
+    few = compare.compare_ratio([1.0], [2.0], metric_key="energy_per_token")
     assert few.ci is None and few.significant is None
 
 
 def test_pareto_front() -> None:
     # x = energy/token (lower better), y = tokens/s (higher better)
     pts = [(1.0, 100.0), (2.0, 300.0), (1.5, 90.0), (3.0, 250.0), (0.5, 50.0), (2.0, 200.0)]
-    front = stats.pareto_front(pts, x_higher_is_better=False, y_higher_is_better=True)
+    front = compare.pareto_front(pts, x_higher_is_better=False, y_higher_is_better=True)
     assert front == [4, 0, 1]
-    assert stats.pareto_front([], x_higher_is_better=False, y_higher_is_better=True) == []
+    assert compare.pareto_front([], x_higher_is_better=False, y_higher_is_better=True) == []
 
 
 def test_pareto_configs_on_a_summary() -> None:
@@ -190,7 +190,7 @@ def test_pareto_configs_on_a_summary() -> None:
         cfg = _cfg(bs)
         rs += [make_result(config=cfg, cycle=c, tokens_per_s=tps, seed=c) for c in range(5)]
     s = stats.summarise(rs)
-    front = stats.pareto_configs(s, "energy_per_token", "tokens_per_s")
+    front = compare.pareto_configs(s, "energy_per_token", "tokens_per_s")
     assert [c.params["workload.batch_size"] for c in front] == [4]
 
 
@@ -198,4 +198,4 @@ def test_unknown_metric_is_one_line_with_hint() -> None:
     from llem_schema.errors import ConfigError
 
     with pytest.raises(ConfigError, match="did you mean 'tokens_per_s'"):
-        stats.metric("token_per_s")
+        metrics.metric("token_per_s")

@@ -1,0 +1,124 @@
+"""Two-configuration comparisons (ratio of means with a bootstrap CI) and Pareto fronts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from llem.results.bootstrap import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    CIMethod,
+    expanded_level,
+)
+from llem.results.metrics import metric
+from llem.results.stats import MIN_CYCLES, ConfidenceInterval, ConfigSummary, StudySummary
+
+
+class RatioComparison(BaseModel):
+    metric: str
+    unit: str
+    a_label: str
+    b_label: str
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    ratio: float = Field(description="mean(B) / mean(A)")
+    ci: ConfidenceInterval | None
+    significant: bool | None
+    note: str
+
+
+def compare_ratio(a: Sequence[float], b: Sequence[float], *, metric_key: str,
+                  a_label: str = "A", b_label: str = "B",
+                  n_resamples: int = DEFAULT_RESAMPLES,
+                  confidence: float = DEFAULT_CONFIDENCE, seed: int = 0,
+                  expand: bool = True) -> RatioComparison:
+    """mean(B)/mean(A) with a bootstrap CI (A and B resampled independently).
+
+    One call, so scipy.stats.bootstrap is used directly: BCa, percentile when BCa is
+    degenerate (NaN bounds) or a side has fewer than 3 values. ``expand`` widens the level
+    for the smaller side's n (:func:`expanded_level`; conservative for two samples).
+    """
+    import warnings
+
+    import numpy as np
+    from scipy import stats
+
+    d = metric(metric_key)
+    xa, xb = np.asarray(a, float), np.asarray(b, float)
+    if xa.size == 0 or xb.size == 0:
+        from llem_schema.errors import ConfigError
+
+        side = a_label if xa.size == 0 else b_label
+        raise ConfigError(f"{side}: no valid values of {metric_key} to compare")
+    ma, mb = float(xa.mean()), float(xb.mean())
+    ratio = mb / ma if ma != 0 else math.inf
+
+    def stat(x: Any, y: Any, axis: int = -1) -> Any:
+        return np.mean(y, axis=axis) / np.mean(x, axis=axis)
+
+    ci = None
+    level = expanded_level(confidence, int(min(xa.size, xb.size))) if expand else confidence
+    if xa.size >= 2 and xb.size >= 2 and ma != 0:
+        method: CIMethod = "BCa" if min(xa.size, xb.size) >= 3 else "percentile"
+        for m in ([method, "percentile"] if method == "BCa" else [method]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = stats.bootstrap((xa, xb), stat, n_resamples=n_resamples,
+                                      confidence_level=level, method=m,
+                                      vectorized=True, rng=np.random.default_rng(seed))
+            lo, hi = res.confidence_interval
+            if np.isfinite(lo) and np.isfinite(hi):
+                ci = ConfidenceInterval(low=float(lo), high=float(hi), level=confidence,
+                                        method=m, n_resamples=n_resamples,  # type: ignore[arg-type]
+                                        bootstrap_level=level)
+                break
+    if ci is None:
+        sig, note = None, "too few values for a confidence interval (need >= 2 per side)"
+    elif ci.low > 1 or ci.high < 1:
+        sig = True
+        direction = "higher" if ratio > 1 else "lower"
+        note = (f"significant: the {confidence:.0%} CI excludes 1 ({b_label} is "
+                f"{abs(ratio - 1):.1%} {direction} than {a_label})")
+    else:
+        sig, note = False, f"not significant: the {confidence:.0%} CI includes 1"
+    if min(xa.size, xb.size) < MIN_CYCLES:
+        note += f"; fewer than {MIN_CYCLES} cycles on a side, treat with care"
+    return RatioComparison(metric=metric_key, unit=d.unit, a_label=a_label, b_label=b_label,
+                           n_a=int(xa.size), n_b=int(xb.size), mean_a=ma, mean_b=mb,
+                           ratio=ratio, ci=ci, significant=sig, note=note)
+
+
+def pareto_front(points: Sequence[tuple[float, float]], *, x_higher_is_better: bool,
+                 y_higher_is_better: bool) -> list[int]:
+    """Indices of non-dominated points (no other point is at least as good on both axes and
+    strictly better on one), sorted by x from best to worst."""
+    sx = -1.0 if x_higher_is_better else 1.0
+    sy = -1.0 if y_higher_is_better else 1.0
+    # minimise (sx*x, sy*y): sort by x then y; keep points that strictly improve y
+    order = sorted(range(len(points)), key=lambda i: (sx * points[i][0], sy * points[i][1]))
+    front: list[int] = []
+    best_y = math.inf
+    for i in order:
+        y = sy * points[i][1]
+        if y < best_y:
+            front.append(i)
+            best_y = y
+    return front
+
+
+def pareto_configs(summary: StudySummary, x: str, y: str) -> list[ConfigSummary]:
+    """Configurations on the Pareto front of the mean of metrics ``x`` and ``y``."""
+    dx, dy = metric(x), metric(y)
+    cands = [c for c in summary.configs
+             if c.metrics.get(x) and c.metrics.get(y)
+             and c.metrics[x].mean is not None and c.metrics[y].mean is not None]
+    pts = [(c.metrics[x].mean, c.metrics[y].mean) for c in cands]
+    idx = pareto_front(pts, x_higher_is_better=dx.higher_is_better,  # type: ignore[arg-type]
+                       y_higher_is_better=dy.higher_is_better)
+    return [cands[i] for i in idx]

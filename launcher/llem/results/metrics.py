@@ -1,0 +1,62 @@
+"""The metric registry: one table of the metrics llem reports, with names, units, how to
+read each from a result, why it may be null, and which direction is better. ``results
+show``, ``compare``, ``pareto``, ``plot`` and ``export`` all take their metrics from here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llem_schema.result import ExperimentResult
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One reported metric: how to read it from a result and why it may be null."""
+
+    key: str
+    label: str
+    unit: str
+    get: Callable[[ExperimentResult], float | None]
+    reason: Callable[[ExperimentResult], str | None]
+    higher_is_better: bool
+    column: str  # the flattened export column holding it
+
+
+def _lat(name: str) -> Callable[[ExperimentResult], float | None]:
+    def get(r: ExperimentResult) -> float | None:
+        d = getattr(r.latency, name)
+        return None if d is None else d.p50
+
+    return get
+
+
+METRICS: dict[str, MetricDef] = {
+    m.key: m
+    for m in (
+        MetricDef("energy_per_token", "energy / output token", "J",
+                  lambda r: r.energy.per_output_token_j,
+                  lambda r: r.energy.null_reasons.get("per_output_token_j"), False,
+                  "energy.per_output_token_j"),
+        MetricDef("tokens_per_s", "output tokens / s", "tok/s",
+                  lambda r: r.throughput.output_tokens_per_s,
+                  lambda r: r.throughput.null_reasons.get("output_tokens_per_s"), True,
+                  "throughput.output_tokens_per_s"),
+        MetricDef("ttft_p50", "TTFT p50", "s", _lat("ttft"),
+                  lambda r: r.latency.null_reasons.get("ttft"), False, "latency.ttft.p50"),
+        MetricDef("itl_p50", "ITL p50", "s", _lat("itl"),
+                  lambda r: r.latency.null_reasons.get("itl"), False, "latency.itl.p50"),
+        MetricDef("total_energy", "total energy", "J", lambda r: r.energy.total_j,
+                  lambda r: r.energy.null_reasons.get("total_j"), False, "energy.total_j"),
+    )
+}
+
+
+def metric(key: str) -> MetricDef:
+    """Look up a metric by key, with a one-line error listing the valid ones."""
+    if key not in METRICS:
+        from llem_schema.errors import ConfigError, did_you_mean
+
+        raise ConfigError(f"unknown metric '{key}'{did_you_mean(key, list(METRICS))}; "
+                          f"choose from {', '.join(METRICS)}")
+    return METRICS[key]
