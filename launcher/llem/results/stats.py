@@ -45,7 +45,7 @@ from llem.results.bootstrap import (
     bootstrap_mean_ci,
     expanded_level,
 )
-from llem.results.metrics import METRICS, metric
+from llem.results.metrics import METRICS, MetricDef, metric
 from llem_schema.result import ExperimentResult
 
 MIN_CYCLES = 5
@@ -233,62 +233,84 @@ def summarise(
     bootstrap), so thousands of configurations cost about as much as a few. ``expand``
     applies the small-sample expansion (module docstring); off gives plain BCa.
     """
-    import numpy as np
-
     groups: dict[str, list[ExperimentResult]] = {}
-    n_results = 0
     for r in results:
         groups.setdefault(r.config_hash, []).append(r)
-        n_results += 1
         if study_id is None:
             study_id = r.study_id
     defs = [metric(m) for m in metrics]
-
     first = {h: rs[0] for h, rs in groups.items()}
     flats = {h: _flat(r.config.model_dump(mode="json")) for h, r in first.items()}
     varying = varying_params_flat(list(flats.values()))
-
-    configs: list[ConfigSummary] = []
-    # n_valid -> [(summary, valid values, valid cycles)]
+    # n_valid -> [(summary, valid values, valid cycles)]: equal sizes go through numpy together
     buckets: dict[int, list[tuple[MetricSummary, list[float], list[int]]]] = {}
-    for h, rs in groups.items():
-        rs = sorted(rs, key=lambda r: (r.cycle, r.run_id))
-        ok = [r for r in rs if r.status == "ok"]
-        cycles = [r.cycle for r in ok]
-        n_failed = len(rs) - len(ok)
-        ms: dict[str, MetricSummary] = {}
-        for d in defs:
-            vals: list[float | None] = []
-            reasons: dict[int, str] = {}
-            for r in ok:
-                v = d.get(r)
-                if v is None or not math.isfinite(v):
-                    vals.append(None)
-                    reasons[r.cycle] = d.reason(r) or ("not finite" if v is not None
-                                                       else "null without a reason")
-                else:
-                    vals.append(float(v))
-            valid = [v for v in vals if v is not None]
-            s = MetricSummary(metric=d.key, unit=d.unit, n=len(ok), n_valid=len(valid),
-                              cycles=cycles, values=vals, null_reasons=reasons)
-            if valid:
-                buckets.setdefault(len(valid), []).append(
-                    (s, valid, [c for c, v in zip(cycles, vals) if v is not None]))
-            else:
-                s.ci_note = "no valid values"
-            ms[d.key] = s
-        r0 = first[h]
-        configs.append(ConfigSummary(
-            config_hash=h, name=r0.config.name,
-            experiment_ids=sorted({r.experiment_id for r in rs}),
-            backend=r0.backend, model=r0.model,
-            params={k: flats[h].get(k) for k in varying},
-            n_runs=len(rs), n_failed=n_failed, metrics=ms,
-            warnings=[f"{n_failed} failed run(s) excluded from the statistics"]
-            if n_failed else []))
+    configs = [_config_summary(h, rs, defs, {k: flats[h].get(k) for k in varying}, buckets)
+               for h, rs in groups.items()]
+    _fill_intervals(buckets, n_resamples, confidence, seed, expand)
+    few = sum(_config_warnings(c) for c in configs)
+    study_warnings = []
+    if few:
+        study_warnings.append(f"{few} of {len(configs)} configuration(s) have fewer than "
+                              f"{MIN_CYCLES} valid cycles")
+    return StudySummary(study_id=study_id, generated_at=datetime.now(timezone.utc).isoformat(),
+                        confidence_level=confidence, n_resamples=n_resamples, seed=seed,
+                        small_sample_expansion=expand,
+                        n_results=sum(len(rs) for rs in groups.values()), configs=configs,
+                        warnings=study_warnings)
 
-    def num(v: float) -> float | None:
-        return v if math.isfinite(v) else None
+
+def _metric_values(d: MetricDef, ok: list[ExperimentResult]
+                   ) -> tuple[list[float | None], dict[int, str]]:
+    """One metric over a configuration's finished cycles; a null keeps its reason."""
+    vals: list[float | None] = []
+    reasons: dict[int, str] = {}
+    for r in ok:
+        v = d.get(r)
+        if v is None or not math.isfinite(v):
+            vals.append(None)
+            reasons[r.cycle] = d.reason(r) or ("not finite" if v is not None
+                                               else "null without a reason")
+        else:
+            vals.append(float(v))
+    return vals, reasons
+
+
+def _config_summary(h: str, rs: list[ExperimentResult], defs: list[MetricDef],
+                    params: dict[str, Any],
+                    buckets: dict[int, list[tuple[MetricSummary, list[float], list[int]]]]
+                    ) -> ConfigSummary:
+    rs = sorted(rs, key=lambda r: (r.cycle, r.run_id))
+    ok = [r for r in rs if r.status == "ok"]
+    cycles = [r.cycle for r in ok]
+    n_failed = len(rs) - len(ok)
+    ms: dict[str, MetricSummary] = {}
+    for d in defs:
+        vals, reasons = _metric_values(d, ok)
+        valid = [v for v in vals if v is not None]
+        s = MetricSummary(metric=d.key, unit=d.unit, n=len(ok), n_valid=len(valid),
+                          cycles=cycles, values=vals, null_reasons=reasons)
+        if valid:
+            buckets.setdefault(len(valid), []).append(
+                (s, valid, [c for c, v in zip(cycles, vals) if v is not None]))
+        else:
+            s.ci_note = "no valid values"
+        ms[d.key] = s
+    r0 = rs[0]
+    return ConfigSummary(
+        config_hash=h, name=r0.config.name, experiment_ids=sorted({r.experiment_id for r in rs}),
+        backend=r0.backend, model=r0.model, params=params, n_runs=len(rs), n_failed=n_failed,
+        metrics=ms,
+        warnings=[f"{n_failed} failed run(s) excluded from the statistics"] if n_failed else [])
+
+
+def _num(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _fill_intervals(buckets: dict[int, list[tuple[MetricSummary, list[float], list[int]]]],
+                    n_resamples: int, confidence: float, seed: int, expand: bool) -> None:
+    """Descriptives, outliers and the bootstrap CI, one numpy pass per group size."""
+    import numpy as np
 
     rng = np.random.default_rng(seed)
     for n in sorted(buckets):
@@ -302,7 +324,7 @@ def summarise(
                                                        confidence=level, rng=rng)
             low, high = low_a.tolist(), high_a.tolist()
         for i, (s, vals, vcycles) in enumerate(items):
-            s.mean, s.std, s.p5, s.p95, s.cv = (num(desc[k][i])
+            s.mean, s.std, s.p5, s.p95, s.cv = (_num(desc[k][i])
                                                 for k in ("mean", "std", "p5", "p95", "cv"))
             s.outlier_cycles = [c for c, o in zip(vcycles, desc["outliers"][i]) if o]
             if n < 2:
@@ -317,28 +339,21 @@ def summarise(
                              "fewer than 3 values: percentile interval" if n < 3 else
                              "BCa degenerate: percentile used")
 
-    few = 0
-    for c in configs:
-        for s in c.metrics.values():
-            if s.outlier_cycles:
-                c.warnings.append(f"{s.metric}: cycle(s) {s.outlier_cycles} are outliers "
-                                  "(kept; see outlier_rule)")
-        measured = [s.n_valid for s in c.metrics.values() if s.n_valid > 0]
-        n_valid_min = min(measured, default=0)
-        if n_valid_min < MIN_CYCLES:
-            few += 1
-            c.warnings.append(f"only {n_valid_min} valid cycle(s) for some metric "
-                              f"(< {MIN_CYCLES}): confidence intervals are unreliable; "
-                              "run more cycles")
-        empty = [s for s in c.metrics.values() if s.n_valid == 0 and s.null_reasons]
-        if empty:
-            reason = next(iter(empty[0].null_reasons.values()))
-            c.warnings.append(f"not measured: {', '.join(s.metric for s in empty)} ({reason})")
-    study_warnings = []
-    if few:
-        study_warnings.append(f"{few} of {len(configs)} configuration(s) have fewer than "
-                              f"{MIN_CYCLES} valid cycles")
-    return StudySummary(study_id=study_id, generated_at=datetime.now(timezone.utc).isoformat(),
-                        confidence_level=confidence, n_resamples=n_resamples, seed=seed,
-                        small_sample_expansion=expand,
-                        n_results=n_results, configs=configs, warnings=study_warnings)
+
+def _config_warnings(c: ConfigSummary) -> bool:
+    """Add a configuration's warnings; True when it has too few valid cycles."""
+    for s in c.metrics.values():
+        if s.outlier_cycles:
+            c.warnings.append(f"{s.metric}: cycle(s) {s.outlier_cycles} are outliers "
+                              "(kept; see outlier_rule)")
+    measured = [s.n_valid for s in c.metrics.values() if s.n_valid > 0]
+    n_valid_min = min(measured, default=0)
+    empty = [s for s in c.metrics.values() if s.n_valid == 0 and s.null_reasons]
+    if n_valid_min < MIN_CYCLES:
+        c.warnings.append(f"only {n_valid_min} valid cycle(s) for some metric "
+                          f"(< {MIN_CYCLES}): confidence intervals are unreliable; "
+                          "run more cycles")
+    if empty:
+        reason = next(iter(empty[0].null_reasons.values()))
+        c.warnings.append(f"not measured: {', '.join(s.metric for s in empty)} ({reason})")
+    return n_valid_min < MIN_CYCLES
