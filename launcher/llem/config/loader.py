@@ -94,26 +94,44 @@ def load(
     cli_overrides: dict[str, Any] | None = None,
     preset: str | None = None,
 ) -> LoadedConfig:
-    """Resolve a config file (or nothing: the defaults) into a validated study."""
+    """Resolve a config file (or nothing: the defaults) into a validated study.
+
+    Precedence: CLI flag > file > preset > defaults; every leaf's source is recorded."""
     source = str(path) if path else "<defaults>"
-    raw = read_yaml(path) if path else {}
-    raw = dict(raw)
+    raw = dict(read_yaml(path) if path else {})
     study_section = raw.pop("study", None)
     sweep = raw.pop("sweep", None)
     is_study = study_section is not None or sweep is not None
-    file_preset = raw.pop("preset", None)
-    preset_name = preset or file_preset
-    all_presets = presets()
-    preset_data: dict[str, Any] = {}
-    if preset_name is not None:
-        if preset_name not in all_presets:
-            raise ConfigError(
-                f"{source}: preset: unknown preset '{preset_name}'"
-                f"{did_you_mean(str(preset_name), list(all_presets))}; "
-                f"choose from {', '.join(all_presets)}"
-            )
-        preset_data = all_presets[preset_name]
+    preset_name = preset or raw.pop("preset", None)
+    raw.pop("preset", None)
+    preset_data = _preset(preset_name, source)
+    cli_tree = _cli_tree(cli_overrides)
+    merged = deep_merge(deep_merge(preset_data, raw), cli_tree)
+    try:
+        base = ExperimentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, ExperimentConfig, source)) from None
+    provenance = {p: "default" for p in leaf_paths(base.model_dump())}
+    for layer, name in ((preset_data, f"preset:{preset_name}"), (raw, "file"), (cli_tree, "cli")):
+        provenance.update({p: name for p in leaf_paths(layer)})
+    study = _study(base, sweep, study_section, path, source)
+    _preflight(study, is_study, source)
+    return LoadedConfig(study=study, is_study=is_study, source=source, provenance=provenance)
 
+
+def _preset(name: str | None, source: str) -> dict[str, Any]:
+    if name is None:
+        return {}
+    all_presets = presets()
+    if name not in all_presets:
+        raise ConfigError(
+            f"{source}: preset: unknown preset '{name}'"
+            f"{did_you_mean(str(name), list(all_presets))}; choose from {', '.join(all_presets)}"
+        )
+    return all_presets[name]
+
+
+def _cli_tree(cli_overrides: dict[str, Any] | None) -> dict[str, Any]:
     cli_tree: dict[str, Any] = {}
     for dotted, value in (cli_overrides or {}).items():
         if value is not None:
@@ -124,24 +142,11 @@ def load(
             f"{did_you_mean(str(cli_tree['backend']), list(BACKENDS))}; choose from "
             f"{', '.join(BACKENDS)}"
         )
+    return cli_tree
 
-    merged = deep_merge(deep_merge(preset_data, raw), cli_tree)
-    try:
-        base = ExperimentConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, ExperimentConfig, source)) from None
 
-    provenance: dict[str, str] = {}
-    for p in leaf_paths(base.model_dump()):
-        provenance[p] = "default"
-    for layer, name in (
-        (preset_data, f"preset:{preset_name}"),
-        (raw, "file"),
-        (cli_tree, "cli"),
-    ):
-        for p in leaf_paths(layer):
-            provenance[p] = name
-
+def _study(base: ExperimentConfig, sweep: Any, study_section: Any, path: Path | None,
+           source: str) -> StudyConfig:
     try:
         execution = StudyExecution.model_validate(study_section or {})
     except ValidationError as exc:
@@ -154,27 +159,26 @@ def load(
         if not isinstance(v, list):
             raise ConfigError(f"{source}: sweep.{k}: must be a list of values, got {v!r}")
     try:
-        study = StudyConfig(
-            name=base.name or (path.stem if path else "experiment"),
-            base=base,
-            sweep=sweep or {},
-            study=execution,
-        )
+        return StudyConfig(name=base.name or (path.stem if path else "experiment"), base=base,
+                           sweep=sweep or {}, study=execution)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, StudyConfig, source)) from None
+
+
+def _preflight(study: StudyConfig, is_study: bool, source: str) -> None:
+    """Every sweep point validates, and the chosen engine can express each one, before
+    anything runs or any container starts."""
     from llem_schema.compat import validate_backend_config
     from llem_schema.study import expand_experiments
 
-    experiments = [base]
+    experiments = [study.base]
     if is_study:
-        # validate every point now: a bad sweep value must fail before anything runs
         try:
             experiments = expand_experiments(study)
         except ValidationError as exc:
             raise ConfigError(
                 format_validation_error(exc, ExperimentConfig, f"{source} (sweep)")
             ) from None
-    # what the chosen engine cannot express fails here, before any container starts
     seen: set[str] = set()
     for exp in experiments:
         key = exp.config_hash()
@@ -185,4 +189,3 @@ def load(
         if problems:
             where = f" ({exp.name})" if is_study and exp.name else ""
             raise ConfigError(f"{source}{where}: {problems[0]}")
-    return LoadedConfig(study=study, is_study=is_study, source=source, provenance=provenance)
