@@ -48,14 +48,6 @@ def _console() -> Any:
     return Console()
 
 
-def _fmt(v: float | None, digits: int = 4) -> str:
-    if v is None:
-        return "—"
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}"
-
-
 def _load_summary(target: str, results_dir: Path) -> tuple[Path, Any]:
     from llem.results import export
     from llem.results import io as results_io
@@ -98,84 +90,6 @@ def list_(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
 # ---------------------------------------------------------------------------- show
 
 
-def _run_table(r: Any) -> Any:
-    from rich.table import Table
-
-    t = Table(title=f"{r.run_id} · {r.backend} · {r.model} · {r.status}")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_column("unit")
-    t.add_column("note / reason it is null", style="dim", overflow="fold")
-
-    def p50(name: str) -> float | None:
-        d = getattr(r.latency, name)
-        return None if d is None else d.p50
-
-    e, tp = r.energy, r.throughput
-    rows: list[tuple[str, float | int | None, str, str]] = [
-        ("energy / output token", e.per_output_token_j, "J",
-         e.null_reasons.get("per_output_token_j", "")),
-        ("output tokens / s", tp.output_tokens_per_s, "tok/s",
-         tp.null_reasons.get("output_tokens_per_s", "")),
-        ("TTFT p50", p50("ttft"), "s", r.latency.null_reasons.get("ttft", "")),
-        ("ITL p50", p50("itl"), "s", r.latency.null_reasons.get("itl", "")),
-        ("total energy", e.total_j, "J",
-         e.null_reasons.get("total_j", "") or f"method: {e.method}"),
-        ("baseline-adjusted energy", e.adjusted_j, "J", e.null_reasons.get("adjusted_j", "")),
-        ("baseline power", e.baseline_power_w, "W", e.null_reasons.get("baseline_power_w", "")),
-        ("mean power", e.mean_power_w, "W", e.null_reasons.get("mean_power_w", "")),
-        ("prefill energy / token", r.prefill.energy_per_token_j, "J",
-         r.prefill.null_reasons.get("energy_per_token_j", "")),
-        ("decode energy / token", r.decode.energy_per_token_j, "J",
-         r.decode.null_reasons.get("energy_per_token_j", "")),
-        ("output tokens", tp.output_tokens, "", tp.null_reasons.get("output_tokens", "")),
-        ("wall time", tp.wall_time_s, "s", tp.null_reasons.get("wall_time_s", "")),
-        ("FLOPs / output token", r.flops.per_output_token, "",
-         r.flops.null_reasons.get("per_output_token", "") or f"method: {r.flops.method}"),
-        ("peak memory", r.memory.peak_allocated_bytes, "B",
-         r.memory.null_reasons.get("peak_allocated_bytes", "")),
-    ]
-    for name, value, unit, note in rows:
-        shown = f"{value:,}" if isinstance(value, int) else _fmt(value)
-        style = "[yellow]null[/]" if value is None else shown
-        t.add_row(name, style, unit, note)
-    gpus = ", ".join(g.name for g in r.environment.gpus) or r.environment.device
-    t.caption = f"{gpus} · driver {r.environment.driver_version or '—'} · " \
-                f"runtime {r.environment.runtime}"
-    return t
-
-
-def _summary_table(summary: Any, metrics: list[str]) -> Any:
-    from rich.table import Table
-
-    from llem.results import metrics as registry
-
-    t = Table(title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across "
-                    "cycles", show_lines=False)
-    t.add_column("configuration", overflow="fold")
-    t.add_column("n ok/runs", justify="right")
-    for m in metrics:
-        d = registry.metric(m)
-        t.add_column(f"{d.label} ({d.unit})", justify="right")
-    for c in summary.configs:
-        cells = []
-        for m in metrics:
-            s = c.metrics.get(m)
-            if s is None or s.mean is None:
-                cells.append("[yellow]null[/]")
-                continue
-            ci = (f" [{_fmt(s.ci.low)}, {_fmt(s.ci.high)}]"
-                  + ("*" if s.ci.method == "percentile" else "")) if s.ci else ""
-            cv = f" cv {s.cv:.1%}" if s.cv is not None else ""
-            flag = " [red]![/]" if s.outlier_cycles else ""
-            cells.append(f"{_fmt(s.mean)}{ci}\n[dim]n={s.n_valid}{cv}[/]{flag}")
-        t.add_row(f"{c.label}\n[dim]{c.config_hash[:8]}[/]",
-                  f"{c.n_runs - c.n_failed}/{c.n_runs}", *cells)
-    t.caption = ("* percentile CI (BCa undefined: equal values or n < 3) · ! outlier cycle "
-                 "flagged, kept")
-    return t
-
-
 @app.command("show")
 @_one_line_errors
 def show(
@@ -187,6 +101,7 @@ def show(
     """Key metrics of a run (nulls with reasons) or the per-config summary of a study."""
     from llem.results import io as results_io
     from llem.results import metrics as registry
+    from llem.results import tables
 
     path = results_io.resolve(target, results_dir)
     console = _console()
@@ -196,14 +111,14 @@ def show(
         if not results:
             raise _config_error(f"{path}: the run has no result yet")
         r = results[0]
-        console.print(_run_table(r))
+        console.print(tables.run_table(r))
         _print_efficiency(console, [r])
         for w in r.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         return
     _, summary = _load_summary(str(path), results_dir)
     metrics = [registry.metric(m).key for m in (metric or list(registry.METRICS))]
-    console.print(_summary_table(summary, metrics))
+    console.print(tables.summary_table(summary, metrics))
     _print_efficiency(console, results_io.load_results(path)[0])
     for w in summary.warnings:
         console.print(f"[yellow]warning:[/] {w}")
@@ -229,36 +144,6 @@ def _config_error(msg: str) -> Exception:
 # ------------------------------------------------------------------------- compare
 
 
-def _values(target: str, results_dir: Path, metric_key: str) -> tuple[str, list[float]]:
-    """Valid values of one metric for one configuration: ``RUN``, ``STUDY`` (one config) or
-    ``STUDY:SELECTOR`` (config hash prefix, experiment id or name)."""
-    from llem.results import io as results_io
-    from llem.results import metrics as registry
-    from llem.results import stats
-
-    if Path(target).exists() or (results_dir / target).exists():
-        where, selector = target, ""
-    else:
-        where, _, selector = target.partition(":")
-    path = results_io.resolve(where, results_dir)
-    results, _ = results_io.load_results(path)
-    results = [r for r in results if r.status == "ok"]
-    if not results:
-        raise _config_error(f"{target}: no finished results")
-    hashes = {r.config_hash for r in results}
-    if selector:
-        summary = stats.summarise(results, n_resamples=10)
-        chosen = summary.config(selector).config_hash
-        results = [r for r in results if r.config_hash == chosen]
-    elif len(hashes) > 1:
-        raise _config_error(f"{target}: has {len(hashes)} configurations; pick one with "
-                            f"{where}:<config hash prefix or experiment id>")
-    d = registry.metric(metric_key)
-    vals = [v for v in (d.get(r) for r in results) if v is not None]
-    label = f"{path.name}:{selector}" if selector else path.name
-    return label, vals
-
-
 @app.command("compare")
 @_one_line_errors
 def compare(
@@ -270,22 +155,23 @@ def compare(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
     """Ratio B/A of a metric's mean with a bootstrap CI; significant when it excludes 1."""
-    from llem.results import compare
+    from llem.results import compare, tables
     from llem.results import metrics as registry
 
     registry.metric(metric)
-    la, va = _values(a, results_dir, metric)
-    lb, vb = _values(b, results_dir, metric)
+    la, va = tables.values_for(a, results_dir, metric)
+    lb, vb = tables.values_for(b, results_dir, metric)
     res = compare.compare_ratio(va, vb, metric_key=metric, a_label=la, b_label=lb, seed=seed)
     from rich.table import Table
 
     t = Table(title=f"compare {metric}: B / A")
     for col in ("", "n", "mean"):
         t.add_column(col, justify="right" if col else "left")
-    t.add_row(f"A  {la}", str(res.n_a), f"{_fmt(res.mean_a)} {res.unit}")
-    t.add_row(f"B  {lb}", str(res.n_b), f"{_fmt(res.mean_b)} {res.unit}")
-    ci = (f"[{_fmt(res.ci.low)}, {_fmt(res.ci.high)}] ({res.ci.method})" if res.ci else "—")
-    t.add_row("ratio B/A", "", f"{_fmt(res.ratio)}  {ci}")
+    t.add_row(f"A  {la}", str(res.n_a), f"{tables.fmt(res.mean_a)} {res.unit}")
+    t.add_row(f"B  {lb}", str(res.n_b), f"{tables.fmt(res.mean_b)} {res.unit}")
+    ci = (f"[{tables.fmt(res.ci.low)}, {tables.fmt(res.ci.high)}] ({res.ci.method})"
+          if res.ci else "—")
+    t.add_row("ratio B/A", "", f"{tables.fmt(res.ratio)}  {ci}")
     console = _console()
     console.print(t)
     colour = "green" if res.significant else "yellow"
@@ -372,7 +258,7 @@ def pareto(
     """Pareto-optimal configurations (means) for two metrics, best x first."""
     from rich.table import Table
 
-    from llem.results import compare
+    from llem.results import compare, tables
     from llem.results import metrics as registry
 
     dx, dy = registry.metric(x), registry.metric(y)
@@ -386,8 +272,8 @@ def pareto(
     t.add_column(f"{dx.label} ({dx.unit})", justify="right")
     t.add_column(f"{dy.label} ({dy.unit})", justify="right")
     def cell(s: Any) -> str:
-        ci = f" [{_fmt(s.ci.low)}, {_fmt(s.ci.high)}]" if s.ci else ""
-        return f"{_fmt(s.mean)}{ci}"
+        ci = f" [{tables.fmt(s.ci.low)}, {tables.fmt(s.ci.high)}]" if s.ci else ""
+        return f"{tables.fmt(s.mean)}{ci}"
 
     for c in front:
         t.add_row(c.label, c.config_hash[:8], cell(c.metrics[x]), cell(c.metrics[y]))
