@@ -16,10 +16,7 @@ Crash safety (a SIGKILL at any instant loses and repeats nothing):
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +28,7 @@ from llem.config.loader import LoadedConfig
 from llem.runtimes.base import Runtime
 from llem.study import manifest as mf
 from llem.study.execute import execute, harness_env, make_runtime
+from llem.study.lock import StudyLock, cooldown
 from llem.study.orphans import wait_for_orphans
 from llem.study.rundir import experiment_id, new_study_id, read_result, write_spec
 from llem.study.slots import Slot, SlotPool, gpu_slots
@@ -38,8 +36,6 @@ from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.runspec import RunSpec
 from llem_schema.study import StudyExecution, expand_experiments, order_runs
-
-LOCK_FILE = ".llem.lock"
 
 
 def plan_runs(loaded: LoadedConfig) -> list[mf.RunEntry]:
@@ -96,59 +92,6 @@ def check_and_rebuild(loaded: LoadedConfig, study_dir: Path) -> mf.Manifest:
             "start over in a new directory"
         )
     return mf.rebuild(study_dir, manifest)
-
-
-class StudyLock:
-    """Exclusive per-study lock; the kernel releases it when the holder dies (even SIGKILL)."""
-
-    def __init__(self, study_dir: Path) -> None:
-        self.path = study_dir / LOCK_FILE
-        self._fd: int | None = None
-
-    def __enter__(self) -> StudyLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise ConfigError(
-                f"{self.path.parent}: another llem (pid {holder}) is running this study; "
-                "wait for it or stop it first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def cooldown(seconds: float, max_temp_c: float | None, gpus: list[int | str]) -> None:
-    """Sleep, then (optionally) wait until the slot's GPUs are below ``max_temp_c``."""
-    if seconds > 0:
-        time.sleep(seconds)
-    if max_temp_c is None:
-        return
-    try:
-        import pynvml  # only on GPU hosts; imported lazily (the host CLI must not load it)
-
-        pynvml.nvmlInit()
-        idx = [int(g) for g in gpus if str(g).isdigit()] or [0]
-        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in idx]
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            temps = [pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
-                     for h in handles]
-            if max(temps) <= max_temp_c:
-                return
-            time.sleep(2)
-    except Exception:
-        return
 
 
 def todo_entries(manifest: mf.Manifest, max_retries: int) -> list[mf.RunEntry]:
