@@ -16,3 +16,29 @@ def command_group(help: str, **options: Any) -> typer.Typer:
     """
     return typer.Typer(help=help, no_args_is_help=True, add_completion=False,
                        rich_markup_mode=None, pretty_exceptions_enable=False, **options)
+
+
+class UserError(Exception):
+    """A one-line problem the user can fix; exit code 2."""
+
+
+def overrides(**kw: object) -> dict[str, object]:
+    """CLI flags -> dotted config paths (the CLI layer of the precedence rules)."""
+    mapping = {
+        "backend": "backend",
+        "model": "model",
+        "batch_size": "workload.batch_size",
+        "num_prompts": "workload.num_prompts",
+        "max_new_tokens": "decoding.max_new_tokens",
+        "runtime": "runtime.runtime",
+        "energy_backend": "measurement.energy_backend",
+        "baseline_seconds": "measurement.baseline_seconds",
+        "image": "runtime.image",
+        "registry": "runtime.registry",
+        "pull": "runtime.pull_policy",
+    }
+    out = {mapping[k]: v for k, v in kw.items() if v is not None and k in mapping}
+    gpus = kw.get("gpus")
+    if gpus:
+        out["runtime.gpus"] = [int(g) if str(g).isdigit() else g for g in str(gpus).split(",")]
+    return out

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tests.conftest import llem_cmd, subprocess_env
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def _dry(path: Path) -> str:

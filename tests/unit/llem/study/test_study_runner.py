@@ -25,7 +25,7 @@ from llem_schema.config import ExperimentConfig
 from llem_schema.errors import ConfigError
 from llem_schema.study import StudyConfig, StudyExecution
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 FAKE = str(FIXTURES / "fake_harness.py")
 
 

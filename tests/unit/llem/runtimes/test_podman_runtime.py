@@ -17,7 +17,7 @@ import pytest
 from llem.runtimes.base import RunRequest
 from llem.runtimes.podman import PodmanRuntime
 
-FAKE_HARNESS = Path(__file__).resolve().parents[2] / "fixtures" / "fake_harness.py"
+FAKE_HARNESS = Path(__file__).resolve().parents[3] / "fixtures" / "fake_harness.py"
 
 PODMAN = r'''#!/usr/bin/env python3
 import json, os, subprocess, sys

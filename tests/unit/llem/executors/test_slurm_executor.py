@@ -18,7 +18,7 @@ from llem.study import manifest as mf
 from llem.study.runner import open_study
 from llem_schema.study import StudyConfig
 
-FAKE = str(Path(__file__).resolve().parents[2] / "fixtures" / "fake_harness.py")
+FAKE = str(Path(__file__).resolve().parents[3] / "fixtures" / "fake_harness.py")
 
 
 def test_parse_sbatch() -> None:

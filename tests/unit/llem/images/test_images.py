@@ -22,7 +22,7 @@ from llem.images.refs import image_ref, split_ref
 from llem.images.resolve import resolve_image
 from llem_schema.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.mark.parametrize(
