@@ -25,6 +25,8 @@ import sys
 import time
 from typing import Any
 
+from nvml_counter import Counter
+
 SHAPE_1B = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
                 num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
                 max_position_embeddings=2048)
@@ -49,19 +51,6 @@ def build_model(model_dir: str | None, mode: str) -> Any:
         model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
     return model
 
-
-class Counter:
-    """The GPU's total-energy counter (mJ), read at segment edges."""
-
-    def __init__(self) -> None:
-        import pynvml
-
-        pynvml.nvmlInit()
-        self._nv = pynvml
-        self._h = pynvml.nvmlDeviceGetHandleByIndex(0)
-
-    def read_j(self) -> float:
-        return self._nv.nvmlDeviceGetTotalEnergyConsumption(self._h) / 1000.0
 
 
 class Worker:

@@ -20,17 +20,7 @@ import sys
 import time
 from typing import Any
 
-
-class Counter:
-    def __init__(self) -> None:
-        import pynvml
-
-        pynvml.nvmlInit()
-        self._nv = pynvml
-        self._h = pynvml.nvmlDeviceGetHandleByIndex(0)
-
-    def read_j(self) -> float:
-        return self._nv.nvmlDeviceGetTotalEnergyConsumption(self._h) / 1000.0
+from nvml_counter import Counter
 
 
 class Worker:

@@ -42,6 +42,16 @@ from llem_schema.runspec import EXPERIMENT_FILE, LOG_FILE, RESULT_FILE, RunSpec
 log = logging.getLogger("llem_harness")
 
 
+#: failures a user can fix, logged as one line, each with the exit code the launcher turns
+#: into its message (anything else is logged with its traceback)
+EXPECTED_FAILURES: dict[type[BaseException], ExitCode] = {
+    BackendNotInstalled: ExitCode.BACKEND_NOT_INSTALLED,
+    ModelNotFound: ExitCode.MODEL_NOT_FOUND,
+    EnergySourceUnavailable: ExitCode.ENERGY_UNAVAILABLE,
+    DatasetError: ExitCode.BAD_CONFIG,
+}
+
+
 class _Terminated(Exception):
     """SIGTERM (docker stop, scancel): leave like Ctrl+C."""
 
@@ -120,18 +130,9 @@ def main(argv: list[str], session: Session | None = None) -> int:
     except (KeyboardInterrupt, _Terminated):
         log.error("interrupted")
         code = ExitCode.INTERRUPTED
-    except BackendNotInstalled as exc:
+    except tuple(EXPECTED_FAILURES) as exc:
         log.error("%s", exc)
-        code = ExitCode.BACKEND_NOT_INSTALLED
-    except ModelNotFound as exc:
-        log.error("%s", exc)
-        code = ExitCode.MODEL_NOT_FOUND
-    except EnergySourceUnavailable as exc:
-        log.error("%s", exc)
-        code = ExitCode.ENERGY_UNAVAILABLE
-    except DatasetError as exc:
-        log.error("%s", exc)
-        code = ExitCode.BAD_CONFIG
+        code = next(c for kind, c in EXPECTED_FAILURES.items() if isinstance(exc, kind))
     except BaseException as exc:
         log.error("%s", "".join(traceback.format_exception(exc)))
         code = ExitCode.OUT_OF_MEMORY if _is_oom(exc) else ExitCode.BACKEND_FAILURE

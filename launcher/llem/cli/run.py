@@ -54,9 +54,9 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="slurm: follow until done")] = False,
 ) -> None:
     """Run an experiment or a study."""
-    from llem.study import launch as commands_run
+    from llem.study import launch
 
-    loaded = commands_run.load_config(
+    loaded = launch.load_config(
         config,
         preset,
         overrides(
@@ -75,7 +75,7 @@ def run(
         ),
     )
     if dry_run:
-        commands_run.dry_run(loaded)
+        launch.dry_run(loaded)
         return
     if executor == "slurm":
         from llem.executors import slurm
@@ -91,7 +91,7 @@ def run(
         )
     if executor != "local":
         raise UserError(f"--executor: unknown executor '{executor}'; choose local or slurm")
-    code = commands_run.run_loaded(
+    code = launch.run_loaded(
         loaded,
         results_dir=results_dir,
         quiet=quiet,
