@@ -93,10 +93,31 @@ def main() -> None:
     except (ConfigError, UserError, RuntimeUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:  # read-only, full or missing results dir, name too long, ...
+        typer.echo(f"error: {os_error_line(exc)}", err=True)
+        sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line naming the path and the cause, with what to do where it is obvious."""
+    import errno
+    import os
+
+    path = exc.filename or "?"
+    cause = exc.strerror or os.strerror(exc.errno or 0) or type(exc).__name__
+    fix = {
+        errno.EACCES: "check its permissions or choose another --results-dir",
+        errno.EROFS: "the filesystem is read-only; choose another --results-dir",
+        errno.ENOSPC: "free some space or choose another --results-dir",
+        errno.ENAMETOOLONG: "use a shorter name (study name or results path)",
+        errno.ENOTDIR: "a part of this path is a file, not a directory",
+        errno.EEXIST: "it already exists",
+    }.get(exc.errno or 0)
+    return f"{path}: {cause}" + (f" ({fix})" if fix else "")
 
 
 if __name__ == "__main__":

@@ -84,3 +84,20 @@ def test_no_arguments_prints_help() -> None:
     p = _run([])
     assert p.returncode == 2
     assert "Usage: llem" in p.stdout and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("make_bad, expect", [
+    (lambda tmp: (tmp / "file").write_text("x") and tmp / "file", "Not a directory"),
+    (lambda tmp: tmp / ("n" * 300), "too long"),
+])
+def test_filesystem_errors_are_one_line_naming_the_path(tmp_path, make_bad, expect) -> None:
+    """A results dir that is a file, or a name too long for the filesystem: one line, exit 2,
+    no traceback (issue 15)."""
+    bad = make_bad(tmp_path)
+    proc = subprocess.run(
+        [*llem_cmd(), "config", "new", "-o", str(bad / "exp.yaml")],
+        capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert expect in lines[0] and str(bad)[:40] in lines[0]
