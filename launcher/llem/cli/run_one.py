@@ -114,7 +114,7 @@ def run_one_dir(run_dir: Path, runtime_name: str | None = None, quiet: bool = Fa
                                registry=cfg.runtime.registry,
                                pull_policy=cfg.runtime.pull_policy)
     gpus = assigned_gpus(runtime.name)
-    from llem.study.runner import make_spec
+    from llem.study.runner import make_spec, mark_interrupted
 
     manifest = mf.load_manifest(study_dir)
     spec = make_spec(manifest, entry, cfg, runtime.name,
@@ -131,13 +131,16 @@ def run_one_dir(run_dir: Path, runtime_name: str | None = None, quiet: bool = Fa
         report = execute(runtime, spec, run_dir, quiet=quiet)
     except KeyboardInterrupt:
         runtime.cleanup()
-        entry.state, entry.message = "failed", "cancelled (SIGTERM/Ctrl+C)"
+        mark_interrupted(entry)
         mf.write_state(study_dir, entry)
         return int(ExitCode.INTERRUPTED)
     finally:
         signal.signal(signal.SIGTERM, old)
-    entry.state = "done" if report.ok else "failed"
-    entry.message = None if report.ok else report.message
+    if report.outcome.interrupted and not report.ok:
+        mark_interrupted(entry)
+    else:
+        entry.state = "done" if report.ok else "failed"
+        entry.message = None if report.ok else report.message
     mf.write_state(study_dir, entry)
     typer.echo(f"{entry.run_id}: {entry.state} ({report.message})")
     return 0 if report.ok else (report.outcome.exit_code or 1)

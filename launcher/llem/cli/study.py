@@ -48,7 +48,8 @@ def status(
     console = Console()
     console.print(
         f"[bold]{study_dir.name}[/]: {len(rows)} run(s): "
-        + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "running", "failed", "pending"))
+        + ", ".join(f"{counts.get(k, 0)} {k}"
+                    for k in ("done", "running", "failed", "interrupted", "pending"))
         + (f"; slurm jobs {', '.join(s.job_id for s in jobs.submissions)}, {queued} in queue"
            if jobs else "")
     )

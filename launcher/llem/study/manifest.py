@@ -29,7 +29,8 @@ STATE_FILE = "state.json"
 MANIFEST_FILE = "manifest.json"
 STUDY_FILE = "study.json"
 
-RunState = Literal["pending", "running", "done", "failed"]
+#: interrupted: stopped by Ctrl+C / SIGTERM / scancel; not a failure, resume runs it again
+RunState = Literal["pending", "running", "done", "failed", "interrupted"]
 
 
 class RunEntry(BaseModel):
@@ -56,7 +57,7 @@ class Manifest(BaseModel):
     runs: list[RunEntry]
 
     def counts(self) -> dict[str, int]:
-        out = {"pending": 0, "running": 0, "done": 0, "failed": 0}
+        out = {"pending": 0, "running": 0, "done": 0, "failed": 0, "interrupted": 0}
         for r in self.runs:
             out[r.state] += 1
         return out

@@ -16,8 +16,10 @@ Crash safety (a SIGKILL at any instant loses and repeats nothing):
 
 from __future__ import annotations
 
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +109,33 @@ def todo_entries(manifest: mf.Manifest, max_retries: int) -> list[mf.RunEntry]:
     return out
 
 
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a stopping CI job, systemd) is treated like Ctrl+C: the running
+    harness or container is stopped, the run marked interrupted, and the exit is 130 with a
+    message, instead of a silent 143 that leaves the harness running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def mark_interrupted(entry: mf.RunEntry) -> None:
+    """Ctrl+C, SIGTERM or scancel stopped the run: not an attempt, nothing lost; resume
+    (``--resume``, ``llem study resume``) runs it again however often that happened."""
+    entry.state = "interrupted"
+    entry.attempts = max(0, entry.attempts - 1)
+    entry.message = "interrupted (Ctrl+C / SIGTERM); resume runs it again"
+
+
 def make_spec(
     manifest: mf.Manifest, entry: mf.RunEntry, cfg: ExperimentConfig, runtime: str,
     gpus: list[int | str],
@@ -161,7 +190,7 @@ def run_study(
     ex = study.study
     experiments = expand_experiments(study)
     study_dir, manifest = open_study(loaded, results_dir, resume, fresh, study_dir)
-    with StudyLock(study_dir):
+    with StudyLock(study_dir), sigterm_as_interrupt():
         manifest = _settle_orphans(study_dir, manifest, study.base.runtime.timeout_seconds)
         counts = manifest.counts()
         console.print(
@@ -299,15 +328,18 @@ def _run_unit(
     else:
         outcomes = _run_batch(ctx, unit, specs, slot, batch_python)
     for entry, ok, message, interrupted in outcomes:
+        if interrupted and not ok:
+            mark_interrupted(entry)
+            mf.write_state(ctx.study_dir, entry)
+            ctx.console.print(f"[yellow]interrupted[/] {entry.run_id}: resume runs it again")
+            ctx.interrupted = True
+            pool.stop()
+            continue
         entry.state = "done" if ok else "failed"
         entry.message = None if ok else message
         mf.write_state(ctx.study_dir, entry)
         if not ok:
             ctx.console.print(f"[red]failed[/] {entry.run_id}: {escape(message)}")
-            if interrupted:
-                ctx.interrupted = True
-                pool.stop()
-                continue
             with ctx.lock:
                 ctx.failures += 1
                 limit = ctx.execution.max_failures

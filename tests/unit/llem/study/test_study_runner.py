@@ -144,7 +144,7 @@ def test_max_failures_stops_the_study(tmp_path: Path, counter: Path,
     assert run(ld, tmp_path / "r") == 1
     assert len(executions(counter)) == 2
     assert mf.load_manifest(study_dir(tmp_path / "r")).counts() == {
-        "pending": 2, "running": 0, "done": 0, "failed": 2}
+        "pending": 2, "running": 0, "done": 0, "failed": 2, "interrupted": 0}
 
 
 def test_resume_skips_done_and_detects_changed_study(tmp_path: Path, counter: Path,
@@ -206,3 +206,45 @@ def test_reuse_key_separates_load_time_settings() -> None:
         "pytorch": a.pytorch.model_copy(update={"dtype": "float32"})}))
     assert group_consecutive([1, 2, 3, 4], ["a", "a", "b", "a"]) == [[1, 2], [3], [4]]
     assert group_consecutive([1, 2, 3], ["a"] * 3, limit=2) == [[1, 2], [3]]
+
+
+class _InterruptingRuntime(LocalRuntime):
+    """The real local runtime, except that runs whose directory matches ``target`` come back
+    as a Ctrl+C would leave them (exit 130, interrupted), ``times`` times."""
+
+    def __init__(self, target: str, times: list[int]) -> None:
+        super().__init__(python=FAKE)
+        self.target, self.times = target, times
+
+    def run(self, request):  # type: ignore[no-untyped-def]
+        if self.target in str(request.run_dir) and self.times[0] > 0:
+            self.times[0] -= 1
+            from llem.runtimes.base import RunOutcome
+
+            log = request.run_dir / "harness.log"
+            log.write_text("interrupted\n")
+            return RunOutcome(exit_code=130, duration_s=0.1, log_path=log, runtime="local",
+                              interrupted=True)
+        return super().run(request)
+
+
+def test_interruption_is_not_a_failed_attempt(tmp_path: Path, counter: Path) -> None:
+    """Two Ctrl+Cs on the same run with max_retries 0: each leaves it `interrupted` with no
+    attempt counted, and --resume still finishes the study (issue 15: it used to be skipped
+    for good after two interruptions)."""
+    ld = loaded({"cycles": 2, "max_retries": 0}, sweep={})
+    times = [2]
+
+    def go(**kw: object) -> int:
+        return run_study(ld, tmp_path / "r", quiet=True, console=Console(quiet=True),
+                         runtime_factory=lambda: _InterruptingRuntime("cycle-1", times),
+                         batch_python=FAKE, **kw)
+
+    assert go() == 130
+    d = study_dir(tmp_path / "r")
+    entry = next(r for r in mf.load_manifest(d).runs if r.cycle == 1)
+    assert (entry.state, entry.attempts) == ("interrupted", 0)
+    assert go(resume=True) == 130
+    assert go(resume=True) == 0
+    states = {r.cycle: (r.state, r.attempts) for r in mf.rebuild(d, mf.load_manifest(d)).runs}
+    assert states == {0: ("done", 1), 1: ("done", 1)}
