@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,13 +149,18 @@ def find_latest(results_dir: Path, name: str) -> Path | None:
     best: tuple[str, Path] | None = None
     if not results_dir.is_dir():
         return None
+    # <slug>-YYYYmmdd-HHMMSS[-n] exactly: study "ks" must not pick up "ks-big-..."
+    own = re.compile(re.escape(slug(name)) + r"-\d{8}-\d{6}(-\d+)?")
     for d in results_dir.iterdir():
         mf = d / MANIFEST_FILE
-        if not (d.is_dir() and d.name.startswith(slug(name) + "-") and mf.exists()):
+        if not (d.is_dir() and own.fullmatch(d.name) and mf.exists()):
             continue
         try:
-            created = json.loads(mf.read_text("utf-8")).get("created_at", "")
+            data = json.loads(mf.read_text("utf-8"))
         except (OSError, ValueError):
+            continue
+        created = data.get("created_at", "")
+        if data.get("name", name) != name:
             continue
         if best is None or created > best[0]:
             best = (created, d)

@@ -248,3 +248,16 @@ def test_interruption_is_not_a_failed_attempt(tmp_path: Path, counter: Path) -> 
     assert go(resume=True) == 0
     states = {r.cycle: (r.state, r.attempts) for r in mf.rebuild(d, mf.load_manifest(d)).runs}
     assert states == {0: ("done", 1), 1: ("done", 1)}
+
+
+def test_resume_matches_the_study_name_exactly(tmp_path: Path, counter: Path) -> None:
+    """`--resume` for study `ks` must not pick a newer `ks-big-...` (issue 15)."""
+    small = loaded({"cycles": 1}, sweep={})
+    small.study = small.study.model_copy(update={"name": "ks"})
+    big = loaded({"cycles": 1}, sweep={})
+    big.study = big.study.model_copy(update={"name": "ks-big"})
+    assert run(small, tmp_path / "r") == 0
+    assert run(big, tmp_path / "r") == 0
+    found = mf.find_latest(tmp_path / "r", "ks")
+    assert found is not None and found.name.startswith("ks-2")
+    assert mf.find_latest(tmp_path / "r", "ks-big").name.startswith("ks-big-")
