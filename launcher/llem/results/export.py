@@ -74,6 +74,13 @@ def flatten_result(r: ExperimentResult,
         row.update(config_cache[key])
     for group in _METRIC_GROUPS:
         _flatten(d[group], group, row)
+    # metrics the registry derives (idle-adjusted J/token, tokens/J): every metric that
+    # show/compare/pareto/plot know is a column too
+    from llem.results.metrics import METRICS
+
+    for m in METRICS.values():
+        if m.column not in row:
+            row[m.column] = m.get(r)
     _flatten(d["warmup"], "warmup", row)
     _flatten({k: v for k, v in d["setup"].items() if k != "notes"}, "setup", row)
     env = r.environment

@@ -31,6 +31,23 @@ def _lat(name: str) -> Callable[[ExperimentResult], float | None]:
     return get
 
 
+def _adjusted_per_output_token(r: ExperimentResult) -> float | None:
+    """Energy above the idle baseline per output token: what the work itself cost. Gross
+    per-token energy includes idle power, which at small batches is most of it."""
+    tokens = r.throughput.output_tokens
+    return r.energy.adjusted_j / tokens if r.energy.adjusted_j is not None and tokens else None
+
+
+def _adjusted_reason(r: ExperimentResult) -> str | None:
+    return r.energy.null_reasons.get("adjusted_j") or r.energy.null_reasons.get(
+        "baseline_power_w")
+
+
+def _tokens_per_joule(r: ExperimentResult) -> float | None:
+    tokens, joules = r.throughput.output_tokens, r.energy.total_j
+    return tokens / joules if tokens and joules else None
+
+
 METRICS: dict[str, MetricDef] = {
     m.key: m
     for m in (
@@ -48,6 +65,12 @@ METRICS: dict[str, MetricDef] = {
                   lambda r: r.latency.null_reasons.get("itl"), False, "latency.itl.p50"),
         MetricDef("total_energy", "total energy", "J", lambda r: r.energy.total_j,
                   lambda r: r.energy.null_reasons.get("total_j"), False, "energy.total_j"),
+        MetricDef("energy_per_token_adjusted", "idle-adjusted energy / output token", "J",
+                  _adjusted_per_output_token, _adjusted_reason, False,
+                  "energy.adjusted_per_output_token_j"),
+        MetricDef("tokens_per_joule", "output tokens / J", "tok/J", _tokens_per_joule,
+                  lambda r: r.energy.null_reasons.get("total_j"), True,
+                  "energy.output_tokens_per_j"),
     )
 }
 
