@@ -256,6 +256,10 @@ class ExperimentResult(StrictModel):
     finished_at: datetime
     config: ExperimentConfig
     config_hash: str
+    config_provenance: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where each config value came from (default, preset:NAME, file, cli, sweep).",
+    )
     backend: str
     model: str
     environment: EnvironmentInfo

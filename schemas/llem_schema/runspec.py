@@ -28,3 +28,8 @@ class RunSpec(StrictModel):
     image_ref: str | None = None
     image_digest: str | None = None
     gpus: list[int | str] = Field(default_factory=list)
+    provenance: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where each resolved config value came from: default, preset:NAME, file, "
+        "cli or sweep (dotted path -> source).",
+    )

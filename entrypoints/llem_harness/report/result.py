@@ -98,7 +98,8 @@ def build(ctx: RunContext) -> ExperimentResult:
     return ExperimentResult(
         experiment_id=spec.experiment_id, study_id=spec.study_id, run_id=spec.run_id,
         cycle=spec.cycle, started_at=ctx.started, finished_at=datetime.now(timezone.utc),
-        config=cfg, config_hash=spec.config_hash, backend=cfg.backend, model=cfg.model,
+        config=cfg, config_hash=spec.config_hash, config_provenance=spec.provenance,
+        backend=cfg.backend, model=cfg.model,
         environment=env, energy=en, prefill=prefill, decode=decode,
         latency=metrics.latency_metrics(ctx),
         throughput=metrics.throughput_metrics(ctx, in_tok, out_tok, n_req),

@@ -36,8 +36,21 @@ def overrides(**kw: object) -> dict[str, object]:
         "image": "runtime.image",
         "registry": "runtime.registry",
         "pull": "runtime.pull_policy",
+        "cycles": "study.cycles",
+        "order": "study.order",
+        "dataset": "workload.dataset",
+        "seed": "decoding.seed",
+        "temperature": "decoding.temperature",
+        "timeout": "runtime.timeout_seconds",
+        # the chosen backend's section (known once the file and --backend are read)
+        "dtype": "@backend.dtype",
+        "quantization": "@backend.quantization",
     }
     out = {mapping[k]: v for k, v in kw.items() if v is not None and k in mapping}
+    if kw.get("fail_fast"):
+        out["study.max_failures"] = 1
+    if kw.get("seed") is not None:  # one seed for the decoding and the prompt sampling
+        out["workload.seed"] = kw["seed"]
     gpus = kw.get("gpus")
     if gpus:
         out["runtime.gpus"] = [int(g) if str(g).isdigit() else g for g in str(gpus).split(",")]

@@ -18,7 +18,26 @@ def run(
     runtime: Annotated[str | None, typer.Option(help="auto | local | docker | podman")] = None,
     results_dir: Annotated[Path, typer.Option(help="Where results go.")] = Path("results"),
     batch_size: Annotated[int | None, typer.Option(help="workload.batch_size")] = None,
-    num_prompts: Annotated[int | None, typer.Option(help="workload.num_prompts")] = None,
+    num_prompts: Annotated[
+        int | None, typer.Option("--num-prompts", "-n", help="workload.num_prompts")
+    ] = None,
+    cycles: Annotated[int | None, typer.Option(help="study.cycles")] = None,
+    order: Annotated[
+        str | None, typer.Option(help="study.order: grouped | interleaved | shuffled")
+    ] = None,
+    dtype: Annotated[str | None, typer.Option(help="<backend>.dtype")] = None,
+    dataset: Annotated[str | None, typer.Option(help="workload.dataset")] = None,
+    seed: Annotated[int | None, typer.Option(help="decoding.seed and workload.seed")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="decoding.temperature (strategy sampling)")
+    ] = None,
+    quantization: Annotated[str | None, typer.Option(help="<backend>.quantization")] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="study.max_failures = 1")
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option(help="runtime.timeout_seconds per run")
+    ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="decoding.max_new_tokens")] = None,
     energy_backend: Annotated[
         str | None, typer.Option(help="auto|zeus|nvml|codecarbon|rapl|none")
@@ -72,6 +91,15 @@ def run(
             image=image,
             registry=registry,
             pull=pull,
+            cycles=cycles,
+            order=order,
+            dtype=dtype,
+            dataset=dataset,
+            seed=seed,
+            temperature=temperature,
+            quantization=quantization,
+            fail_fast=fail_fast,
+            timeout=timeout,
         ),
     )
     if dry_run:

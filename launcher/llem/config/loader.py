@@ -105,7 +105,14 @@ def load(
     preset_name = preset or raw.pop("preset", None)
     raw.pop("preset", None)
     preset_data = _preset(preset_name, source)
-    cli_tree = _cli_tree(cli_overrides)
+    backend = next((b for b in ((cli_overrides or {}).get("backend"), raw.get("backend"),
+                                preset_data.get("backend")) if b), "pytorch")
+    cli_tree = _cli_tree({k.replace("@backend.", f"{backend}.", 1): v
+                          for k, v in (cli_overrides or {}).items()})
+    cli_study = cli_tree.pop("study", {})
+    if cli_study:  # --cycles, --order, --fail-fast: the study section, CLI first
+        study_section = deep_merge(study_section or {}, cli_study)
+        is_study = True
     merged = deep_merge(deep_merge(preset_data, raw), cli_tree)
     try:
         base = ExperimentConfig.model_validate(merged)
@@ -114,6 +121,7 @@ def load(
     provenance = {p: "default" for p in leaf_paths(base.model_dump())}
     for layer, name in ((preset_data, f"preset:{preset_name}"), (raw, "file"), (cli_tree, "cli")):
         provenance.update({p: name for p in leaf_paths(layer)})
+    provenance.update({f"study.{p}": "cli" for p in leaf_paths(cli_study)})
     study = _study(base, sweep, study_section, path, source)
     _preflight(study, is_study, source)
     return LoadedConfig(study=study, is_study=is_study, source=source, provenance=provenance)

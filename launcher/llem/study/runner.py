@@ -138,9 +138,10 @@ def mark_interrupted(entry: mf.RunEntry) -> None:
 
 def make_spec(
     manifest: mf.Manifest, entry: mf.RunEntry, cfg: ExperimentConfig, runtime: str,
-    gpus: list[int | str],
+    gpus: list[int | str], provenance: dict[str, str] | None = None,
 ) -> RunSpec:
     return RunSpec(
+        provenance=provenance or {},
         experiment_id=entry.experiment_id,
         run_id=f"{manifest.study_id}/{entry.run_id}",
         study_id=manifest.study_id,
@@ -165,6 +166,8 @@ class _Ctx:
     failures: int = 0
     interrupted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: dotted path -> where its value came from, saved with each result
+    provenance: dict[str, str] = field(default_factory=dict)
 
 
 def run_study(
@@ -210,7 +213,8 @@ def run_study(
                 )
         slots = gpu_slots(ex, study.base.runtime.gpus)
         ctx = _Ctx(study_dir, manifest, experiments, console, quiet, ex,
-                   runtimes={s.index: runtime_factory() for s in slots})
+                   runtimes={s.index: runtime_factory() for s in slots},
+                   provenance=loaded.provenance | {p: "sweep" for p in study.sweep})
         if len(slots) > 1:
             console.print(f"{len(slots)} GPU slot(s): " + "  ".join(s.label() for s in slots))
         code = _execute_all(ctx, slots, ex.max_retries, ex.reuse_model, batch_python)
@@ -308,7 +312,7 @@ def _run_unit(
     for entry in unit:
         cfg = ctx.experiments[entry.experiment_index]
         gpus = list(slot.gpus) if slot.gpus else list(cfg.runtime.gpus)
-        spec = make_spec(ctx.manifest, entry, cfg, runtime.name, gpus)
+        spec = make_spec(ctx.manifest, entry, cfg, runtime.name, gpus, ctx.provenance)
         specs.append(spec)
         entry.state = "running"
         entry.attempts += 1

@@ -55,6 +55,10 @@ def test_result_content_is_measured_not_made_up(quick_result: Path) -> None:
     assert r.prefill.tokens == r.throughput.input_tokens // r.setup.measured_passes
     assert r.prefill.time_s and r.decode.time_s and r.decode.time_s > 0
     assert r.setup.load_time_s > 0 and r.warmup.runs == 1
+    # where each value came from travels with the result
+    assert r.config_provenance["decoding.strategy"] == "default"
+    assert set(r.config_provenance.values()) <= {"default", "file", "cli", "sweep"} | {
+        v for v in r.config_provenance.values() if v.startswith("preset:")}
 
 
 def test_run_dir_layout(quick_result: Path) -> None:

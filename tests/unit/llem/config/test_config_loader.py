@@ -63,3 +63,23 @@ def test_error_names_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         config_loader.load(f)
     assert str(f) in str(exc.value) and "measurement.sample_interval_ms" in str(exc.value)
+
+
+def test_predecessor_flags_reach_their_fields_with_cli_provenance(tmp_path) -> None:
+    """--cycles/--order/--fail-fast land in the study section, --dtype/--quantization in the
+    chosen backend's section, --seed in decoding and workload (issue 17)."""
+    from llem.cli.app import overrides
+    from llem.config.loader import load
+
+    f = tmp_path / "exp.yaml"
+    f.write_text("backend: vllm\nmodel: /m\n")
+    ld = load(f, overrides(cycles=3, order="shuffled", dtype="float16", quantization="fp8",
+                           seed=7, dataset="synthetic", temperature=0.5, timeout=60.0,
+                           fail_fast=True))
+    s, b = ld.study, ld.study.base
+    assert (s.study.cycles, s.study.order, s.study.max_failures) == (3, "shuffled", 1)
+    assert (b.vllm.dtype, b.vllm.quantization, b.pytorch.dtype) == ("float16", "fp8", "auto")
+    assert (b.decoding.seed, b.workload.seed, b.workload.dataset) == (7, 7, "synthetic")
+    assert b.decoding.temperature == 0.5 and b.runtime.timeout_seconds == 60.0
+    assert ld.is_study and ld.provenance["study.cycles"] == "cli"
+    assert ld.provenance["vllm.dtype"] == "cli" and ld.provenance["backend"] == "file"
