@@ -93,12 +93,14 @@ def load(
     path: Path | None,
     cli_overrides: dict[str, Any] | None = None,
     preset: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> LoadedConfig:
-    """Resolve a config file (or nothing: the defaults) into a validated study.
+    """Resolve a config file (or ``data``, the same mapping from Python; or nothing: the
+    defaults) into a validated study.
 
     Precedence: CLI flag > file > preset > defaults; every leaf's source is recorded."""
-    source = str(path) if path else "<defaults>"
-    raw = dict(read_yaml(path) if path else {})
+    source = str(path) if path else ("<dict>" if data is not None else "<defaults>")
+    raw = dict(data if data is not None else read_yaml(path) if path else {})
     study_section = raw.pop("study", None)
     sweep = raw.pop("sweep", None)
     is_study = study_section is not None or sweep is not None
