@@ -16,8 +16,14 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the CPU build where no local wheel is
+TORCH_INDEX ?=
+
 $(VENV)/.pytorch: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	@echo "make: installing $(TORCH_SPEC) into $(VENV). On a host without a local CPU wheel,"
+	@echo "      pip resolves it to the CUDA build plus its nvidia-* CUDA libraries (several GB);"
+	@echo "      for the CPU build: make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu"
+	$(BIN)/pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[pytorch]'
 	touch $@
 
