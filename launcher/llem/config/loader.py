@@ -178,6 +178,7 @@ def _study(base: ExperimentConfig, sweep: Any, study_section: Any, path: Path | 
 def _preflight(study: StudyConfig, is_study: bool, source: str) -> None:
     """Every sweep point validates, and the chosen engine can express each one, before
     anything runs or any container starts."""
+    from llem.config import preflight
     from llem_schema.compat import validate_backend_config
     from llem_schema.study import expand_experiments
 
@@ -195,7 +196,7 @@ def _preflight(study: StudyConfig, is_study: bool, source: str) -> None:
         if key in seen:
             continue
         seen.add(key)
-        problems = validate_backend_config(exp, None)
+        problems = validate_backend_config(exp, None) + preflight.problems(exp)
         if problems:
             where = f" ({exp.name})" if is_study and exp.name else ""
             raise ConfigError(f"{source}{where}: {problems[0]}")

@@ -128,6 +128,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+def _check_paths(experiments: list[ExperimentConfig], source: str) -> None:
+    """Model and dataset paths exist on this host: before the study directory is made and
+    before any run starts, so nothing is half-done when one is missing."""
+    from llem.config import preflight
+
+    for exp in {e.config_hash(): e for e in experiments}.values():
+        found = preflight.problems(exp, paths=True)
+        if found:
+            raise ConfigError(f"{source}: {found[0]}")
+
+
 def mark_interrupted(entry: mf.RunEntry) -> None:
     """Ctrl+C, SIGTERM or scancel stopped the run: not an attempt, nothing lost; resume
     (``--resume``, ``llem study resume``) runs it again however often that happened."""
@@ -192,6 +203,7 @@ def run_study(
     study = loaded.study
     ex = study.study
     experiments = expand_experiments(study)
+    _check_paths(experiments, loaded.source)
     study_dir, manifest = open_study(loaded, results_dir, resume, fresh, study_dir)
     with StudyLock(study_dir), sigterm_as_interrupt():
         manifest = _settle_orphans(study_dir, manifest, study.base.runtime.timeout_seconds)
