@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
-from nvml_counter import Counter
+from nvml_counter import Counter, serve
 
 SHAPE_1B = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
                 num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
@@ -117,11 +116,7 @@ def main() -> int:
     if not args.serve:
         print(json.dumps(worker.segment(args.batch, args.seconds)), flush=True)
         return 0
-    for line in sys.stdin:
-        req = json.loads(line)
-        if req.get("quit"):
-            break
-        print(json.dumps(worker.segment(int(req["batch"]), float(req["seconds"]))), flush=True)
+    serve(worker.segment)
     return 0
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from nvml_counter import Counter
+from nvml_counter import Counter, serve
 
 
 class Worker:
@@ -87,11 +87,7 @@ def main() -> int:
         for b in args.batches.split(","):
             print(json.dumps(worker.segment(int(b), args.seconds)), flush=True)
         return 0
-    for line in sys.stdin:
-        req = json.loads(line)
-        if req.get("quit"):
-            break
-        print(json.dumps(worker.segment(int(req["batch"]), float(req["seconds"]))), flush=True)
+    serve(worker.segment)
     return 0
 
 

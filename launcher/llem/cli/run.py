@@ -119,13 +119,8 @@ def run(
         )
     if executor != "local":
         raise UserError(f"--executor: unknown executor '{executor}'; choose local or slurm")
-    code = launch.run_loaded(
-        loaded,
-        results_dir=results_dir,
-        quiet=quiet,
-        resume=resume,
-        fresh=fresh,
-        cuda=cuda,
-        lock=lock,
-    )
+    from llem.study.runner import run_study
+
+    code = run_study(loaded, results_dir=results_dir, quiet=quiet, resume=resume, fresh=fresh,
+                     cuda=cuda, lock=lock, console=launch.console)
     raise typer.Exit(code)

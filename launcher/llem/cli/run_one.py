@@ -114,7 +114,8 @@ def run_one_dir(run_dir: Path, runtime_name: str | None = None, quiet: bool = Fa
                                registry=cfg.runtime.registry,
                                pull_policy=cfg.runtime.pull_policy)
     gpus = assigned_gpus(runtime.name)
-    from llem.study.runner import make_spec, mark_interrupted
+    from llem.study.interrupts import mark_interrupted
+    from llem.study.runner import make_spec
 
     manifest = mf.load_manifest(study_dir)
     spec = make_spec(manifest, entry, cfg, runtime.name,

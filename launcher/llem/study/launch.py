@@ -1,4 +1,4 @@
-"""Implementation of ``llem run``: load, expand, dry-run listing, execute."""
+"""``llem run`` before it runs: load the config, expand it, list it for a dry run."""
 
 from __future__ import annotations
 
@@ -52,21 +52,3 @@ def dry_run(loaded: LoadedConfig) -> None:
     if preview:
         console.print(f"[bold]{experiments[0].backend} engine arguments[/] (experiment 0):")
         console.print_json(data=preview)
-
-
-def run_loaded(
-    loaded: LoadedConfig,
-    results_dir: Path,
-    quiet: bool = False,
-    resume: bool = False,
-    fresh: bool = False,
-    cuda: str | None = None,
-    lock: Path | None = None,
-) -> int:
-    """Run every experiment x cycle; returns the process exit code."""
-    from llem.study import runner as study_runner
-
-    return study_runner.run_study(
-        loaded, results_dir=results_dir, quiet=quiet, resume=resume, fresh=fresh, cuda=cuda,
-        lock=lock, console=console,
-    )

@@ -16,10 +16,8 @@ Crash safety (a SIGKILL at any instant loses and repeats nothing):
 
 from __future__ import annotations
 
-import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from llem.config.loader import LoadedConfig
 from llem.runtimes.base import Runtime
 from llem.study import manifest as mf
 from llem.study.execute import execute, harness_env, make_runtime
+from llem.study.interrupts import mark_interrupted, sigterm_as_interrupt
 from llem.study.lock import StudyLock, cooldown
 from llem.study.orphans import wait_for_orphans
 from llem.study.rundir import experiment_id, new_study_id, read_result, write_spec
@@ -109,25 +108,6 @@ def todo_entries(manifest: mf.Manifest, max_retries: int) -> list[mf.RunEntry]:
     return out
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill``, a stopping CI job, systemd) is treated like Ctrl+C: the running
-    harness or container is stopped, the run marked interrupted, and the exit is 130 with a
-    message, instead of a silent 143 that leaves the harness running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _check_paths(experiments: list[ExperimentConfig], source: str) -> None:
     """Model and dataset paths exist on this host: before the study directory is made and
     before any run starts, so nothing is half-done when one is missing."""
@@ -137,14 +117,6 @@ def _check_paths(experiments: list[ExperimentConfig], source: str) -> None:
         found = preflight.problems(exp, paths=True)
         if found:
             raise ConfigError(f"{source}: {found[0]}")
-
-
-def mark_interrupted(entry: mf.RunEntry) -> None:
-    """Ctrl+C, SIGTERM or scancel stopped the run: not an attempt, nothing lost; resume
-    (``--resume``, ``llem study resume``) runs it again however often that happened."""
-    entry.state = "interrupted"
-    entry.attempts = max(0, entry.attempts - 1)
-    entry.message = "interrupted (Ctrl+C / SIGTERM); resume runs it again"
 
 
 def make_spec(
