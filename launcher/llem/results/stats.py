@@ -83,6 +83,9 @@ class MetricSummary(BaseModel):
     cv: float | None = None
     ci: ConfidenceInterval | None = None
     ci_note: str | None = Field(None, description="Why there is no CI or why it is percentile.")
+    range_low: float | None = Field(None, description="Smallest valid value (the range is "
+                                    "what is shown below MIN_CYCLES cycles, not a CI).")
+    range_high: float | None = None
     cycles: list[int] = Field(default_factory=list)
     values: list[float | None] = Field(default_factory=list, description="Per cycle, in order.")
     outlier_cycles: list[int] = Field(default_factory=list)
@@ -327,8 +330,15 @@ def _fill_intervals(buckets: dict[int, list[tuple[MetricSummary, list[float], li
             s.mean, s.std, s.p5, s.p95, s.cv = (_num(desc[k][i])
                                                 for k in ("mean", "std", "p5", "p95", "cv"))
             s.outlier_cycles = [c for c, o in zip(vcycles, desc["outliers"][i]) if o]
+            s.range_low, s.range_high = min(vals), max(vals)
             if n < 2:
                 s.ci_note = "one valid value: no confidence interval"
+                continue
+            if n < MIN_CYCLES:
+                # at 2-3 cycles a bootstrap "95%" interval is [min, max] and covers 50-75%:
+                # report the range as a range, and what a CI would need
+                s.ci_note = (f"{n} cycles: range shown, not a confidence interval "
+                             f"(a 95% CI needs >= {MIN_CYCLES} cycles)")
                 continue
             s.ci = ConfidenceInterval(low=low[i], high=high[i], level=confidence,
                                       method=methods[i], n_resamples=n_resamples,

@@ -67,9 +67,10 @@ def summary_table(summary: Any, metrics: list[str]) -> Any:
     from rich.table import Table
 
     from llem.results import metrics as registry
+    from llem.results.stats import MIN_CYCLES
 
     t = Table(title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across "
-                    "cycles", show_lines=False)
+                    f"cycles; below {MIN_CYCLES} cycles the range, not a CI", show_lines=False)
     t.add_column("configuration", overflow="fold")
     t.add_column("n ok/runs", justify="right")
     for m in metrics:
@@ -82,15 +83,20 @@ def summary_table(summary: Any, metrics: list[str]) -> Any:
             if s is None or s.mean is None:
                 cells.append("[yellow]null[/]")
                 continue
-            ci = (f" [{fmt(s.ci.low)}, {fmt(s.ci.high)}]"
-                  + ("*" if s.ci.method == "percentile" else "")) if s.ci else ""
+            if s.ci:
+                ci = (f" [{fmt(s.ci.low)}, {fmt(s.ci.high)}]"
+                      + ("*" if s.ci.method == "percentile" else ""))
+            elif s.n_valid >= 2 and s.range_low is not None:
+                ci = f" range {fmt(s.range_low)}-{fmt(s.range_high)}"
+            else:
+                ci = ""
             cv = f" cv {s.cv:.1%}" if s.cv is not None else ""
             flag = " [red]![/]" if s.outlier_cycles else ""
             cells.append(f"{fmt(s.mean)}{ci}\n[dim]n={s.n_valid}{cv}[/]{flag}")
         t.add_row(f"{c.label}\n[dim]{c.config_hash[:8]}[/]",
                   f"{c.n_runs - c.n_failed}/{c.n_runs}", *cells)
-    t.caption = ("* percentile CI (BCa undefined: equal values or n < 3) · ! outlier cycle "
-                 "flagged, kept")
+    t.caption = (f"* percentile CI (BCa degenerate) · range: min-max of fewer than {MIN_CYCLES} "
+                 "cycles (a 95% CI needs more) · ! outlier cycle flagged, kept")
     return t
 
 

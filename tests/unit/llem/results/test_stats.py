@@ -129,14 +129,19 @@ def test_summarise_groups_by_config_and_counts_nulls_and_failures() -> None:
     assert e.null_reasons == {2: "no meter"} and e.values[2] is None
     vals = [v for v in e.values if v is not None]
     assert e.mean == pytest.approx(np.mean(vals))
-    assert e.ci is not None and e.ci.low <= e.mean <= e.ci.high and e.ci.n_resamples == 1000
+    # 4 valid cycles: the range, labelled as a range, not a "95% CI" (issue 16)
+    assert e.ci is None and (e.range_low, e.range_high) == (min(vals), max(vals))
+    assert "range shown" in e.ci_note and ">= 5" in e.ci_note
+    t = ca.metrics["tokens_per_s"]  # 5 valid cycles: a bootstrap CI
+    assert t.n_valid == 5 and t.ci is not None and t.ci.low <= t.mean <= t.ci.high
+    assert t.ci.n_resamples == 1000
     assert any("failed run" in w for w in ca.warnings)
     assert any("< 5" in w for w in ca.warnings)  # 4 valid energy values
     assert any("< 5" in w for w in cb.warnings)
     assert s.warnings and "fewer than 5" in s.warnings[0]
     # reproducible: same seed, same CI
     s2 = stats.summarise(results)
-    assert s2.configs[0].metrics["energy_per_token"].ci == e.ci
+    assert s2.configs[0].metrics["tokens_per_s"].ci == t.ci
 
 
 def test_summarise_records_percentile_method_and_single_values() -> None:
