@@ -23,10 +23,10 @@ percentile) interval is computed at the level whose normal quantile equals
 records both levels. Measured (lognormal(0, 0.5), 10 seeds x 500 draws): n=5/10/30 plain
 81/88/92% -> expanded 88/93/93.5% (docs/methodology.md).
 
-Outliers are flagged, never dropped: a cycle is an outlier in a metric when
-``|x - median| > 3 * 1.4826 * MAD`` (the MAD scaled to a normal sigma). When MAD is 0 (more
-than half the values equal) the mean absolute deviation from the median x 1.2533 is used
-instead (Iglewicz & Hoaglin); when that is 0 too nothing is flagged. Needs >= 3 values.
+Outliers are flagged, never dropped: generalized ESD (Rosner 1983) at alpha 0.01 on the
+log of the values (they are positive and skewed), at most n/5 of them, from 5 values on.
+The MAD rule used before (|x - median| > 3 * 1.4826 * MAD) flagged at least one cycle in
+20-37% of well-behaved normal and lognormal series; ESD holds that near alpha (tested).
 """
 
 from __future__ import annotations
@@ -49,10 +49,11 @@ from llem.results.metrics import METRICS, MetricDef, metric
 from llem_schema.result import ExperimentResult
 
 MIN_CYCLES = 5
-OUTLIER_K = 3.0
+OUTLIER_ALPHA = 0.01
+OUTLIER_MIN_N = 5
 OUTLIER_RULE = (
-    "|x - median| > 3 * 1.4826 * MAD (MAD = 0: 1.2533 * mean |x - median|); needs >= 3 "
-    "values; flagged, never dropped"
+    "generalized ESD (Rosner 1983) at alpha 0.01 on log values (raw values when any is <= 0), "
+    "at most n/5 outliers, needs >= 5 values; flagged, never dropped"
 )
 
 
@@ -156,16 +157,57 @@ def _describe_rows(x: Any) -> dict[str, Any]:
     p5, p95 = np.percentile(x, [5, 95], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         cv = np.where(mean != 0, std / np.abs(mean), np.nan)
-    med = np.median(x, axis=1, keepdims=True)
-    dev = np.abs(x - med)
-    scale = 1.4826 * np.median(dev, axis=1, keepdims=True)
-    scale = np.where(scale == 0, 1.2533 * dev.mean(axis=1, keepdims=True), scale)
-    out = (dev > OUTLIER_K * scale) & (scale > 0) & (n >= 3)
+    out = _esd_outliers(x)
     return {"mean": mean, "std": std, "p5": p5, "p95": p95, "cv": cv, "outliers": out}
 
 
+def _esd_critical(n: int, r: int) -> Any:
+    """Rosner's critical values lambda_1..lambda_r for a sample of n."""
+    import numpy as np
+    from scipy.special import stdtrit
+
+    ni = n - np.arange(r)  # sample size at step i
+    t = stdtrit(ni - 2, 1 - OUTLIER_ALPHA / (2 * ni))
+    return (ni - 1) * t / np.sqrt((ni - 2 + t**2) * ni)
+
+
+def _esd_outliers(x: Any) -> Any:
+    """Generalized ESD per row: up to n/5 outliers, the per-series false-flag rate held near
+    alpha (simulated: <= 5% on normal and lognormal data at n = 5..30; the MAD rule used
+    before flagged 20-37% of such series). Log values, since energy, throughput and latency
+    are positive and skewed; raw values for a row with any value <= 0."""
+    import numpy as np
+
+    rows, n = x.shape
+    out = np.zeros(x.shape, dtype=bool)
+    if n < OUTLIER_MIN_N:
+        return out
+    pos = (x > 0).all(axis=1, keepdims=True)
+    y = np.where(pos, np.log(np.where(x > 0, x, 1.0)), x)
+    r = max(1, n // 5)
+    lam = _esd_critical(n, r)
+    active = np.ones(x.shape, dtype=bool)
+    stat, where = np.zeros((rows, r)), np.zeros((rows, r), dtype=int)
+    ar = np.arange(rows)
+    for i in range(r):
+        k = active.sum(axis=1, keepdims=True)
+        m = np.where(active, y, 0.0).sum(axis=1, keepdims=True) / k
+        sd = np.sqrt(np.where(active, (y - m) ** 2, 0.0).sum(axis=1, keepdims=True) / (k - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dev = np.where(active & (sd > 0), np.abs(y - m) / sd, -np.inf)
+        where[:, i] = dev.argmax(axis=1)
+        stat[:, i] = dev[ar, where[:, i]]
+        active[ar, where[:, i]] = False
+    exceed = stat > lam[None, :]
+    n_out = np.where(exceed.any(axis=1), r - exceed[:, ::-1].argmax(axis=1), 0)
+    for i in range(r):
+        hit = i < n_out
+        out[ar[hit], where[hit, i]] = True
+    return out
+
+
 def outlier_mask(values: Sequence[float]) -> list[bool]:
-    """The documented MAD rule (module docstring): True where a value is an outlier."""
+    """The documented outlier rule (OUTLIER_RULE): True where a value is an outlier."""
     import numpy as np
 
     x = np.asarray(values, dtype=float)
