@@ -58,6 +58,14 @@ def problems(exp: ExperimentConfig, paths: bool = False) -> list[str]:
     if positions and need > positions:
         out.append(f"decoding.max_new_tokens: {exp.decoding.max_new_tokens} new + {inputs} "
                    f"input tokens exceed the model's {positions} positions; lower one of them")
+    if exp.runtime.registry:
+        from llem.images.refs import check_no_credentials
+        from llem_schema.errors import ConfigError
+
+        try:
+            check_no_credentials(exp.runtime.registry)
+        except ConfigError as exc:
+            out.append(f"runtime.{exc}")
     ds = w.dataset
     local = ds not in ("builtin:prompts", "synthetic") and (
         ds.endswith(DATASET_SUFFIXES) or _looks_like_path(ds))

@@ -40,9 +40,34 @@ def user_config() -> dict[str, Any]:
 
 
 def resolve_registry(cli: str | None = None) -> str | None:
-    """Registry prefix: --registry, else $LLEM_REGISTRY, else ``registry:`` in the user config."""
+    """Registry prefix: --registry, else $LLEM_REGISTRY, else ``registry:`` in the user config.
+
+    A registry with credentials in it (``user:pass@host``) is refused: it would be written
+    into every result, manifest and log that records the image reference."""
     value = cli or os.environ.get("LLEM_REGISTRY") or user_config().get("registry")
-    return str(value).rstrip("/") if value else None
+    if not value:
+        return None
+    value = str(value).rstrip("/")
+    check_no_credentials(value)
+    return value
+
+
+def check_no_credentials(registry: str) -> None:
+    host = registry.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in host:
+        safe = host.rsplit("@", 1)[1]
+        raise ConfigError(
+            f"registry '{safe}': credentials in a registry address are refused (they would be "
+            "stored with every result); use `docker login` or LLEM_REGISTRY_USER and "
+            "LLEM_REGISTRY_PASSWORD, read only at pull time"
+        )
+
+
+def pull_auth() -> dict[str, str] | None:
+    """Credentials for a pull from LLEM_REGISTRY_USER / LLEM_REGISTRY_PASSWORD, else None
+    (Docker's own config and credential helpers apply). Never logged or stored."""
+    user, password = os.environ.get("LLEM_REGISTRY_USER"), os.environ.get("LLEM_REGISTRY_PASSWORD")
+    return {"username": user, "password": password} if user and password else None
 
 
 def image_ref(backend: str, variant: str, registry: str | None = None,

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from llem.images.base import PULL_POLICIES, ImageError
 from llem.images.lock import LockEntry
-from llem.images.refs import split_ref
+from llem.images.refs import pull_auth, split_ref
 from llem.images.resolve import ResolvedImage
 from llem_schema.errors import ConfigError
 
@@ -120,7 +120,8 @@ def pull_image(client: docker.DockerClient, ref: str, console: Console | None = 
     tasks: dict[str, Any] = {}
     try:
         with progress:
-            stream = client.api.pull(repo, tag=digest or tag or "latest", stream=True, decode=True)
+            stream = client.api.pull(repo, tag=digest or tag or "latest", stream=True,
+                                     decode=True, auth_config=pull_auth())
             for ev in stream:
                 if "error" in ev:
                     raise ImageError(pull_error_hint(ref, ev.get("error", "")))

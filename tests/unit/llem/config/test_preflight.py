@@ -19,6 +19,8 @@ CASES = {
                         "workload.dataset: file not found"),
     "past-positions": ("decoding: {max_new_tokens: 4000}\n", "exceed the model's 2048 positions"),
     "bool-batch-size": ("workload: {batch_size: true}\n", "boolean true"),
+    "registry-credentials": ("runtime: {registry: 'me:s3cr3t@reg.example:5000'}\n",
+                             "runtime.registry 'reg.example:5000': credentials in a registry"),
 }
 
 
@@ -36,6 +38,7 @@ def test_bad_input_is_one_line_before_any_run(tmp_path: Path, name: str) -> None
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert expect in lines[0], lines[0]
+    assert "s3cr3t" not in p.stderr + p.stdout
     assert not results.exists() or not any(results.iterdir())
 
 
