@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -28,6 +29,28 @@ class Sample:
     power_avg_w: float | None
     util_pct: float | None
     mem_used_bytes: int | None
+    temp_c: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    #: clock event ("throttle") reasons bitmask, decoded by :func:`throttle_reasons`
+    throttle: int | None = None
+
+
+#: NVML clock-event reason bits (nvml.h: nvmlClocksEventReason*) that mean the GPU ran
+#: slower than it could: the power cap, thermal slowdown (software and hardware) and
+#: hardware slowdown (power brake, external signal)
+THROTTLE_BITS = {
+    "power_cap": 0x4,
+    "hw_slowdown": 0x8 | 0x80,  # HwSlowdown, HwPowerBrakeSlowdown
+    "thermal": 0x20 | 0x40,  # SwThermalSlowdown, HwThermalSlowdown
+}
+
+
+def throttle_reasons(mask: int | None) -> list[str]:
+    """Names of the slowdown reasons set in an NVML clock-event mask."""
+    if not mask:
+        return []
+    return [name for name, bits in THROTTLE_BITS.items() if mask & bits]
 
 
 class PowerSampler:
@@ -115,7 +138,40 @@ class PowerSampler:
                 mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
             except Exception:
                 mem = None
-            self.samples.append(Sample(t, gpu, self.phase, power, avg, util, mem))
+            self.samples.append(Sample(t, gpu, self.phase, power, avg, util, mem,
+                                       *self._thermal(h)))
+
+    def _thermal(self, h: object) -> tuple[float | None, int | None, int | None, int | None]:
+        """Temperature, SM and memory clocks and the clock-event reasons: each a ~µs NVML
+        read; a field the driver does not offer is None."""
+        nv = self._nvml
+
+        def read(fn: str, *args: Any) -> Any:
+            try:
+                return getattr(nv, fn)(h, *args)
+            except Exception:
+                return None
+
+        temp = read("nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0))
+        sm = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_SM", 1))
+        mem = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_MEM", 2))
+        reasons = read("nvmlDeviceGetCurrentClocksEventReasons")
+        if reasons is None:
+            reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons")
+        return (None if temp is None else float(temp), sm, mem,
+                None if reasons is None else int(reasons))
+
+    def window_state(self, t0: float, t1: float) -> tuple[float | None, float | None, list[str]]:
+        """(temperature at the start, at the end, slowdown reasons seen) of a window."""
+        inside = [s for s in self.samples if t0 <= s.t <= t1]
+        before = [s for s in self.samples if s.t <= t0 and s.temp_c is not None]
+        start = before[-1] if before else next((s for s in inside if s.temp_c is not None),
+                                              None)
+        end = next((s for s in reversed(inside) if s.temp_c is not None), None)
+        reasons: list[str] = []
+        for s in inside:
+            reasons += [r for r in throttle_reasons(s.throttle) if r not in reasons]
+        return (start.temp_c if start else None, end.temp_c if end else None, reasons)
 
     def _loop(self) -> None:
         next_t = time.monotonic()
@@ -193,6 +249,12 @@ class PowerSampler:
                 "power_avg_w": [s.power_avg_w for s in self.samples],
                 "util_pct": [s.util_pct for s in self.samples],
                 "mem_used_bytes": [s.mem_used_bytes for s in self.samples],
+                "temp_c": [s.temp_c for s in self.samples],
+                "sm_clock_mhz": [s.sm_clock_mhz for s in self.samples],
+                "mem_clock_mhz": [s.mem_clock_mhz for s in self.samples],
+                **{f"throttle_{name}": [None if s.throttle is None
+                                        else bool(s.throttle & bits) for s in self.samples]
+                   for name, bits in THROTTLE_BITS.items()},
             }
         )
         origin_unix_ns = round(t_origin * 1e9) + self.unix_offset_ns

@@ -241,6 +241,13 @@ class WindowRecord(StrictModel):
     gpu_util_mean_pct: float | None = Field(
         None, description="Mean GPU utilisation of the power trace's samples in the window."
     )
+    temp_start_c: float | None = Field(None, description="GPU temperature as the window began.")
+    temp_end_c: float | None = Field(None, description="GPU temperature as the window ended.")
+    throttled: list[str] = Field(
+        default_factory=list,
+        description="Slowdown reasons NVML reported inside the window: power_cap, thermal, "
+        "hw_slowdown (empty: ran unthrottled, or no trace).",
+    )
 
 
 class ExperimentResult(StrictModel):

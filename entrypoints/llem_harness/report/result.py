@@ -27,13 +27,21 @@ METHODOLOGY = {
 def _windows(ctx: RunContext) -> list[WindowRecord]:
     out = []
     for name, rd, passes in ctx.windows:
-        util = ctx.sampler.util_mean(rd.start_monotonic, rd.end_monotonic) if ctx.sampler \
-            else None
+        util = temp0 = temp1 = None
+        throttled: list[str] = []
+        if ctx.sampler:
+            util = ctx.sampler.util_mean(rd.start_monotonic, rd.end_monotonic)
+            temp0, temp1, throttled = ctx.sampler.window_state(rd.start_monotonic,
+                                                               rd.end_monotonic)
+        if throttled and name != "baseline":
+            ctx.warnings.append(f"GPU throttled inside the {name} window ({', '.join(throttled)})"
+                                ": its speed and energy are those of a slowed GPU")
         out.append(WindowRecord(
             name=name, start_unix_ns=rd.start_unix_ns, end_unix_ns=rd.end_unix_ns,
             start_monotonic_s=rd.start_monotonic, end_monotonic_s=rd.end_monotonic,
             duration_s=rd.duration_s, energy_j=rd.joules if ctx.source is not None else None,
-            passes=passes, gpu_util_mean_pct=util,
+            passes=passes, gpu_util_mean_pct=util, temp_start_c=temp0, temp_end_c=temp1,
+            throttled=throttled,
         ))
     return out
 

@@ -59,4 +59,18 @@ def make(gpus: list[dict]) -> types.ModuleType:
     m.nvmlDeviceGetEnforcedPowerLimit = lambda h: _gpu(h).get("limit_mw", 700_000)
     m.nvmlSystemGetDriverVersion = lambda: "580.159.04"
     m.nvmlDeviceGetCount = lambda: len(gpus)
+    m.NVML_TEMPERATURE_GPU, m.NVML_CLOCK_SM, m.NVML_CLOCK_MEM = 0, 1, 2
+
+    def seq(key, default):  # a list is consumed one value per read, its last value kept
+        def read(h, *args):
+            v = _gpu(h).get(key, default)
+            if isinstance(v, list):
+                return v.pop(0) if len(v) > 1 else v[0]
+            return v
+        return read
+
+    m.nvmlDeviceGetTemperature = seq("temp_c", 45)
+    m.nvmlDeviceGetClockInfo = lambda h, clock: _gpu(h).get(
+        "clocks", {1: 1980, 2: 2619})[clock]
+    m.nvmlDeviceGetCurrentClocksEventReasons = seq("reasons", 0)
     return m
