@@ -121,6 +121,15 @@ class MeasurementConfig(StrictModel):
     prefill_split: bool = True
     flops: bool = True
     timeseries: bool = True
+    carbon_intensity_g_per_kwh: float | None = Field(
+        None, ge=0.0, description="Grid carbon intensity for CO2 figures (g CO2e per kWh)."
+    )
+    carbon_region: str | None = Field(
+        None,
+        description="Look the intensity up offline in CodeCarbon's packaged data: an ISO "
+        "3166 alpha-3 country code (FRA, USA, ...) or a cloud region (aws:us-west-2, "
+        "gcp:europe-west1, azure:westeurope, or just the region name).",
+    )
 
     @model_validator(mode="after")
     def _warmup(self) -> MeasurementConfig:

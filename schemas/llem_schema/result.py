@@ -118,6 +118,16 @@ class EnergyMetrics(MeasuredGroup):
     )
 
 
+class CarbonMetrics(MeasuredGroup):
+    """CO2e of the measured window from a grid carbon intensity (config or offline lookup)."""
+
+    intensity_g_per_kwh: float | None = None
+    source: str | None = Field(None, description="config, or codecarbon:<file>:<key> looked up.")
+    emissions_g: float | None = Field(None, description="energy.total_j as g CO2e.")
+    emissions_adjusted_g: float | None = Field(None, description="energy.adjusted_j as g CO2e.")
+    per_output_token_g: float | None = None
+
+
 class PhaseMetrics(MeasuredGroup):
     """One phase (prefill or decode) measured in its own energy window."""
 
@@ -276,6 +286,7 @@ class ExperimentResult(StrictModel):
     latency: LatencyMetrics
     throughput: ThroughputMetrics
     flops: FlopsMetrics
+    carbon: CarbonMetrics | None = Field(None, description="Absent in results before 1.1.")
     memory: MemoryMetrics
     warmup: WarmupInfo
     setup: SetupInfo

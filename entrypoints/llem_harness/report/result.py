@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from llem_harness import environment
+from llem_harness.carbon import carbon_metrics
 from llem_harness.phases.context import RunContext
 from llem_harness.report import energy, metrics
 from llem_schema.result import ExperimentResult, PowerPhaseSummary, SetupInfo, WindowRecord
@@ -112,6 +113,7 @@ def build(ctx: RunContext) -> ExperimentResult:
         latency=metrics.latency_metrics(ctx),
         throughput=metrics.throughput_metrics(ctx, in_tok, out_tok, n_req),
         flops=metrics.flops_metrics(ctx, in_tok, out_tok, n_req),
+        carbon=carbon_metrics(cfg.measurement, en, out_tok),
         memory=metrics.memory_metrics(ctx), warmup=ctx.warm, setup=_setup(ctx),
         power_phases=_power_phases(ctx), windows=_windows(ctx), timeseries_file=ts_file,
         reused_model=ctx.reused_model,

@@ -53,7 +53,12 @@ def test_result_content_is_measured_not_made_up(quick_result: Path) -> None:
     if r.energy.method is None:
         assert r.energy.total_j is None and r.energy.null_reasons["total_j"]
     assert r.prefill.tokens == r.throughput.input_tokens // r.setup.measured_passes
-    assert r.prefill.time_s and r.decode.time_s and r.decode.time_s > 0
+    assert r.prefill.time_s
+    # one-pass windows (min_window_seconds 0): on a busy machine the prefill pass can outlast
+    # the whole generate; the split is then declared invalid, never made up
+    assert (r.decode.time_s and r.decode.time_s > 0) or (
+        r.decode.time_s is None and any("decode split invalid" in w for w in r.warnings)
+        and r.decode.null_reasons.get("time_s"))
     assert r.setup.load_time_s > 0 and r.warmup.runs == 1
     # where each value came from travels with the result
     assert r.config_provenance["decoding.strategy"] == "default"
