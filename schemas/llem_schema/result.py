@@ -128,6 +128,15 @@ class CarbonMetrics(MeasuredGroup):
     per_output_token_g: float | None = None
 
 
+class HostEnergyMetrics(MeasuredGroup):
+    """CPU package and DRAM energy over the measured window, apart from the GPU energy."""
+
+    cpu_j: float | None = Field(None, description="Sum over CPU packages (RAPL package zones).")
+    dram_j: float | None = Field(None, description="Sum over the packages' dram zones.")
+    method: str | None = Field(None, description="rapl-powercap")
+    cpu_zones: int | None = None
+
+
 class PhaseMetrics(MeasuredGroup):
     """One phase (prefill or decode) measured in its own energy window."""
 
@@ -287,6 +296,8 @@ class ExperimentResult(StrictModel):
     throughput: ThroughputMetrics
     flops: FlopsMetrics
     carbon: CarbonMetrics | None = Field(None, description="Absent in results before 1.1.")
+    host_energy: HostEnergyMetrics | None = Field(
+        None, description="CPU/DRAM energy of the measured window (absent before 1.1).")
     memory: MemoryMetrics
     warmup: WarmupInfo
     setup: SetupInfo

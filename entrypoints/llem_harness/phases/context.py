@@ -66,6 +66,7 @@ class RunContext:
     measured: Measured | None = None
     prefill: Prefill | None = None
     flops: tuple[Any, list[str]] = (None, [])
+    host_energy: Any = None
     #: every energy window, in order, for result.windows (alignment with external meters)
     windows: list[tuple[str, WindowReading, int]] = field(default_factory=list)
 

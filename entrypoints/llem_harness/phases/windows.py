@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from llem_harness.backends.base import Batch, BatchOutput, InferenceBackend
 from llem_harness.energy.base import EnergyWindow
+from llem_harness.energy.host import HostEnergy
 from llem_harness.phases.context import Measured, Prefill, RunContext
 
 
@@ -64,7 +65,9 @@ def measure(ctx: RunContext) -> None:
     ttfts: list[float] = []
     e2es: list[float] = []
     passes = 0
+    host = HostEnergy()
     with quiet_heap(), EnergyWindow(ctx.source, ctx.indices) as win:
+        host.begin()
         t_start = time.perf_counter()
         while True:
             o, tt, ee = run_pass(backend, ctx.batches, ctx.arrivals)
@@ -75,6 +78,7 @@ def measure(ctx: RunContext) -> None:
             if time.perf_counter() - t_start >= min_s:
                 break
         backend.synchronize()
+        ctx.host_energy = host.end()
     assert win.reading is not None
     alloc, reserved = backend.peak_memory()
     ctx.measured = Measured(win.reading, outs, ttfts, e2es, passes, alloc, reserved)

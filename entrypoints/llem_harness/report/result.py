@@ -113,7 +113,7 @@ def build(ctx: RunContext) -> ExperimentResult:
         latency=metrics.latency_metrics(ctx),
         throughput=metrics.throughput_metrics(ctx, in_tok, out_tok, n_req),
         flops=metrics.flops_metrics(ctx, in_tok, out_tok, n_req),
-        carbon=carbon_metrics(cfg.measurement, en, out_tok),
+        carbon=carbon_metrics(cfg.measurement, en, out_tok), host_energy=ctx.host_energy,
         memory=metrics.memory_metrics(ctx), warmup=ctx.warm, setup=_setup(ctx),
         power_phases=_power_phases(ctx), windows=_windows(ctx), timeseries_file=ts_file,
         reused_model=ctx.reused_model,
