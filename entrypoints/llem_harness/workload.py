@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from pathlib import Path
 
+from llem_harness.prompt_sets import DatasetError, table_prompts
 from llem_schema.config import WorkloadConfig
-
-
-class DatasetError(ValueError):
-    """The workload's dataset cannot be read."""
 
 
 def builtin_prompts() -> list[str]:
@@ -50,23 +46,13 @@ def load_prompts(
         return synthetic_prompts(workload, token_space())
     if src == "builtin:prompts":
         prompts = builtin_prompts()
-    else:
+    elif src.endswith(".txt"):
         path = Path(src).expanduser()
         if not path.is_file():
             raise DatasetError(f"workload.dataset: file not found: {src}")
-        if path.suffix == ".jsonl":
-            prompts = []
-            for i, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    prompts.append(str(json.loads(line)["prompt"]))
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise DatasetError(
-                        f"workload.dataset: {src}:{i}: expected a JSON object with 'prompt'"
-                    ) from exc
-        else:
-            prompts = [ln.strip() for ln in path.read_text("utf-8").splitlines() if ln.strip()]
+        prompts = [ln.strip() for ln in path.read_text("utf-8").splitlines() if ln.strip()]
+    else:
+        prompts = table_prompts(workload)
     if not prompts:
         raise DatasetError(f"workload.dataset: {src} holds no prompts")
     return [prompts[i % len(prompts)] for i in range(workload.num_prompts)]

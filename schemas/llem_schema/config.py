@@ -77,6 +77,16 @@ class WorkloadConfig(StrictModel):
         128, ge=1, description="dataset synthetic: tokens per prompt (exact, no padding)."
     )
     seed: int = Field(0, description="Seed of the synthetic token ids / dataset sampling.")
+    dataset_column: str | None = Field(
+        None, description="The text column of a hub or table dataset (default: prompt, text, "
+        "question, instruction, input or content, or the alias's own format).")
+    dataset_format: Literal["alpaca", "sharegpt", "gsm8k", "mmlu", "aienergyscore"] | None = Field(
+        None, description="Read a local file's rows in one of the aliases' formats.")
+    dataset_split: str | None = Field(None, description="Hub split (alias default, else train).")
+    dataset_config: str | None = Field(None, description="Hub dataset configuration (subset).")
+    shuffle: bool = Field(False, description="Shuffle the prompts with workload.seed.")
+    min_chars: int | None = Field(None, ge=0, description="Drop prompts shorter than this.")
+    max_chars: int | None = Field(None, ge=1, description="Drop prompts longer than this.")
     num_prompts: int = Field(16, ge=1)
     batch_size: int = Field(4, ge=1)
     max_input_tokens: int = Field(128, ge=1)

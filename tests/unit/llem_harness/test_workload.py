@@ -27,8 +27,8 @@ def test_dataset_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="workload.dataset"):
         load_prompts(WorkloadConfig(dataset=str(tmp_path / "missing.txt")))
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": 1}\n')
-    with pytest.raises(DatasetError, match="bad.jsonl:1"):
+    bad.write_text('{"foo": 1}\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl has no prompt column \(foo\)"):
         load_prompts(WorkloadConfig(dataset=str(bad)))
 
 

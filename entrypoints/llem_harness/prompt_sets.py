@@ -1,0 +1,111 @@
+"""Prompt datasets: Hugging Face hub datasets through the ``datasets`` library (with built-in
+aliases for the sets the field uses) and local JSON/JSONL/CSV/Parquet files, one text column
+(or a template over several) each, with a split, seeded shuffling and length filters.
+
+Aliases and how each turns a row into a prompt:
+  alpaca        tatsu-lab/alpaca                       instruction + input
+  sharegpt      anon8231489123/ShareGPT_Vicuna_unfiltered  first human turn of conversations
+  gsm8k         openai/gsm8k (main, test)              question
+  mmlu          cais/mmlu (all, test)                  question + lettered choices
+  aienergyscore AIEnergyScore/text_generation          text
+A local file can use an alias's row format with ``workload.dataset_format``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llem_schema.config import WorkloadConfig
+
+Row = dict[str, Any]
+
+
+class DatasetError(ValueError):
+    """The workload's dataset cannot be read."""
+
+
+def _alpaca(row: Row) -> str:
+    extra = str(row.get("input") or "").strip()
+    return f"{row['instruction']}\n\n{extra}" if extra else str(row["instruction"])
+
+
+def _sharegpt(row: Row) -> str:
+    turns = row["conversations"]
+    return next(str(t["value"]) for t in turns if t.get("from") in ("human", "user"))
+
+
+def _mmlu(row: Row) -> str:
+    choices = "\n".join(f"{'ABCD'[i]}. {c}" for i, c in enumerate(row["choices"]))
+    return f"{row['question']}\n{choices}\nAnswer:"
+
+
+#: alias -> (hub id, config, default split, row -> prompt)
+ALIASES: dict[str, tuple[str, str | None, str, Callable[[Row], str]]] = {
+    "alpaca": ("tatsu-lab/alpaca", None, "train", _alpaca),
+    "sharegpt": ("anon8231489123/ShareGPT_Vicuna_unfiltered", None, "train", _sharegpt),
+    "gsm8k": ("openai/gsm8k", "main", "test", lambda r: str(r["question"])),
+    "mmlu": ("cais/mmlu", "all", "test", _mmlu),
+    "aienergyscore": ("AIEnergyScore/text_generation", None, "train", lambda r: str(r["text"])),
+}
+TEXT_COLUMNS = ("prompt", "text", "question", "instruction", "input", "content")
+LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _rows(w: WorkloadConfig) -> tuple[Any, str]:
+    """The dataset split and a name for messages."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise DatasetError("workload.dataset: hub and table datasets need the 'datasets' "
+                           "package: pip install 'llenergymeasure[hf]'") from exc
+    src, path = w.dataset, Path(w.dataset).expanduser()
+    if path.suffix in LOCAL_BUILDERS:
+        if not path.is_file():
+            raise DatasetError(f"workload.dataset: file not found: {src}")
+        return datasets.load_dataset(LOCAL_BUILDERS[path.suffix], data_files=str(path),
+                                     split="train"), src
+    hub, config, split, _ = ALIASES.get(src, (src, None, "train", None))
+    try:
+        return datasets.load_dataset(hub, w.dataset_config or config,
+                                     split=w.dataset_split or split), hub
+    except Exception as exc:
+        raise DatasetError(f"workload.dataset: cannot load '{hub}' ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+
+
+def _extractor(w: WorkloadConfig, columns: list[str], name: str) -> Callable[[Row], str]:
+    if w.dataset_column:
+        if w.dataset_column not in columns:
+            raise DatasetError(f"workload.dataset_column: '{w.dataset_column}' is not a column "
+                               f"of {name}; columns: {', '.join(columns)}")
+        col = w.dataset_column
+        return lambda r: str(r[col])
+    fmt = w.dataset_format or (w.dataset if w.dataset in ALIASES else None)
+    if fmt:
+        return ALIASES[fmt][3]
+    col = next((c for c in TEXT_COLUMNS if c in columns), None)
+    if col is None:
+        raise DatasetError(f"workload.dataset: {name} has no prompt column ({', '.join(columns)}"
+                           "); name one with workload.dataset_column")
+    return lambda r: str(r[col])
+
+
+def table_prompts(w: WorkloadConfig) -> list[str]:
+    """Prompts from a hub or table dataset, filtered, then shuffled with ``workload.seed``."""
+    data, name = _rows(w)
+    get = _extractor(w, list(data.column_names), name)
+    prompts = []
+    for i, row in enumerate(data):
+        try:
+            text = get(row).strip()
+        except (KeyError, TypeError, StopIteration, IndexError) as exc:
+            raise DatasetError(f"workload.dataset: {name} row {i} does not fit the "
+                               f"{w.dataset_format or 'chosen'} format ({exc!r})") from exc
+        if text and (w.min_chars or 0) <= len(text) <= (w.max_chars or len(text)):
+            prompts.append(text)
+    if w.shuffle:
+        random.Random(w.seed).shuffle(prompts)
+    return prompts
