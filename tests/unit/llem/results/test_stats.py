@@ -210,7 +210,7 @@ def test_unknown_metric_is_one_line_with_hint() -> None:
 def test_outlier_rule_rarely_flags_well_behaved_series(n: int) -> None:
     """Simulation: at most 5% of normal or lognormal series get any cycle flagged (the MAD
     rule flagged 20-37%, issue 16); a gross outlier is still found."""
-    from llem.results.stats import _esd_outliers
+    from llem.results.outliers import esd_outliers as _esd_outliers
 
     rng = np.random.default_rng(n)
     for x in (rng.normal(100.0, 5.0, (2000, n)), rng.lognormal(0.0, 0.5, (2000, n))):
