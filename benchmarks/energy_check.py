@@ -176,9 +176,16 @@ def run_one(cfg: ExperimentConfig, out_dir: Path, external: ExternalReader,
         setup.select_source = real_select
         setup.PowerSampler = real_sampler
     (run_dir / "result.json").write_text(res.model_dump_json(indent=2))
-    tee: TeeSource = holder["tee"]
+    row = _row(res, holder["tee"], holder.get("sampler"), cfg,
+               holder.get("extra_unavailable", {}))
+    holder["result"] = res
+    return row
+
+
+def _row(res: Any, tee: TeeSource, smp: Any, cfg: ExperimentConfig,
+         unavailable: dict[str, str]) -> dict[str, Any]:
+    """One table row: the harness's figures next to every other reader's, same window."""
     full = next(w for w in tee.windows if w["phase"] == "decode")
-    smp = holder.get("sampler")
     trace_avg = None
     if smp is not None and "t0" in full:
         trace_avg = smp.integrate(full["t0"], full["t1"], column="power_avg_w")
@@ -203,7 +210,7 @@ def run_one(cfg: ExperimentConfig, out_dir: Path, external: ExternalReader,
         "sources_side_by_side_j": {e.method: e.total_j, **{k[:-2]: v for k, v in full.items()
                                    if k.endswith("_j") and k not in ("primary_j",
                                                                      "external_nvml_j")}},
-        "source_errors": full["errors"] | holder.get("extra_unavailable", {}),
+        "source_errors": full["errors"] | unavailable,
         "baseline_w": e.baseline_power_w, "adjusted_j": e.adjusted_j,
         "tok_per_s": res.throughput.output_tokens_per_s,
         "prefill_j_per_tok": res.prefill.energy_per_token_j,
@@ -219,7 +226,7 @@ def run_one(cfg: ExperimentConfig, out_dir: Path, external: ExternalReader,
         "warnings": res.warnings,
         "all_windows": tee.windows,
     }
-    holder["result"] = res
     return row
+
 
 

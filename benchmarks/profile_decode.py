@@ -10,7 +10,6 @@ ops. It is a diagnostic, not a reference: the independent references are in
     python benchmarks/profile_decode.py --out DIR [--batches 1,32] [--seconds 4]
 """
 
-# ruff: noqa: B023  (each variant closure runs inside the loop iteration that builds it)
 from __future__ import annotations
 
 import argparse
@@ -88,16 +87,130 @@ def profile_table(fn: Callable[[], int], rows: int = 25) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
-def main() -> int:
+class _Clock:
+    """A per-step streamer like the one the harness used to pass to generate()."""
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+
+    def put(self, v: Any) -> None:
+        self.t.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def bare_variants(model: Any, ids: Any, g: Any) -> dict[str, Callable[[], int]]:
+    """generate() with one harness ingredient at a time added to the bare call."""
+    import torch
+
+    bsz, ones = ids.shape[0], torch.ones_like(ids)
+    base_kw = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, pad_token_id=0)
+
+    def gen(**kw: Any) -> Callable[[], int]:
+        def f() -> int:
+            with torch.inference_mode():
+                o = model.generate(**kw)
+            return (o.shape[1] - kw["input_ids"].shape[1]) * o.shape[0]
+        return f
+
+    # left-padded variable-length batch of the same width
+    lens = torch.randint(40, 129, (bsz,), generator=g)
+    lens[0] = 128
+    pad_mask, pad_ids = torch.zeros_like(ids), torch.zeros_like(ids)
+    for r, n in enumerate(lens.tolist()):
+        pad_mask[r, 128 - n:] = 1
+        pad_ids[r, 128 - n:] = ids[r, :n]
+    return {
+        "bare_no_mask": gen(input_ids=ids, **base_kw),
+        "bare_no_min_new": gen(input_ids=ids, max_new_tokens=NEW, do_sample=False,
+                               pad_token_id=0),
+        "bare_ones_mask": gen(input_ids=ids, attention_mask=ones, **base_kw),
+        "bare_padded_mask": gen(input_ids=pad_ids, attention_mask=pad_mask, **base_kw),
+        "bare_streamer": gen(input_ids=ids, attention_mask=ones, streamer=_Clock(), **base_kw),
+        "bare_greedy_nones": gen(input_ids=ids, attention_mask=ones, num_beams=1,
+                                 temperature=None, top_p=None, top_k=None,
+                                 repetition_penalty=1.0, **base_kw),
+    }
+
+
+def harness_variants(model: Any, ids: Any, src: Any, report: dict[str, Any]
+                     ) -> dict[str, Callable[[], int]]:
+    """The harness's backend on its default workload (builtin:prompts, padded), unpadded,
+    and with the sampler and the energy window around it."""
     import torch
 
     from llem_harness.backends import builtin_models
+    from llem_harness.backends.base import Batch
     from llem_harness.backends.pytorch import PyTorchBackend
     from llem_harness.energy.base import EnergyWindow
-    from llem_harness.energy.select import select_source
     from llem_harness.sampler import PowerSampler
     from llem_harness.workload import load_prompts
     from llem_schema.config import ExperimentConfig
+
+    bsz = ids.shape[0]
+    cfg = ExperimentConfig.model_validate({
+        "model": "builtin:llama-1.1b", "decoding": {"max_new_tokens": NEW},
+        "workload": {"num_prompts": bsz, "batch_size": bsz, "max_input_tokens": 128},
+        "runtime": {"runtime": "local"},
+    })
+    be = PyTorchBackend(cfg, "cuda", [0])
+    be.model, be._torch, be.dtype, be.torch_device = model, torch, torch.bfloat16, "cuda:0"
+    be.tokenizer, be._hf_tokenizer = builtin_models.ByteTokenizer(), False
+    be._gen_kwargs, be._lean = be._generation_kwargs(), False
+    hb = be.make_batches(load_prompts(cfg.workload))
+    report.setdefault("harness_prompt_lens", {})[bsz] = [
+        r.input_tokens for b in hb for r in b.requests]
+    syn = [Batch(requests=hb[0].requests,
+                 payload={"input_ids": ids, "attention_mask": torch.ones_like(ids)})]
+
+    def instrumented() -> int:
+        with PowerSampler([0], 0.1), EnergyWindow(src, [0]):
+            n = sum(be.generate(b).output_tokens for b in hb)
+            torch.cuda.synchronize()
+        return n
+
+    return {
+        "harness_generate_default_prompts": lambda: sum(be.generate(b).output_tokens
+                                                        for b in hb),
+        "harness_generate_unpadded": lambda: sum(be.generate(b).output_tokens for b in syn),
+        "harness_default_sampler_energy": instrumented,
+    }
+
+
+def run_batch(model: Any, bsz: int, g: Any, args: argparse.Namespace,
+              report: dict[str, Any], out: Path) -> None:
+    import torch
+
+    from llem_harness.energy.select import select_source
+
+    ids = torch.randint(3, 32000, (bsz, 128), generator=g).to("cuda:0")
+    src, why = select_source("auto", "cuda", [0])
+    variants = bare_variants(model, ids, g) | harness_variants(model, ids, src, report)
+    for name, fn in variants.items():
+        try:
+            row = {"batch": bsz, "variant": name, **timed(fn, args.seconds)}
+        except Exception as exc:  # keep going: one failing variant says something too
+            row = {"batch": bsz, "variant": name, "error": f"{type(exc).__name__}: {exc}"}
+        report["rows"].append(row)
+        print(json.dumps(row), flush=True)
+        (out / "profile_decode.json").write_text(json.dumps(report, indent=2, default=str))
+    report["energy_source"] = getattr(src, "name", None) or why
+    for name in ("bare_no_mask", "bare_padded_mask", "harness_generate_default_prompts")[
+            : 3 if args.profile else 0]:
+        try:
+            report["profiles"][f"b{bsz}-{name}"] = profile_table(variants[name])
+        except Exception as exc:
+            report["profiles"][f"b{bsz}-{name}"] = f"error {exc}"
+    if src is not None:
+        src.close()
+
+
+def main() -> int:
+    import torch
+    import transformers
+
+    from llem_harness.backends import builtin_models
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -107,109 +220,13 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"torch": torch.__version__, "rows": [], "profiles": {}}
-    import transformers
-
-    report["transformers"] = transformers.__version__
-    model = builtin_models.build_model(
-        "builtin:llama-1.1b", torch.bfloat16, "sdpa", "cuda:0", seed=0
-    )
+    report: dict[str, Any] = {"torch": torch.__version__, "rows": [], "profiles": {},
+                              "transformers": transformers.__version__}
+    model = builtin_models.build_model("builtin:llama-1.1b", torch.bfloat16, "sdpa", "cuda:0",
+                                       seed=0)
     g = torch.Generator().manual_seed(0)
     for bsz in [int(x) for x in args.batches.split(",")]:
-        ids = torch.randint(3, 32000, (bsz, 128), generator=g).to("cuda:0")
-        ones = torch.ones_like(ids)
-        base_kw = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False,
-                       pad_token_id=0)
-
-        def gen(**kw: Any) -> Callable[[], int]:
-            def f() -> int:
-                with torch.inference_mode():
-                    o = model.generate(**kw)
-                return (o.shape[1] - kw["input_ids"].shape[1]) * o.shape[0]
-            return f
-
-        # left-padded variable-length batch of the same width
-        lens = torch.randint(40, 129, (bsz,), generator=g)
-        lens[0] = 128
-        pad_mask = torch.zeros_like(ids)
-        pad_ids = torch.zeros_like(ids)
-        for r, n in enumerate(lens.tolist()):
-            pad_mask[r, 128 - n:] = 1
-            pad_ids[r, 128 - n:] = ids[r, :n]
-
-        class Clock:
-            def __init__(self) -> None:
-                self.t: list[float] = []
-
-            def put(self, v: Any) -> None:
-                self.t.append(time.perf_counter())
-
-            def end(self) -> None:
-                pass
-
-        variants: dict[str, Callable[[], int]] = {
-            "bare_no_mask": gen(input_ids=ids, **base_kw),
-            "bare_no_min_new": gen(input_ids=ids, max_new_tokens=NEW, do_sample=False,
-                                   pad_token_id=0),
-            "bare_ones_mask": gen(input_ids=ids, attention_mask=ones, **base_kw),
-            "bare_padded_mask": gen(input_ids=pad_ids, attention_mask=pad_mask, **base_kw),
-            "bare_streamer": gen(input_ids=ids, attention_mask=ones, streamer=Clock(),
-                                 **base_kw),
-            "bare_greedy_nones": gen(input_ids=ids, attention_mask=ones, num_beams=1,
-                                     temperature=None, top_p=None, top_k=None,
-                                     repetition_penalty=1.0, **base_kw),
-        }
-        # the harness's backend on its default workload (builtin:prompts, padded)
-        cfg = ExperimentConfig.model_validate({
-            "model": "builtin:llama-1.1b",
-            "decoding": {"max_new_tokens": NEW},
-            "workload": {"num_prompts": bsz, "batch_size": bsz, "max_input_tokens": 128},
-            "runtime": {"runtime": "local"},
-        })
-        be = PyTorchBackend(cfg, "cuda", [0])
-        be.model, be._torch, be.dtype = model, torch, torch.bfloat16
-        be.torch_device = "cuda:0"
-        be.tokenizer, be._hf_tokenizer = builtin_models.ByteTokenizer(), False
-        be._gen_kwargs = be._generation_kwargs()
-        be._lean = False
-        hb = be.make_batches(load_prompts(cfg.workload))
-        report.setdefault("harness_prompt_lens", {})[bsz] = [
-            r.input_tokens for b in hb for r in b.requests]
-        variants["harness_generate_default_prompts"] = lambda: sum(
-            be.generate(b).output_tokens for b in hb)
-        from llem_harness.backends.base import Batch
-
-        syn = [Batch(requests=hb[0].requests, payload={"input_ids": ids,
-                                                       "attention_mask": ones})]
-        variants["harness_generate_unpadded"] = lambda: sum(
-            be.generate(b).output_tokens for b in syn)
-
-        src, why = select_source("auto", "cuda", [0])
-
-        def instrumented() -> int:
-            with PowerSampler([0], 0.1), EnergyWindow(src, [0]):
-                n = sum(be.generate(b).output_tokens for b in hb)
-                torch.cuda.synchronize()
-            return n
-
-        variants["harness_default_sampler_energy"] = instrumented
-        for name, fn in variants.items():
-            try:
-                row = {"batch": bsz, "variant": name, **timed(fn, args.seconds)}
-            except Exception as exc:  # keep going: one failing variant says something too
-                row = {"batch": bsz, "variant": name, "error": f"{type(exc).__name__}: {exc}"}
-            report["rows"].append(row)
-            print(json.dumps(row), flush=True)
-            (out / "profile_decode.json").write_text(json.dumps(report, indent=2, default=str))
-        report["energy_source"] = getattr(src, "name", None) or why
-        for name in ("bare_no_mask", "bare_padded_mask", "harness_generate_default_prompts")[
-                : 3 if args.profile else 0]:
-            try:
-                report["profiles"][f"b{bsz}-{name}"] = profile_table(variants[name])
-            except Exception as exc:
-                report["profiles"][f"b{bsz}-{name}"] = f"error {exc}"
-        if src is not None:
-            src.close()
+        run_batch(model, bsz, g, args, report, out)
     (out / "profile_decode.json").write_text(json.dumps(report, indent=2, default=str))
     with (out / "profile_tables.txt").open("w") as f:
         for k, v in report["profiles"].items():

@@ -8,6 +8,7 @@ paths: ``make_result(set={"energy.total_j": None}, null={"energy.total_j": "no c
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from datetime import datetime, timedelta, timezone
@@ -29,6 +30,33 @@ def _set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
     for p in parts[:-1]:
         node = node[p]
     node[parts[-1]] = value
+
+
+#: the environment block every generated result shares
+ENVIRONMENT: dict[str, Any] = {
+    "host": {"hostname": "node01", "os": "Linux-6.1", "cpu_model": "EPYC", "cpu_count": 64,
+             "memory_total_bytes": 512 * 2**30, "python": "3.11.2"},
+    "device": "cuda",
+    "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-0000",
+              "memory_total_bytes": 80 * 2**30, "power_limit_w": 700.0}],
+    "driver_version": "550.54.15",
+    "cuda_driver_version": "12.4",
+    "cuda_runtime_version": "12.4",
+    "packages": {"torch": "2.4.0", "transformers": "4.45.0"},
+    "runtime": "docker",
+    "image_ref": "llenergymeasure/pytorch:0.1.0-cuda12",
+    "image_digest": "sha256:" + "ab" * 32,
+}
+
+#: result groups whose values no test varies
+FIXED_GROUPS: dict[str, Any] = {
+    "memory": {"device": "cuda", "peak_allocated_bytes": 20 * 2**30,
+               "peak_reserved_bytes": 22 * 2**30, "model_bytes": 14 * 2**30,
+               "host_peak_rss_bytes": 4 * 2**30, "null_reasons": {}},
+    "warmup": {"runs": 3, "converged": True, "final_cv": 0.01},
+    "setup": {"load_time_s": 3.2, "device": "cuda", "device_indices": [0],
+              "measured_passes": 1, "prefill_passes": 1},
+}
 
 
 def result_dict(
@@ -87,20 +115,7 @@ def result_dict(
         "config_hash": h,
         "backend": config.backend,
         "model": config.model,
-        "environment": {
-            "host": {"hostname": "node01", "os": "Linux-6.1", "cpu_model": "EPYC", "cpu_count": 64,
-                     "memory_total_bytes": 512 * 2**30, "python": "3.11.2"},
-            "device": "cuda",
-            "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-0000",
-                      "memory_total_bytes": 80 * 2**30, "power_limit_w": 700.0}],
-            "driver_version": "550.54.15",
-            "cuda_driver_version": "12.4",
-            "cuda_runtime_version": "12.4",
-            "packages": {"torch": "2.4.0", "transformers": "4.45.0"},
-            "runtime": "docker",
-            "image_ref": "llenergymeasure/pytorch:0.1.0-cuda12",
-            "image_digest": "sha256:" + "ab" * 32,
-        },
+        "environment": copy.deepcopy(ENVIRONMENT),
         "energy": {
             "total_j": total_j, "baseline_power_w": baseline,
             "adjusted_j": total_j - baseline * wall, "duration_s": wall,
@@ -131,12 +146,7 @@ def result_dict(
         "flops": {"total": 2e9 * out_tokens, "per_output_token": 2e9, "prefill": 1e11,
                   "decode": 2e9 * out_tokens - 1e11, "method": "architecture",
                   "null_reasons": {}},
-        "memory": {"device": "cuda", "peak_allocated_bytes": 20 * 2**30,
-                   "peak_reserved_bytes": 22 * 2**30, "model_bytes": 14 * 2**30,
-                   "host_peak_rss_bytes": 4 * 2**30, "null_reasons": {}},
-        "warmup": {"runs": 3, "converged": True, "final_cv": 0.01},
-        "setup": {"load_time_s": 3.2, "device": "cuda", "device_indices": [0],
-                  "measured_passes": 1, "prefill_passes": 1},
+        **copy.deepcopy(FIXED_GROUPS),
         "power_phases": [{"phase": "decode", "samples": 10, "mean_w": p, "peak_w": p * 1.15}],
         "timeseries_file": TIMESERIES_FILE,
         "warnings": [],
