@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) 
 
     if name == "local":
         return LocalRuntime()
+    require_gpu(backend, docker_options.get("cuda"))
     if name == "podman":
         from llem.images import base as images_base
         from llem.images import resolve as images_resolve
@@ -54,30 +56,65 @@ def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) 
         rt.ensure_image(ref)
         return rt
     if name in ("docker", "auto"):
-        try:
-            from llem.runtimes import docker as docker_rt
-        except ImportError:
-            if name == "docker":
-                raise RuntimeUnavailable(
-                    "the docker runtime is not available in this install"
-                ) from None
-            return LocalRuntime()
-        ok, why = docker_rt.DockerRuntime.available()
-        if not ok:
-            if name == "docker":
-                raise RuntimeUnavailable(why)
-            return LocalRuntime()
-        try:
-            return docker_rt.make(backend=backend, **docker_options)
-        except RuntimeUnavailable:
-            if name == "docker":
-                raise
-            # auto: a daemon answers but no usable image (e.g. no registry reachable);
-            # measuring in the current environment beats failing.
-            return LocalRuntime()
+        return _docker_or_local(name, backend, docker_options)
     raise ConfigError(
         f"--runtime: unknown runtime '{name}'; choose from auto, local, docker, podman"
     )
+
+
+#: the module each backend needs in the current environment for the local runtime
+LOCAL_MODULES = {"pytorch": ("torch", "transformers"), "vllm": ("vllm",),
+                 "tensorrt": ("tensorrt_llm",)}
+GPU_ONLY = ("vllm", "tensorrt")
+
+
+def importable_here(backend: str) -> bool:
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in LOCAL_MODULES.get(backend, ()))
+
+
+def require_gpu(backend: str, cuda: object = None) -> None:
+    """vLLM and TensorRT-LLM run only on NVIDIA GPUs: say so before pulling gigabytes."""
+    if backend not in GPU_ONLY or cuda:
+        return
+    from llem.images.cuda import detect_driver_cuda
+
+    if detect_driver_cuda() is None:
+        raise RuntimeUnavailable(
+            f"the {backend} engine needs an NVIDIA GPU and driver; this host has none (no NVML, "
+            "no nvidia-smi). Run it on a GPU host, or use --backend pytorch here")
+
+
+def _docker_or_local(name: str, backend: str, docker_options: dict[str, object]) -> Runtime:
+    """docker: the image or a one-line error. auto: the image when a daemon answers; the
+    current environment only when the backend is importable here, and never silently."""
+    from llem.runtimes.local import LocalRuntime
+
+    local_ok = importable_here(backend)
+    try:
+        from llem.runtimes import docker as docker_rt
+    except ImportError:
+        why = "the docker SDK is not installed (pip install docker)"
+    else:
+        ok, why = docker_rt.DockerRuntime.available()
+        if ok:
+            try:
+                return docker_rt.make(backend=backend, **docker_options)
+            except RuntimeUnavailable as exc:
+                if name == "docker" or not local_ok:
+                    raise
+                why = str(exc)
+    if name == "docker":
+        raise RuntimeUnavailable(why)
+    if not local_ok:
+        raise RuntimeUnavailable(
+            f"runtime auto: no image for {backend} ({why}), and the {backend} backend is not "
+            f"installed here (pip install 'llenergymeasure[{backend}]'); fix the image access "
+            "or choose --runtime local in an environment that has it")
+    print(f"llem: runtime auto -> local: {why}; measuring in this Python environment",
+          file=sys.stderr)
+    return LocalRuntime()
 
 
 def model_mounts(config: ExperimentConfig) -> list[Path]:
