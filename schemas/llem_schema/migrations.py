@@ -36,14 +36,16 @@ def _identity_v1(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def parse_version(value: Any) -> tuple[int, int]:
+def parse_version(value: Any, source: str = "document") -> tuple[int, int]:
     if not isinstance(value, str) or value.count(".") != 1:
         raise SchemaVersionError(
-            f"schema_version {value!r} is not of the form MAJOR.MINOR; is this an llem result?"
+            f"{source}: schema_version {value!r} is not of the form MAJOR.MINOR; is this an "
+            "llem result?"
         )
     major, minor = value.split(".")
     if not (major.isdigit() and minor.isdigit()):
-        raise SchemaVersionError(f"schema_version {value!r} is not of the form MAJOR.MINOR")
+        raise SchemaVersionError(
+            f"{source}: schema_version {value!r} is not of the form MAJOR.MINOR")
     return int(major), int(minor)
 
 
@@ -51,7 +53,7 @@ def migrate(data: dict[str, Any], source: str = "document") -> dict[str, Any]:
     """Bring ``data`` to the current schema version or raise :class:`SchemaVersionError`."""
     if "schema_version" not in data:
         raise SchemaVersionError(f"{source}: no schema_version field; not an llem document")
-    major, _ = parse_version(data["schema_version"])
+    major, minor = parse_version(data["schema_version"], source)
     if major > SCHEMA_MAJOR:
         raise SchemaVersionError(
             f"{source}: schema_version {data['schema_version']} is newer than this llem "
@@ -63,5 +65,9 @@ def migrate(data: dict[str, Any], source: str = "document") -> dict[str, Any]:
         if step is None:
             raise SchemaVersionError(f"{source}: no migration registered from major {m}")
         out = step(out)
-    out["schema_version"] = SCHEMA_VERSION
+    # an older minor of this major is read as this version (minors are additive); a newer
+    # minor keeps its own label: relabelling it older would misstate what wrote it
+    current_major, current_minor = parse_version(SCHEMA_VERSION)
+    if major < current_major or minor <= current_minor:
+        out["schema_version"] = SCHEMA_VERSION
     return out

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from llem_schema.base import MeasuredGroup, StrictModel
 from llem_schema.config import ExperimentConfig
-from llem_schema.version import SCHEMA_VERSION
+from llem_schema.version import SCHEMA_VERSION, VERSION_PATTERN
 
 
 class GPUInfo(StrictModel):
@@ -272,7 +272,7 @@ class WindowRecord(StrictModel):
 class ExperimentResult(StrictModel):
     """The result of one run (one experiment × one cycle)."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: str = Field(SCHEMA_VERSION, pattern=VERSION_PATTERN)
     status: Literal["ok", "failed"] = "ok"
     experiment_id: str
     study_id: str | None = None

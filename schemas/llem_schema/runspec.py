@@ -6,7 +6,7 @@ from pydantic import Field
 
 from llem_schema.base import StrictModel
 from llem_schema.config import ExperimentConfig
-from llem_schema.version import SCHEMA_VERSION
+from llem_schema.version import SCHEMA_VERSION, VERSION_PATTERN
 
 EXPERIMENT_FILE = "experiment.json"
 RESULT_FILE = "result.json"
@@ -17,7 +17,7 @@ LOG_FILE = "harness.log"
 class RunSpec(StrictModel):
     """One run = one experiment x one cycle, fully resolved by the host."""
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: str = Field(SCHEMA_VERSION, pattern=VERSION_PATTERN)
     experiment_id: str
     run_id: str
     study_id: str | None = None
