@@ -26,5 +26,10 @@ for name in site-llem tf4 site-vllm; do
   (cd "$out" && sha256sum "$name.tar.xz" >> packs.sha256)
 done
 split -b 52M -d "$out/site-vllm.tar.xz" "$out/site-vllm.tar.xz.part-"
+cp "$out/packs.sha256" benchmarks/references/packs.sha256  # what stage.sh checks
 rm -rf "$work"
+# carry folders of <= 60 MB each (a call carries 64 MiB with the tree): the small packs with
+# the first part, then one part each; stage.sh put DIR on the GPU machine for each, in order
+i=1; mkdir -p "$out/c$i"; cp "$out/site-llem.tar.xz" "$out/tf4.tar.xz" "$out/c$i/"
+for part in "$out"/site-vllm.tar.xz.part-*; do i=$((i + 1)); mkdir -p "$out/c$i"; cp "$part" "$out/c$i/"; done
 ls -la "$out"
