@@ -39,10 +39,12 @@ REFS = HERE / "references"
 class Worker:
     """A line-JSON worker process (one request in, one JSON line out)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path,
+                 preexec: Any = None) -> None:
         self._log = log.open("w")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, bufsize=1, env=env)
+                                     stderr=self._log, text=True, bufsize=1, env=env,
+                                     preexec_fn=preexec)
         self.ready = self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -76,44 +78,64 @@ def _env(extra_path: str | None) -> dict[str, str]:
     return env
 
 
-def alternate(bare: Worker, llem: Worker, batch: int, rounds: int, seconds: float,
-              setting: str) -> dict[str, Any]:
-    """Segments in ABBA order; medians of each side; ratios llem / bare."""
-    rows: dict[str, list[dict[str, Any]]] = {"bare": [], "llem": []}
-    for r in range(rounds):
-        order = ("bare", "llem") if r % 2 == 0 else ("llem", "bare")
-        for side in order:
-            if side == "bare":
-                rows["bare"].append(bare.ask(batch=batch, seconds=seconds))
-            else:
-                rows["llem"].append(llem.ask(batch=batch, seconds=seconds, setting=setting))
-            print(json.dumps({"batch": batch, "setting": setting, "side": side,
-                              **{k: rows[side][-1].get(k) for k in
-                                 ("tok_per_s", "j_per_token", "gpu_util_mean_pct")}}),
-                  flush=True)
+def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) -> dict[str, Any]:
+    def med(side: str, key: str) -> float | None:
+        vals = [x[key] for x in rows[side] if x.get(key) is not None]
+        return statistics.median(vals) if vals else None
 
-    def med(side: str, key: str) -> float:
-        return statistics.median(x[key] for x in rows[side] if x.get(key) is not None)
-
-    out = {"batch": batch, "setting": setting, "segments": rows,
-           "bare_tok_per_s": med("bare", "tok_per_s"), "llem_tok_per_s": med("llem", "tok_per_s"),
+    out = {"batch": batch, "setting": setting,
+           "segments": {"bare": rows["bare"], "llem": rows[setting]},
+           "bare_tok_per_s": med("bare", "tok_per_s"), "llem_tok_per_s": med(setting, "tok_per_s"),
            "bare_j_per_token": med("bare", "j_per_token"),
-           "llem_j_per_token": med("llem", "j_per_token")}
+           "llem_j_per_token": med(setting, "j_per_token"),
+           "llem_gpu_util_pct": med(setting, "gpu_util_mean_pct")}
     out["throughput_ratio"] = out["llem_tok_per_s"] / out["bare_tok_per_s"]
     out["energy_per_token_diff_pct"] = 100 * (out["llem_j_per_token"] / out["bare_j_per_token"]
                                               - 1)
-    out["llem_gpu_util_pct"] = med("llem", "gpu_util_mean_pct")
     return out
 
 
-def parity(args: argparse.Namespace, out: Path, mode: str, setting: str,
+def alternate(bare: Worker, llem: Worker, batch: int, rounds: int, seconds: float,
+              settings: list[str]) -> list[dict[str, Any]]:
+    """Segments in ABBA order (the llem slot runs each setting, rotated per round);
+    medians of each side; ratios llem / bare, one row per llem setting."""
+    rows: dict[str, list[dict[str, Any]]] = {"bare": [], **{s: [] for s in settings}}
+    for r in range(rounds):
+        order = ("bare", "llem") if r % 2 == 0 else ("llem", "bare")
+        turn = settings[r % len(settings):] + settings[:r % len(settings)]
+        for side in order:
+            for key in (["bare"] if side == "bare" else turn):
+                if key == "bare":
+                    rows[key].append(bare.ask(batch=batch, seconds=seconds))
+                else:
+                    rows[key].append(llem.ask(batch=batch, seconds=seconds, setting=key))
+                cpu = rows[key][-1].get("cpu") or {}
+                print(json.dumps({"batch": batch, "side": key,
+                                  **{k: rows[key][-1].get(k) for k in
+                                     ("tok_per_s", "j_per_token", "gpu_util_mean_pct")},
+                                  "launcher_cpu_share": cpu.get("launcher_cpu_share"),
+                                  "others": cpu.get("other_threads_cpu_s")}), flush=True)
+    return [_summary(rows, batch, s) for s in settings]
+
+
+def _pinned(cpus: str | None) -> Any:
+    """preexec_fn pinning a worker to a CPU list like ``2-7`` (None: the scheduler's choice)."""
+    if not cpus:
+        return None
+    lo, _, hi = cpus.partition("-")
+    chosen = set(range(int(lo), int(hi or lo) + 1))
+    return lambda: os.sched_setaffinity(0, chosen)
+
+
+def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
            batches: list[int]) -> list[dict[str, Any]]:
     bare = Worker([sys.executable, str(REFS / "bare_generate.py"), "--serve", "--mode", mode],
-                  _env(""), out / f"bare-{mode}.log")
+                  _env(""), out / f"bare-{mode}.log", _pinned(args.bare_cpus))
     llem = Worker([sys.executable, str(HERE / "llem_worker.py"), "--out", str(out / "llem")],
-                  _env(None), out / f"llem-{setting}.log")
+                  _env(None), out / f"llem-{settings[0]}.log", _pinned(args.llem_cpus))
     try:
-        return [alternate(bare, llem, b, args.rounds, args.seconds, setting) for b in batches]
+        return [row for b in batches
+                for row in alternate(bare, llem, b, args.rounds, args.seconds, settings)]
     finally:
         bare.close()
         llem.close()
@@ -136,8 +158,9 @@ def vllm_part(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                   _env(None), out / "llem-vllm.log")
     res: dict[str, Any] = {"model_dir": model, "bare_ready": bare.ready, "setting": setting}
     try:
-        res["parity"] = [alternate(bare, llem, b, args.rounds, args.seconds, setting)
-                         for b in [int(x) for x in args.vllm_batches.split(",")]]
+        res["parity"] = [row for b in [int(x) for x in args.vllm_batches.split(",")]
+                         for row in alternate(bare, llem, b, args.rounds, args.seconds,
+                                              [setting])]
     finally:
         bare.close()
     try:
@@ -202,6 +225,11 @@ def main() -> int:
     ap.add_argument("--counter-gpus", default="0")
     ap.add_argument("--batches", default="1,8,32,128")
     ap.add_argument("--fast-batches", default="1")
+    ap.add_argument("--llem-settings", default="default",
+                    help="llem settings the parity part alternates with the bare loop, e.g. "
+                         "default,default-nosampler (power trace off: a diagnostic A/B)")
+    ap.add_argument("--llem-cpus", default=None, help="pin llem's worker, e.g. 2-7")
+    ap.add_argument("--bare-cpus", default=None, help="pin the bare loop's worker, e.g. 8-13")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--window", type=float, default=6.0)
@@ -214,8 +242,8 @@ def main() -> int:
     batches = [int(x) for x in args.batches.split(",")]
     report: dict[str, Any] = {"args": vars(args), "errors": []}
     parts = {
-        "parity": lambda: parity(args, out, "eager", "default", batches),
-        "fast": lambda: parity(args, out, "static-compile", "fast",
+        "parity": lambda: parity(args, out, "eager", args.llem_settings.split(","), batches),
+        "fast": lambda: parity(args, out, "static-compile", ["fast"],
                                [int(x) for x in args.fast_batches.split(",")]),
         "peer": lambda: peer(args, out, batches),
         "energy": lambda: energy(args, out, batches),

@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from llem_harness import runner
+from llem_harness.phases import windows
 from llem_harness.phases.setup import Session
 from llem_schema.config import ExperimentConfig
 from llem_schema.runspec import RunSpec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "references"))
+from cpu_probe import CpuProbe  # no llem code: the reference loops use it too
 
 #: setting -> (backend, that backend's section); everything else is llem's default
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -32,11 +36,29 @@ SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "vllm": ("vllm", {"gpu_memory_utilization": 0.35}),
     "vllm-eager": ("vllm", {"gpu_memory_utilization": 0.35, "enforce_eager": True}),
 }
+#: diagnostic variants: a setting name + "-nosampler" runs without the 100 ms power trace
+NO_SAMPLER = "-nosampler"
+
+#: the CPU probe of each measured window (where the launching thread's time went)
+_PROBES: list[dict[str, Any]] = []
+_measure = windows.measure
+
+
+def _probed_measure(ctx: Any) -> None:
+    with CpuProbe() as probe:
+        _measure(ctx)
+    _PROBES.append(probe.result)
+
+
+windows.measure = _probed_measure
 
 
 def config(batch: int, seconds: float, setting: str, model: str = "builtin:llama-1.1b",
            traffic: dict[str, Any] | None = None) -> ExperimentConfig:
-    backend, section = SETTINGS[setting]
+    backend, section = SETTINGS[setting.removesuffix(NO_SAMPLER)]
+    measurement = {"min_window_seconds": seconds, "baseline_seconds": 5}
+    if setting.endswith(NO_SAMPLER):
+        measurement["timeseries"] = False
     return ExperimentConfig.model_validate({
         "name": f"b{batch}-{setting}" + ("-poisson" if traffic else ""),
         "model": model,
@@ -45,7 +67,7 @@ def config(batch: int, seconds: float, setting: str, model: str = "builtin:llama
         "decoding": {"max_new_tokens": 128},
         "workload": {"dataset": "synthetic", "input_len": 128, "num_prompts": batch,
                      "batch_size": batch, "traffic": traffic or {}},
-        "measurement": {"min_window_seconds": seconds, "baseline_seconds": 5},
+        "measurement": measurement,
         "runtime": {"runtime": "local"},
     })
 
@@ -59,7 +81,7 @@ def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(experiment_id=cfg.name, run_id=run_dir.name, config=cfg,
                    config_hash=cfg.config_hash(), gpus=[0])
-    key = setting + ("-poisson" if req.get("traffic") else "")
+    key = setting.removesuffix(NO_SAMPLER) + ("-poisson" if req.get("traffic") else "")
     res = runner.run_experiment(spec, run_dir, sessions.setdefault(key, Session()))
     (run_dir / "result.json").write_text(res.model_dump_json(indent=1))
     measured = next(w for w in res.windows if w.name == "measured")
@@ -79,6 +101,7 @@ def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
         "flops_method": res.flops.method, "achieved_rate": res.throughput.achieved_rate,
         "reused_model": res.reused_model, "notes": res.setup.notes[-1:],
         "warnings": [w for w in res.warnings if not w.startswith("pytorch: eager")],
+        "cpu": _PROBES[-1] if _PROBES else None,
     }
 
 

@@ -9,21 +9,43 @@ def _f(x: Any, nd: int = 2) -> str:
     return "—" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
 
-def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
-    lines = [f"### {title}", "",
-             "| batch | bare tok/s | llem tok/s | llem / bare | bare J/tok | llem J/tok "
-             "| J/tok diff % | llem GPU util % |", "|" + "---|" * 8]
+def _segments(rows: list[dict[str, Any]]) -> list[str]:
+    """Every segment in order of its side: throughput and where the launching thread's CPU
+    time went (benchmarks/references/cpu_probe.py)."""
+    lines = ["| batch | side | tok/s per segment | launcher CPU share | other threads CPU s |",
+             "|---|---|---|---|---|"]
+    seen: set[int] = set()
     for r in rows:
-        lines.append(
-            f"| {r['batch']} | {_f(r['bare_tok_per_s'], 1)} | {_f(r['llem_tok_per_s'], 1)}"
-            f" | {_f(r['throughput_ratio'], 3)} | {_f(r['bare_j_per_token'], 4)}"
-            f" | {_f(r['llem_j_per_token'], 4)} | {_f(r['energy_per_token_diff_pct'])}"
-            f" | {_f(r['llem_gpu_util_pct'], 0)} |")
+        sides = [("llem " + r.get("setting", ""), r["segments"]["llem"])]
+        if r["batch"] not in seen:
+            sides.insert(0, ("bare", r["segments"]["bare"]))
+            seen.add(r["batch"])
+        for name, segs in sides:
+            cpus = [s.get("cpu") or {} for s in segs]
+            lines.append(
+                f"| {r['batch']} | {name} | {', '.join(_f(s.get('tok_per_s'), 1) for s in segs)}"
+                f" | {', '.join(_f(c.get('launcher_cpu_share')) for c in cpus)}"
+                f" | {'; '.join(str(c.get('other_threads_cpu_s', '—')) for c in cpus)} |")
     return [*lines, ""]
 
 
+def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
+    lines = [f"### {title}", "",
+             "| batch | setting | bare tok/s | llem tok/s | llem / bare | bare J/tok | llem J/tok "
+             "| J/tok diff % | llem GPU util % |", "|" + "---|" * 9]
+    for r in rows:
+        lines.append(
+            f"| {r['batch']} | {r.get('setting', '')} | {_f(r['bare_tok_per_s'], 1)}"
+            f" | {_f(r['llem_tok_per_s'], 1)}"
+            f" | {_f(r['throughput_ratio'], 3)} | {_f(r['bare_j_per_token'], 4)}"
+            f" | {_f(r['llem_j_per_token'], 4)} | {_f(r['energy_per_token_diff_pct'])}"
+            f" | {_f(r['llem_gpu_util_pct'], 0)} |")
+    return [*lines, "", *_segments(rows)]
+
+
 def _peer(rows: list[dict[str, Any]], parity: list[dict[str, Any]]) -> list[str]:
-    llem = {r["batch"]: r["llem_tok_per_s"] for r in parity}
+    llem = {r["batch"]: r["llem_tok_per_s"] for r in parity
+            if r.get("setting", "default") == "default"}
     lines = ["### optimum-benchmark 0.6.0 (same shape, same synthetic workload)", "",
              "| batch | optimum-benchmark tok/s | llem tok/s (parity medians) | llem / peer |",
              "|---|---|---|---|"]

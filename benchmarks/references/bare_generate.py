@@ -24,6 +24,7 @@ import json
 import time
 from typing import Any
 
+from cpu_probe import CpuProbe
 from nvml_counter import Counter, serve
 
 SHAPE_1B = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
@@ -84,16 +85,17 @@ class Worker:
             warm_s = time.perf_counter() - t
             self._warm.add(batch)
         torch.cuda.synchronize()
-        e0, t0 = self.counter.read_j(), time.perf_counter()
-        tokens = calls = 0
-        while time.perf_counter() - t0 < seconds:
-            tokens += self._generate(ids)
-            calls += 1
-        torch.cuda.synchronize()
-        dt, joules = time.perf_counter() - t0, self.counter.read_j() - e0
+        with CpuProbe() as probe:
+            e0, t0 = self.counter.read_j(), time.perf_counter()
+            tokens = calls = 0
+            while time.perf_counter() - t0 < seconds:
+                tokens += self._generate(ids)
+                calls += 1
+            torch.cuda.synchronize()
+            dt, joules = time.perf_counter() - t0, self.counter.read_j() - e0
         return {"batch": batch, "tokens": tokens, "calls": calls, "seconds": dt,
                 "tok_per_s": tokens / dt, "energy_j": joules, "j_per_token": joules / tokens,
-                "warmup_s": warm_s}
+                "warmup_s": warm_s, "cpu": probe.result}
 
 
 def main() -> int:

@@ -85,6 +85,10 @@ class VLLMBackend(InferenceBackend):
         self._sampling: Any = None
         self._prefill_sampling: Any = None
         self._vllm: Any = None
+        #: one event loop for the async engine's whole life: vLLM's AsyncLLM binds its
+        #: output handler to the loop of its first request, so a new loop per batch
+        #: (asyncio.run) would leave later requests waiting on a closed loop
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def version(cls) -> dict[str, str]:
@@ -108,7 +112,8 @@ class VLLMBackend(InferenceBackend):
         kw = engine_kwargs(self.config, model_path=model)
         start = time.perf_counter()
         if self._poisson:
-            self._async_engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**kw))
+            self._loop = asyncio.new_event_loop()
+            self._async_engine = self._run(self._start_async(vllm, kw))
             self._tokenizer = self._get_async_tokenizer()
         else:
             self._llm = vllm.LLM(**kw)
@@ -130,10 +135,19 @@ class VLLMBackend(InferenceBackend):
             ],
         )
 
+    @staticmethod
+    async def _start_async(vllm: Any, kw: dict[str, Any]) -> Any:
+        """Built inside the engine's loop: the async engine may start tasks on it."""
+        return vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**kw))
+
+    def _run(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return self._loop.run_until_complete(coro)
+
     def _get_async_tokenizer(self) -> Any:
         tok = self._async_engine.get_tokenizer()
-        if asyncio.iscoroutine(tok):  # older AsyncLLMEngine returns a coroutine
-            tok = asyncio.run(tok)
+        if asyncio.iscoroutine(tok):  # AsyncLLM.get_tokenizer is a coroutine in vLLM V1
+            tok = self._run(tok)
         return tok
 
     def _model_config(self) -> Any:
@@ -173,7 +187,7 @@ class VLLMBackend(InferenceBackend):
 
     def generate(self, batch: Batch) -> BatchOutput:
         if self._poisson:
-            return asyncio.run(self._generate_poisson(batch))
+            return self._run(self._generate_poisson(batch))
         start = time.perf_counter()
         outputs = self._llm.generate(batch.payload, self._sampling, use_tqdm=False)
         e2e = time.perf_counter() - start
@@ -237,7 +251,7 @@ class VLLMBackend(InferenceBackend):
                     self._drain(p, f"llem-prefill-{k}-{time.perf_counter():.6f}")
                     for k, p in enumerate(batch.payload)
                 ))
-            asyncio.run(run())
+            self._run(run())
         else:
             self._llm.generate(batch.payload, self._prefill_sampling, use_tqdm=False)
         return batch.input_tokens
@@ -255,5 +269,8 @@ class VLLMBackend(InferenceBackend):
         engine = self._async_engine
         if engine is not None and hasattr(engine, "shutdown"):
             engine.shutdown()
+        if self._loop is not None:
+            self._loop.close()
         self._llm = None
         self._async_engine = None
+        self._loop = None

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The device calls that made benchmarks/results/h100-* (one call each, in this order, each
+# started within the GPU machine's 30 s idle window so /tmp/stage survives between them:
+# the vLLM environment travels in four carried parts, .whl/c1 .. .whl/c4, made by
+# tools/gpu-wheels.sh + tools/gpu-pack.sh). Outputs go under $OUT.
+#   bash benchmarks/h100_calls.sh STEP      STEP: parity | fast | efficiency | vllm-study | vllm-parity
+set -uo pipefail
+cd "$(dirname "$0")/.."
+stage=benchmarks/references/stage.sh
+export PYTHONPATH=$PWD/launcher:$PWD/entrypoints:$PWD/schemas:/tmp/site
+export LLEM_BASELINE_CACHE=/tmp/llem-baseline-cache
+nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
+val() {  # gpu_validation.py into /tmp/val, then the report and a tarball under $OUT
+  timeout "$1" python3 benchmarks/gpu_validation.py --out /tmp/val "${@:2}" > "$OUT/log.txt" 2>&1
+  echo "exit $?" >> "$OUT/log.txt"
+  cp /tmp/val/gpu_validation.md /tmp/val/gpu_validation.json "$OUT/" 2>/dev/null
+  tar -C /tmp -czf "$OUT/val.tgz" val; rm -rf /tmp/val
+  cat "$OUT/gpu_validation.md" 2>/dev/null || tail -40 "$OUT/log.txt"
+}
+case $1 in
+  parity)  # issue 12: llem default (power trace on and off) vs the bare loop, then the peer
+    bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
+    val 540 --parity --peer --batches "${BATCHES:-1,128}" --rounds "${ROUNDS:-3}" --seconds 3 \
+      --llem-settings "${SETTINGS:-default,default-nosampler}" ${PIN:-} ;;
+  fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
+    bash $stage put .whl/c2 >/dev/null
+    val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;
+  efficiency)  # issue 12: the 2 x 3 study under the independent counter log
+    bash $stage put .whl/c3 >/dev/null
+    timeout 540 bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
+  vllm-study)  # issue 13: llem run --backend vllm (offline 1/32/128) under the counter log
+    bash $stage put .whl/c4 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite timeout 560 bash benchmarks/external_study.sh \
+      examples/gpu-vllm-study.yaml "$OUT" ;;
+  vllm-parity)  # issue 13: llem's vLLM harness vs a bare LLM.generate loop, alternating
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite val 570 --vllm --vllm-eager --vllm-bare-path \
+      /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 400 ;;
+  *) echo "unknown step $1" >&2; exit 2 ;;
+esac
