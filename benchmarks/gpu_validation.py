@@ -62,11 +62,11 @@ class Worker:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.stdin.write('{"quit": true}\n')
-            self.proc.stdin.flush()
             try:
+                self.proc.stdin.write('{"quit": true}\n')
+                self.proc.stdin.flush()
                 self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+            except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.proc.kill()
         self._log.close()
 

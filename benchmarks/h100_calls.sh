@@ -21,16 +21,16 @@ case $1 in
   parity)  # issue 12: llem default (power trace on and off) vs the bare loop, then the peer
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val 540 --parity --peer --batches "${BATCHES:-1,128}" --rounds "${ROUNDS:-3}" --seconds 3 \
-      --llem-settings "${SETTINGS:-default,default-nosampler}" ${PIN:-} ;;
+      --llem-settings "${SETTINGS:-default}" ${PIN:-} ;;
   fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
     bash $stage put .whl/c2 >/dev/null
     val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;
   efficiency)  # issue 12: the 2 x 3 study under the independent counter log
     bash $stage put .whl/c3 >/dev/null
-    timeout 540 bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
+    LIMIT=520 bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
   vllm-study)  # issue 13: llem run --backend vllm (offline 1/32/128) under the counter log
     bash $stage put .whl/c4 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
-    PYTHONPATH=$PYTHONPATH:/tmp/vsite timeout 560 bash benchmarks/external_study.sh \
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=${LIMIT:-500} bash benchmarks/external_study.sh \
       examples/gpu-vllm-study.yaml "$OUT" ;;
   vllm-parity)  # issue 13: llem's vLLM harness vs a bare LLM.generate loop, alternating
     PYTHONPATH=$PYTHONPATH:/tmp/vsite val 570 --vllm --vllm-eager --vllm-bare-path \

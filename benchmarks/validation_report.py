@@ -9,11 +9,16 @@ def _f(x: Any, nd: int = 2) -> str:
     return "—" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
 
+def _allocs(cpu: dict[str, Any]) -> str:
+    a = cpu.get("cuda_allocator") or {}
+    return str(a.get("num_device_alloc", 0) + a.get("num_device_free", 0)) if a else "—"
+
+
 def _segments(rows: list[dict[str, Any]]) -> list[str]:
     """Every segment in order of its side: throughput and where the launching thread's CPU
     time went (benchmarks/references/cpu_probe.py)."""
-    lines = ["| batch | side | tok/s per segment | launcher CPU share | other threads CPU s |",
-             "|---|---|---|---|---|"]
+    lines = ["| batch | side | tok/s per segment | launcher CPU share | other threads CPU s "
+             "| cudaMalloc+cudaFree in window |", "|---|---|---|---|---|---|"]
     seen: set[int] = set()
     for r in rows:
         sides = [("llem " + r.get("setting", ""), r["segments"]["llem"])]
@@ -25,7 +30,8 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"| {r['batch']} | {name} | {', '.join(_f(s.get('tok_per_s'), 1) for s in segs)}"
                 f" | {', '.join(_f(c.get('launcher_cpu_share')) for c in cpus)}"
-                f" | {'; '.join(str(c.get('other_threads_cpu_s', '—')) for c in cpus)} |")
+                f" | {'; '.join(str(c.get('other_threads_cpu_s', '—')) for c in cpus)}"
+                f" | {', '.join(_allocs(c) for c in cpus)} |")
     return [*lines, ""]
 
 

@@ -7,8 +7,12 @@ passes no streamer, logits processor or callback, and reads the NVML energy coun
 
 Two modes, the two settings llem is compared in:
   eager           ``generate`` with the dynamic cache (transformers' default)
-  static-compile  ``cache_implementation="static"`` + ``torch.compile(model.forward,
-                  mode="reduce-overhead")``, the documented transformers recipe
+  static-compile  ``cache_implementation="static"`` with a ``CompileConfig``: transformers
+                  then compiles the decoding forward itself (``mode="reduce-overhead"``,
+                  CUDA graphs), the documented recipe of transformers 4.47+. Wrapping
+                  ``model.forward`` in ``torch.compile`` by hand, the older recipe, fails on
+                  transformers 5.17 ("accessing tensor output of CUDAGraphs that has been
+                  overwritten by a subsequent run", seen on the H100)
 
 Run as a worker so a benchmark can alternate its segments with llem's in one run
 (drift between separately timed loops on the GPU machine reaches ±30%):
@@ -47,8 +51,10 @@ def build_model(model_dir: str | None, mode: str) -> Any:
             model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     model.eval()
     if mode == "static-compile":
+        from transformers import CompileConfig
+
         model.generation_config.cache_implementation = "static"
-        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+        model.generation_config.compile_config = CompileConfig(mode="reduce-overhead")
     return model
 
 

@@ -12,6 +12,7 @@ cores. It imports nothing from llem, so the reference loops can use it too.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -64,6 +65,20 @@ def _machine() -> tuple[float, float]:
     return float(sum(vals) - idle), float(sum(vals))
 
 
+_ALLOC_KEYS = ("num_device_alloc", "num_device_free", "num_alloc_retries",
+               "num_sync_all_streams")
+
+
+def _allocator() -> dict[str, int]:
+    """torch's CUDA caching-allocator counters when this process uses CUDA: a cudaMalloc or
+    cudaFree inside a decode window synchronises the device, which a warm loop never does."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return {}
+    stats = torch.cuda.memory_stats()
+    return {k: int(stats.get(k, 0)) for k in _ALLOC_KEYS}
+
+
 def _core_mhz(core: int) -> float | None:
     khz = _read(f"/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_cur_freq").strip()
     return int(khz) / 1000 if khz else None
@@ -83,7 +98,7 @@ class CpuProbe:
             if st:
                 threads[tid] = st
         return {"t": time.perf_counter(), "threads": threads, "cg": _cgroup(),
-                "machine": _machine(), "sw": _switches(self._tid)}
+                "machine": _machine(), "sw": _switches(self._tid), "alloc": _allocator()}
 
     def __enter__(self) -> CpuProbe:
         self._tid = str(threading.get_native_id())
@@ -115,4 +130,5 @@ class CpuProbe:
                                     - self._a["cg"].get("throttled_usec", 0)) / 1000,
             "machine_busy_cores": round(busy / total * (os.cpu_count() or 1), 2),
             "affinity": len(os.sched_getaffinity(0)),
+            "cuda_allocator": {k: v - self._a["alloc"].get(k, 0) for k, v in b["alloc"].items()},
         }

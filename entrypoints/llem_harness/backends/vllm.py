@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import os
 import time
 from typing import Any
 
@@ -72,6 +73,23 @@ def _request_mean_itl(metrics: Any, generated: int) -> float | None:
     return float(last - first) / (generated - 1)
 
 
+def engine_process_env() -> None:
+    """How vLLM starts its engine process, set before vLLM is imported.
+
+    * ``spawn``, not fork: by the time the engine starts, this process has run torch CPU
+      work (a builtin model written to disk, tokenisation), so OpenMP and tokenizer thread
+      pools exist, and a forked EngineCore inherits their locks. On the H100 the forked
+      engine stopped after its distributed init and never became ready (8 minutes), while
+      the same engine from a clean process was ready in 136 s. The harness's entry points
+      are guarded by ``if __name__ == "__main__"``, which spawn needs.
+    * vLLM's log to stderr: the runtimes keep the harness's stdout for nothing and its
+      stderr for the run's log, so an engine that stalls says where.
+    A user's own setting of either variable wins.
+    """
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+
+
 class VLLMBackend(InferenceBackend):
     name = "vllm"
 
@@ -102,6 +120,7 @@ class VLLMBackend(InferenceBackend):
         return self.config.workload.traffic.mode == "poisson"
 
     def load(self) -> LoadInfo:
+        engine_process_env()
         try:
             import vllm
         except ImportError as exc:

@@ -3,6 +3,7 @@ reach them as a real Hugging Face directory (model + byte-level BPE tokenizer)."
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -71,6 +72,14 @@ def _fake_vllm(log: list[str], model_dir_seen: list[str]) -> types.ModuleType:
     return m
 
 
+@pytest.fixture(autouse=True)
+def _engine_env(monkeypatch) -> None:
+    """The backend sets vLLM's start-up variables in os.environ: undone after each test."""
+    for k in ("VLLM_WORKER_MULTIPROC_METHOD", "VLLM_LOGGING_STREAM"):
+        monkeypatch.setenv(k, "")
+        monkeypatch.delenv(k)
+
+
 def test_vllm_engine_starts_before_any_cuda_call(model_cache: Path, monkeypatch) -> None:
     """Fails if the harness asks torch about CUDA (which poisons fork for vLLM's
     EngineCore) anywhere between process start and the engine's construction."""
@@ -104,3 +113,29 @@ def test_vllm_engine_starts_before_any_cuda_call(model_cache: Path, monkeypatch)
     assert [r.input_tokens for b in ctx.batches for r in b.requests] == [8, 8]
     ctx.backend.synchronize()
     assert not [x for x in log if x.startswith("cuda:")], log
+
+
+def test_vllm_engine_is_spawned_and_logs_to_stderr(model_cache: Path, monkeypatch) -> None:
+    """A forked EngineCore inherits the harness's OpenMP/tokenizer thread locks (it hung on
+    the H100); the engine's log must reach the run's log (stderr), not the discarded stdout."""
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml.make([{"uuid": "GPU-a",
+                                                                    "power_mw": 1}]))
+    env_at_start: dict[str, str | None] = {}
+    fake = _fake_vllm([], [])
+    real_llm = fake.LLM
+
+    def llm(**kw: Any) -> Any:
+        for k in ("VLLM_WORKER_MULTIPROC_METHOD", "VLLM_LOGGING_STREAM"):
+            env_at_start[k] = os.environ.get(k)
+        return real_llm(**kw)
+
+    fake.LLM = llm
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    cfg = ExperimentConfig.model_validate({
+        "model": "builtin:tiny-llama", "backend": "vllm",
+        "workload": {"dataset": "synthetic", "input_len": 8, "num_prompts": 2,
+                     "batch_size": 2, "max_input_tokens": 8}})
+    spec = RunSpec(experiment_id="e", run_id="r", config=cfg, config_hash=cfg.config_hash())
+    setup.load(spec, model_cache, setup.Session())
+    assert env_at_start == {"VLLM_WORKER_MULTIPROC_METHOD": "spawn",
+                            "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
