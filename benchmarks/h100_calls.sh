@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The device calls that made benchmarks/results/h100-* (one call each, in this order, each
 # started within the GPU machine's 30 s idle window so /tmp/stage survives between them:
-# the vLLM environment travels in four carried parts, .whl/c1 .. .whl/c4, made by
-# tools/gpu-wheels.sh + tools/gpu-pack.sh). Outputs go under $OUT.
-#   bash benchmarks/h100_calls.sh STEP      STEP: parity | fast | efficiency | vllm-study | vllm-parity
+# the vLLM environment travels in three carried parts, .whl/c1 .. .whl/c3, made by
+# tools/gpu-wheels.sh + tools/gpu-pack.sh). Outputs go under $OUT. Session 4's second
+# machine ran: parity (carry .whl/c1), efficiency (.whl/c2), vllm-parity (.whl/c3),
+# vllm-study, fast.
+#   bash benchmarks/h100_calls.sh STEP   STEP: parity | efficiency | vllm-parity | vllm-study | fast
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stage=benchmarks/references/stage.sh
@@ -18,22 +20,21 @@ val() {  # gpu_validation.py into /tmp/val, then the report and a tarball under 
   cat "$OUT/gpu_validation.md" 2>/dev/null || tail -40 "$OUT/log.txt"
 }
 case $1 in
-  parity)  # issue 12: llem default (power trace on and off) vs the bare loop, then the peer
+  parity)  # issue 12: llem default vs the bare loop (both pinned to the same cores), the peer
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
-    val 540 --parity --peer --batches "${BATCHES:-1,128}" --rounds "${ROUNDS:-3}" --seconds 3 \
-      --llem-settings "${SETTINGS:-default}" ${PIN:-} ;;
-  fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
-    bash $stage put .whl/c2 >/dev/null
-    val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;
+    val 560 --parity --peer --batches "${BATCHES:-1,8,32,128}" --rounds "${ROUNDS:-2}" --seconds 3 \
+      --llem-settings "${SETTINGS:-default}" --llem-cpus 4-5 --bare-cpus 4-5 ;;
   efficiency)  # issue 12: the 2 x 3 study under the independent counter log
-    bash $stage put .whl/c3 >/dev/null
+    bash $stage put .whl/c2 >/dev/null
     LIMIT=520 bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
-  vllm-study)  # issue 13: llem run --backend vllm (offline 1/32/128) under the counter log
-    bash $stage put .whl/c4 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
-    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=${LIMIT:-500} bash benchmarks/external_study.sh \
-      examples/gpu-vllm-study.yaml "$OUT" ;;
   vllm-parity)  # issue 13: llem's vLLM harness vs a bare LLM.generate loop, alternating
-    PYTHONPATH=$PYTHONPATH:/tmp/vsite val 570 --vllm --vllm-eager --vllm-bare-path \
-      /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 400 ;;
+    bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite val 540 --vllm --vllm-eager --vllm-bare-path \
+      /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 330 ;;
+  vllm-study)  # issue 13: llem run --backend vllm (offline 1/32/128) under the counter log
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=${LIMIT:-540} bash benchmarks/external_study.sh \
+      examples/gpu-vllm-study.yaml "$OUT" ;;
+  fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
+    val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;
   *) echo "unknown step $1" >&2; exit 2 ;;
 esac

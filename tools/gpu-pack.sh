@@ -25,11 +25,15 @@ for name in site-llem tf4 site-vllm; do
   tar -C "$work/$name" -cf - . | xz -6 -T0 > "$out/$name.tar.xz"
   (cd "$out" && sha256sum "$name.tar.xz" >> packs.sha256)
 done
-split -b 52M -d "$out/site-vllm.tar.xz" "$out/site-vllm.tar.xz.part-"
 cp "$out/packs.sha256" benchmarks/references/packs.sha256  # what stage.sh checks
 rm -rf "$work"
-# carry folders of <= 60 MB each (a call carries 64 MiB with the tree): the small packs with
-# the first part, then one part each; stage.sh put DIR on the GPU machine for each, in order
-i=1; mkdir -p "$out/c$i"; cp "$out/site-llem.tar.xz" "$out/tf4.tar.xz" "$out/c$i/"
-for part in "$out"/site-vllm.tar.xz.part-*; do i=$((i + 1)); mkdir -p "$out/c$i"; cp "$part" "$out/c$i/"; done
-ls -la "$out"
+# three carry folders (a call carries 64 MiB with the working tree, ~2 MB): the two small
+# packs with the first 46 MB of site-vllm, then 58 MB, then the rest (~58 MB); stage.sh put
+# each on the GPU machine in order, in calls no more than 30 s apart
+rm -rf .whl/c1 .whl/c2 .whl/c3 .whl/c4 "$out"/site-vllm.tar.xz.part-*
+mkdir -p .whl/c1 .whl/c2 .whl/c3
+cp "$out/site-llem.tar.xz" "$out/tf4.tar.xz" .whl/c1/
+head -c 46000000 "$out/site-vllm.tar.xz" > .whl/c1/site-vllm.tar.xz.part-a
+tail -c +46000001 "$out/site-vllm.tar.xz" | head -c 58000000 > .whl/c2/site-vllm.tar.xz.part-b
+tail -c +104000001 "$out/site-vllm.tar.xz" > .whl/c3/site-vllm.tar.xz.part-c
+du -sh .whl/c1 .whl/c2 .whl/c3
