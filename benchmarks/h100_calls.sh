@@ -24,17 +24,27 @@ case $1 in
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val 560 --parity --peer --batches "${BATCHES:-1,8,32,128}" --rounds "${ROUNDS:-2}" --seconds 3 \
       --llem-settings "${SETTINGS:-default}" --llem-cpus 4-5 --bare-cpus 4-5 ;;
-  efficiency)  # issue 12: the 2 x 3 study under the independent counter log
-    bash $stage put .whl/c2 >/dev/null
+  efficiency)  # issue 12: the 2 x 3 study under the independent counter log (first call of
+    # the third machine: carries c1 again)
+    bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site
     LIMIT=520 bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
   vllm-parity)  # issue 13: llem's vLLM harness vs a bare LLM.generate loop, alternating
     bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
     PYTHONPATH=$PYTHONPATH:/tmp/vsite val 540 --vllm --vllm-eager --vllm-bare-path \
       /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 330 ;;
+  vllm-both)  # the two above in one call: parity first, then the CLI study in what is left
+    t0=$SECONDS
+    bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite val 400 --vllm --vllm-eager --vllm-bare-path \
+      /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 240
+    mkdir -p "$OUT/study"
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=$((575 - (SECONDS - t0))) bash benchmarks/external_study.sh \
+      examples/gpu-vllm-study.yaml "$OUT/study" ;;
   vllm-study)  # issue 13: llem run --backend vllm (offline 1/32/128) under the counter log
     PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=${LIMIT:-540} bash benchmarks/external_study.sh \
       examples/gpu-vllm-study.yaml "$OUT" ;;
   fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
+    bash $stage put .whl/c2 >/dev/null
     val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;
   *) echo "unknown step $1" >&2; exit 2 ;;
 esac
