@@ -39,7 +39,8 @@ case $1 in
       /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 240
     mkdir -p "$OUT/study"
     PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=$((575 - (SECONDS - t0))) bash benchmarks/external_study.sh \
-      examples/gpu-vllm-study.yaml "$OUT/study" ;;
+      examples/gpu-vllm-study.yaml "$OUT/study"
+    tar -C "$OUT" -czf "$OUT/study.tar.gz" study && rm -rf "$OUT/study" ;;  # <= 8 files back
   vllm-study)  # issue 13: llem run --backend vllm (offline 1/32/128) under the counter log
     PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=${LIMIT:-540} bash benchmarks/external_study.sh \
       examples/gpu-vllm-study.yaml "$OUT" ;;
