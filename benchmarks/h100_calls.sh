@@ -2,10 +2,11 @@
 # The device calls that made benchmarks/results/h100-* (one call each, in this order, each
 # started within the GPU machine's 30 s idle window so /tmp/stage survives between them:
 # the vLLM environment travels in three carried parts, .whl/c1 .. .whl/c3, made by
-# tools/gpu-wheels.sh + tools/gpu-pack.sh). Outputs go under $OUT. Session 4's second
-# machine ran: parity (carry .whl/c1), efficiency (.whl/c2), vllm-parity (.whl/c3),
-# vllm-study, fast.
-#   bash benchmarks/h100_calls.sh STEP   STEP: parity | efficiency | vllm-parity | vllm-study | fast
+# tools/gpu-wheels.sh + tools/gpu-pack.sh). Outputs go under $OUT. Session 4 ran, per
+# machine: parity, fast, efficiency, vllm-study (four carries then); parity (c1);
+# efficiency (c1), fast (c2), vllm-both (c3) -- benchmarks/results/h100-session4/README.md.
+#   bash benchmarks/h100_calls.sh STEP
+#   STEP: parity | efficiency | fast | vllm-parity | vllm-study | vllm-both
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stage=benchmarks/references/stage.sh
@@ -19,6 +20,14 @@ val() {  # gpu_validation.py into /tmp/val, then the report and a tarball under 
   tar -C /tmp -czf "$OUT/val.tgz" val; rm -rf /tmp/val
   cat "$OUT/gpu_validation.md" 2>/dev/null || tail -40 "$OUT/log.txt"
 }
+vllm_parity() {  # LIMIT POISSON_AFTER: llem's vLLM harness vs a bare LLM.generate loop
+  PYTHONPATH=$PYTHONPATH:/tmp/vsite val "$1" --vllm --vllm-eager --vllm-bare-path \
+    /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after "$2"
+}
+vllm_study() {  # LIMIT OUT_DIR: llem run --backend vllm under the counter log
+  PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=$1 bash benchmarks/external_study.sh \
+    examples/gpu-vllm-study.yaml "$2"
+}
 case $1 in
   parity)  # issue 12: llem default vs the bare loop (both pinned to the same cores), the peer
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
@@ -28,22 +37,18 @@ case $1 in
     # the third machine: carries c1 again)
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site
     LIMIT=520 bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
-  vllm-parity)  # issue 13: llem's vLLM harness vs a bare LLM.generate loop, alternating
+  vllm-parity)  # issue 13: the alternating vLLM comparison (carries the last vLLM part)
     bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
-    PYTHONPATH=$PYTHONPATH:/tmp/vsite val 540 --vllm --vllm-eager --vllm-bare-path \
-      /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 330 ;;
+    vllm_parity 540 330 ;;
+  vllm-study)  # issue 13: the CLI study (after vllm-parity, /tmp/vsite still there)
+    vllm_study "${LIMIT:-540}" "$OUT" ;;
   vllm-both)  # the two above in one call: parity first, then the CLI study in what is left
     t0=$SECONDS
     bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
-    PYTHONPATH=$PYTHONPATH:/tmp/vsite val 400 --vllm --vllm-eager --vllm-bare-path \
-      /tmp/site:/tmp/vsite --rounds 2 --seconds 3 --vllm-poisson-after 240
+    vllm_parity 400 240
     mkdir -p "$OUT/study"
-    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=$((575 - (SECONDS - t0))) bash benchmarks/external_study.sh \
-      examples/gpu-vllm-study.yaml "$OUT/study"
+    vllm_study $((575 - (SECONDS - t0))) "$OUT/study"
     tar -C "$OUT" -czf "$OUT/study.tar.gz" study && rm -rf "$OUT/study" ;;  # <= 8 files back
-  vllm-study)  # issue 13: llem run --backend vllm (offline 1/32/128) under the counter log
-    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=${LIMIT:-540} bash benchmarks/external_study.sh \
-      examples/gpu-vllm-study.yaml "$OUT" ;;
   fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
     bash $stage put .whl/c2 >/dev/null
     val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;
