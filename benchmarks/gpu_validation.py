@@ -90,6 +90,12 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
            "llem_j_per_token": med(setting, "j_per_token"),
            "llem_gpu_util_pct": med(setting, "gpu_util_mean_pct")}
     out["throughput_ratio"] = out["llem_tok_per_s"] / out["bare_tok_per_s"]
+    # paired: each llem segment against the bare segment next to it in the ABBA order
+    # (same round), so drift between rounds cancels
+    pairs = [a["tok_per_s"] / b["tok_per_s"] for a, b in zip(rows[setting], rows["bare"],
+                                                            strict=False)]
+    out["paired_ratios"] = pairs
+    out["paired_ratio_median"] = statistics.median(pairs) if pairs else None
     out["energy_per_token_diff_pct"] = 100 * (out["llem_j_per_token"] / out["bare_j_per_token"]
                                               - 1)
     return out

@@ -6,7 +6,9 @@
 # machine: parity, fast, efficiency, vllm-study (four carries then); parity (c1);
 # efficiency (c1), fast (c2), vllm-both (c3) -- benchmarks/results/h100-session4/README.md.
 #   bash benchmarks/h100_calls.sh STEP
-#   STEP: parity | efficiency | fast | vllm-parity | vllm-study | vllm-both
+# Session 5, machine A: parity (SETTINGS=default,inproc-bare), fast, vllm-counter; machine B:
+# efficiency.
+#   STEP: parity | efficiency | fast | vllm-parity | vllm-study | vllm-both | vllm-counter
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stage=benchmarks/references/stage.sh
@@ -31,12 +33,12 @@ vllm_study() {  # LIMIT OUT_DIR: llem run --backend vllm under the counter log
 case $1 in
   parity)  # issue 12: llem default vs the bare loop (both pinned to the same cores), the peer
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
-    val 560 --parity --peer --batches "${BATCHES:-1,8,32,128}" --rounds "${ROUNDS:-2}" --seconds 3 \
+    val 560 --parity --peer --batches "${BATCHES:-1,8,32,128}" --rounds "${ROUNDS:-2}" --seconds "${SECONDS_SEG:-3}" \
       --llem-settings "${SETTINGS:-default}" --llem-cpus 4-5 --bare-cpus 4-5 ;;
   efficiency)  # issue 12: the 2 x 3 study under the independent counter log (first call of
     # the third machine: carries c1 again)
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site
-    LIMIT=520 bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
+    LIMIT=${LIMIT:-520} bash benchmarks/external_study.sh examples/gpu-efficiency-study.yaml "$OUT" ;;
   vllm-parity)  # issue 13: the alternating vLLM comparison (carries the last vLLM part)
     bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
     vllm_parity 540 330 ;;
@@ -49,6 +51,20 @@ case $1 in
     mkdir -p "$OUT/study"
     vllm_study $((575 - (SECONDS - t0))) "$OUT/study"
     tar -C "$OUT" -czf "$OUT/study.tar.gz" study && rm -rf "$OUT/study" ;;  # <= 8 files back
+  vllm-counter)  # issue 13: Poisson traffic, then the offline batches, each a CLI study under
+    # the independent counter log (one tarball: <= 8 files come back)
+    t0=$SECONDS
+    bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
+    mkdir -p /tmp/vc/poisson /tmp/vc/offline
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=300 bash benchmarks/external_study.sh \
+      examples/gpu-vllm-poisson.yaml /tmp/vc/poisson
+    vllm_study $((580 - (SECONDS - t0))) /tmp/vc/offline
+    tar -C /tmp -czf "$OUT/vllm-counter.tgz" vc ;;
+  parity-probe)  # issue 12: the fixed-order experiment (benchmarks/parity_probe.py)
+    bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site
+    timeout 500 python3 benchmarks/parity_probe.py --out /tmp/pp --batches "${BATCHES:-32,128}" \
+      --rounds "${ROUNDS:-2}" > "$OUT/probe-log.txt" 2>&1; echo "exit $?" >> "$OUT/probe-log.txt"
+    tar -C /tmp -czf "$OUT/pp.tgz" pp; tail -20 "$OUT/probe-log.txt" ;;
   fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
     bash $stage put .whl/c2 >/dev/null
     val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;

@@ -36,8 +36,26 @@ SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "vllm": ("vllm", {"gpu_memory_utilization": 0.35}),
     "vllm-eager": ("vllm", {"gpu_memory_utilization": 0.35, "enforce_eager": True}),
 }
-#: diagnostic variants: a setting name + "-nosampler" runs without the 100 ms power trace
+#: diagnostic variants: a setting name + "-nosampler" runs without the 100 ms power trace,
+#: + "-noflops" without the FLOPs probe (the only torch.profiler use in the harness)
 NO_SAMPLER = "-nosampler"
+NO_FLOPS = "-noflops"
+
+
+def base_setting(setting: str) -> str:
+    """The setting without its diagnostic suffixes (variants share one loaded model)."""
+    return setting.removesuffix(NO_FLOPS).removesuffix(NO_SAMPLER)
+
+
+#: diagnostic: the independent bare loop (references/bare_generate.py, its own code) run in
+#: this process on the model llem's "default" setting loaded: tells the harness's own cost
+#: per step (llem vs this) apart from anything about the process or its core (this vs the
+#: bare process)
+INPROC_BARE = "inproc-bare"
+#: diagnostic: the same bare loop on a model it builds itself (bare_generate.build_model) in
+#: this process: llem's process without llem's model object
+INPROC_OWN = "inproc-own"
+_INPROC: dict[str, Any] = {}
 
 #: the CPU probe of each measured window (where the launching thread's time went)
 _PROBES: list[dict[str, Any]] = []
@@ -55,10 +73,12 @@ windows.measure = _probed_measure
 
 def config(batch: int, seconds: float, setting: str, model: str = "builtin:llama-1.1b",
            traffic: dict[str, Any] | None = None) -> ExperimentConfig:
-    backend, section = SETTINGS[setting.removesuffix(NO_SAMPLER)]
-    measurement = {"min_window_seconds": seconds, "baseline_seconds": 5}
-    if setting.endswith(NO_SAMPLER):
+    backend, section = SETTINGS[base_setting(setting)]
+    measurement: dict[str, Any] = {"min_window_seconds": seconds, "baseline_seconds": 5}
+    if NO_SAMPLER in setting:
         measurement["timeseries"] = False
+    if NO_FLOPS in setting:
+        measurement["flops"] = False
     return ExperimentConfig.model_validate({
         "name": f"b{batch}-{setting}" + ("-poisson" if traffic else ""),
         "model": model,
@@ -72,16 +92,42 @@ def config(batch: int, seconds: float, setting: str, model: str = "builtin:llama
     })
 
 
+def inproc_bare(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]:
+    """The bare reference loop on llem's loaded model, in llem's process."""
+    from bare_generate import Worker as BareWorker  # references/: no llem code
+
+    backend = sessions["default"].backend if "default" in sessions else None
+    if backend is None:
+        raise RuntimeError(f"{INPROC_BARE} needs a 'default' segment first (the model)")
+    worker = _INPROC.setdefault("w", BareWorker(backend.model, 128, 128))
+    return worker.segment(int(req["batch"]), float(req["seconds"])) | {"setting": INPROC_BARE}
+
+
+def inproc_own(req: dict[str, Any]) -> dict[str, Any]:
+    """The bare reference loop and its own model, in llem's process."""
+    from bare_generate import Worker as BareWorker
+    from bare_generate import build_model
+
+    if "own" not in _INPROC:
+        _INPROC["own"] = BareWorker(build_model(None, "eager"), 128, 128)
+    return _INPROC["own"].segment(int(req["batch"]), float(req["seconds"])) | {
+        "setting": INPROC_OWN}
+
+
 def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
             ) -> dict[str, Any]:
     setting = req.get("setting", "default")
+    if setting == INPROC_BARE:
+        return inproc_bare(req, sessions)
+    if setting == INPROC_OWN:
+        return inproc_own(req)
     cfg = config(int(req["batch"]), float(req["seconds"]), setting,
                  req.get("model", "builtin:llama-1.1b"), req.get("traffic"))
     run_dir = out / f"{n:03d}-{cfg.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(experiment_id=cfg.name, run_id=run_dir.name, config=cfg,
                    config_hash=cfg.config_hash(), gpus=[0])
-    key = setting.removesuffix(NO_SAMPLER) + ("-poisson" if req.get("traffic") else "")
+    key = base_setting(setting) + ("-poisson" if req.get("traffic") else "")
     res = runner.run_experiment(spec, run_dir, sessions.setdefault(key, Session()))
     (run_dir / "result.json").write_text(res.model_dump_json(indent=1))
     measured = next(w for w in res.windows if w.name == "measured")

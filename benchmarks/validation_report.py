@@ -37,13 +37,14 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
 
 def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
     lines = [f"### {title}", "",
-             "| batch | setting | bare tok/s | llem tok/s | llem / bare | bare J/tok | llem J/tok "
-             "| J/tok diff % | llem GPU util % |", "|" + "---|" * 9]
+             "| batch | setting | bare tok/s | llem tok/s | llem / bare | paired median "
+             "| bare J/tok | llem J/tok | J/tok diff % | llem GPU util % |", "|" + "---|" * 10]
     for r in rows:
         lines.append(
             f"| {r['batch']} | {r.get('setting', '')} | {_f(r['bare_tok_per_s'], 1)}"
             f" | {_f(r['llem_tok_per_s'], 1)}"
-            f" | {_f(r['throughput_ratio'], 3)} | {_f(r['bare_j_per_token'], 4)}"
+            f" | {_f(r['throughput_ratio'], 3)} | {_f(r.get('paired_ratio_median'), 3)}"
+            f" | {_f(r['bare_j_per_token'], 4)}"
             f" | {_f(r['llem_j_per_token'], 4)} | {_f(r['energy_per_token_diff_pct'])}"
             f" | {_f(r['llem_gpu_util_pct'], 0)} |")
     return [*lines, "", *_segments(rows)]

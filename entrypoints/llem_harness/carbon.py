@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from importlib import resources
+from pathlib import Path
 
 from llem_schema.config import MeasurementConfig
 from llem_schema.result import CarbonMetrics, EnergyMetrics
@@ -20,11 +20,20 @@ class CarbonLookupError(LookupError):
 
 
 def _data(name: str) -> str:
-    try:
-        return (resources.files("codecarbon") / "data" / name).read_text("utf-8-sig")
-    except ModuleNotFoundError as exc:
+    """A file of CodeCarbon's packaged data, found without importing codecarbon (its
+    ``__init__`` pulls in its trackers and their dependencies, none needed for a table)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("codecarbon")
+    if spec is None or not spec.submodule_search_locations:
         raise CarbonLookupError("codecarbon is not installed (pip install "
-                                "'llenergymeasure[codecarbon]') to look regions up") from exc
+                                "'llenergymeasure[codecarbon]') to look regions up")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    try:
+        return path.read_text("utf-8-sig")
+    except OSError as exc:
+        raise CarbonLookupError(f"CodeCarbon's data file {path} is unreadable: "
+                                f"{exc.strerror or exc}") from exc
 
 
 def lookup(region: str) -> tuple[float, str]:

@@ -137,8 +137,8 @@ class MeasurementConfig(StrictModel):
     carbon_region: str | None = Field(
         None,
         description="Look the intensity up offline in CodeCarbon's packaged data: an ISO "
-        "3166 alpha-3 country code (FRA, USA, ...) or a cloud region (aws:us-west-2, "
-        "gcp:europe-west1, azure:westeurope, or just the region name).",
+        "3166 alpha-3 country code (FRA, USA, ...) or a cloud region CodeCarbon lists "
+        "(gcp:europe-west1, or just the region name; CodeCarbon 3.x lists Google Cloud's).",
     )
 
     @model_validator(mode="after")

@@ -204,6 +204,9 @@ class VLLMBackend(InferenceBackend):
             for group in group_requests(requests, self.config.workload)
         ]
 
+    def schedules_arrivals(self) -> bool:
+        return self._poisson
+
     def generate(self, batch: Batch) -> BatchOutput:
         if self._poisson:
             return self._run(self._generate_poisson(batch))

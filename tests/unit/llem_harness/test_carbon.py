@@ -20,13 +20,15 @@ def fake_codecarbon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pkg = tmp_path / "codecarbon"
     (pkg / "data/private_infra").mkdir(parents=True)
     (pkg / "data/cloud").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
+    # the real package's __init__ imports its trackers (rapidfuzz, psutil, ...): the lookup
+    # must read the data without running it
+    (pkg / "__init__.py").write_text("raise ImportError('codecarbon imported for a table')")
     (pkg / "data/private_infra/global_energy_mix.json").write_text(json.dumps(
         {"FRA": {"carbon_intensity": 56.0, "year": 2023}}))
     (pkg / "data/cloud/impact.csv").write_text(
         "\ufeffprovider,providerName,offsetRatio,region,regionName,country_name,countryIsoCode,"
         "state,city,impact,source,comment\n"
-        "aws,Amazon Web Services,100,us-west-2,,United States,USA,Oregon,,297.6,x,\n")
+        "gcp,Google Cloud Platform,100,europe-west1,,Belgium,BEL,,St. Ghislain,103,x,\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "codecarbon", raising=False)
 
@@ -45,7 +47,8 @@ def test_configured_intensity() -> None:
 
 def test_country_and_cloud_region_lookups(fake_codecarbon: None) -> None:
     assert lookup("FRA") == (56.0, "codecarbon:private_infra/global_energy_mix.json:FRA (2023)")
-    assert lookup("aws:us-west-2")[0] == 297.6 and lookup("us-west-2")[0] == 297.6
+    assert lookup("gcp:europe-west1")[0] == 103.0 and lookup("europe-west1")[0] == 103.0
+    assert "codecarbon" not in sys.modules
     c = carbon_metrics(MeasurementConfig(carbon_region="fra"), _energy(7.2e6, None), 0)
     assert c.emissions_g == pytest.approx(112.0) and c.emissions_adjusted_g is None
     assert "no meter" in c.null_reasons["emissions_adjusted_g"]

@@ -100,3 +100,42 @@ def test_session_reuses_model_warmup_and_flops_probes(tmp_path: Path, monkeypatc
     assert b.warmup.runs == 1 and b.warmup.converged
     assert len(calls) == 1 and a.flops.total == b.flops.total
     assert any("reused" in n for n in b.setup.notes)
+
+
+class _ArrivalBackend:
+    """A backend stub for run_pass alone: records when each batch was handed over."""
+
+    def __init__(self, schedules: bool) -> None:
+        self._schedules = schedules
+        self.handed: list[float] = []
+
+    def schedules_arrivals(self) -> bool:
+        return self._schedules
+
+    def generate(self, batch: Any) -> Any:
+        from llem_harness.backends.base import BatchOutput
+
+        self.handed.append(time.perf_counter())
+        n = len(batch.requests)
+        return BatchOutput(input_tokens=n, output_tokens=n, per_request_output_tokens=[1] * n,
+                           e2e_s=0.0, ttft_s=[0.01] * n)
+
+
+@pytest.mark.parametrize("schedules", [False, True])
+def test_poisson_pass_waits_for_arrivals_once(schedules: bool) -> None:
+    """A static batch waits for its last arrival and TTFT includes that queueing; an engine
+    that submits at arrival times itself gets the batch at once and TTFT as it measured it
+    (before: vLLM's requests waited for their arrival twice)."""
+    from llem_harness.backends.base import Batch, Request
+    from llem_harness.phases.windows import run_pass
+
+    reqs = [Request(i, "p", 1) for i in range(3)]
+    backend = _ArrivalBackend(schedules)
+    t0 = time.perf_counter()
+    _, ttft, _ = run_pass(backend, [Batch(requests=reqs, payload=None)],  # type: ignore[arg-type]
+                          [0.0, 0.1, 0.3])
+    waited = backend.handed[0] - t0
+    if schedules:
+        assert waited < 0.25 and ttft == pytest.approx([0.01] * 3)
+    else:
+        assert waited >= 0.29 and ttft[0] >= 0.3 and ttft[2] < ttft[0]
