@@ -64,24 +64,48 @@ class Probe:
     method: str
 
 
+def sdpa_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any,
+               out_shape: Any = None, **kwargs: Any) -> int:
+    """Forward FLOPs of scaled-dot-product attention from its input shapes, grouped-query
+    attention included (fewer key/value heads than query heads: torch's own formula asserts
+    equal heads and failed on the Llama shape's 32/4 heads on the H100): ``Q K^T`` and
+    ``softmax(.) V``, two FLOPs per multiply-add, every query against every key (a causal
+    mask is not discounted, as in torch's formula table)."""
+    b, hq, sq, d = query_shape
+    sk, dv = key_shape[-2], value_shape[-1]
+    return 2 * b * hq * sq * sk * d + 2 * b * hq * sq * sk * dv
+
+
+def _attention_formulas(torch: Any) -> dict[Any, Any]:
+    """The fused SDPA kernels (CUDA's flash / memory-efficient / cuDNN, the CPU's flash)."""
+    aten = torch.ops.aten
+    names = ("_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+             "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu")
+    return {getattr(aten, n): sdpa_flops for n in names if hasattr(aten, n)}
+
+
 def profile_callable(fn: Any) -> float | None:
-    """FLOPs torch.profiler attributes to the ops ``fn`` runs (matmuls/convs: attention
-    kernels such as SDPA carry no FLOP count, so this is a lower bound on attention work)."""
+    """FLOPs of the ops ``fn`` runs, counted by ``torch.utils.flop_counter.FlopCounterMode``
+    from each op's input shapes (matmuls, convolutions and the SDPA attention kernels).
+
+    Why not ``torch.profiler(with_flops=True)``, used before: its first use in a process
+    starts Kineto, and every later eager ``generate`` in that process ran 15-30% slower on
+    the H100, CPU activity only or not (benchmarks/results/h100-session5: the first llem run
+    of a worker at or above a bare loop's speed, every run after its first FLOPs probe
+    below). A dispatch mode leaves nothing behind when it exits, and it also counts
+    attention, which the profiler's formula table did not.
+    """
     try:
         import torch
-        from torch.profiler import ProfilerActivity, profile
+        from torch.utils.flop_counter import FlopCounterMode
     except ImportError:
         return None
-    # CPU activity only: with_flops counts each op from its input shapes on the host side,
-    # so CUDA (CUPTI) tracing adds nothing here; and CUPTI, once enabled, kept slowing every
-    # later kernel launch of the process (measured on the H100: a reused model ran 0.7x of
-    # a bare loop after one FLOPs probe, benchmarks/results/h100-parity).
-    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+    counter = FlopCounterMode(display=False, custom_mapping=_attention_formulas(torch))
+    with counter:
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    total = sum(float(e.flops or 0) for e in prof.key_averages())
-    return total or None
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return float(counter.get_total_flops()) or None
 
 
 def extrapolate(probe: Probe, total_input_tokens: int, total_output_tokens: int,
@@ -115,7 +139,7 @@ def best_estimate(
     prompt_lengths: list[int],
     output_lengths: list[int],
 ) -> tuple[FlopsEstimate | None, list[str]]:
-    """Walk the chain profiler -> calflops -> architecture -> params; return the first that
+    """Walk the chain flop_counter -> calflops -> architecture -> params; return the first that
     works and why the earlier ones did not."""
     why: list[str] = []
     n_req = len(prompt_lengths)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llem_schema.config import WorkloadConfig
+from llem_schema.datasets import ColumnError, prompt_source
 
 Row = dict[str, Any]
 
@@ -50,7 +51,6 @@ ALIASES: dict[str, tuple[str, str | None, str, Callable[[Row], str]]] = {
     "mmlu": ("cais/mmlu", "all", "test", _mmlu),
     "aienergyscore": ("AIEnergyScore/text_generation", None, "train", lambda r: str(r["text"])),
 }
-TEXT_COLUMNS = ("prompt", "text", "question", "instruction", "input", "content")
 LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -77,20 +77,15 @@ def _rows(w: WorkloadConfig) -> tuple[Any, str]:
 
 
 def _extractor(w: WorkloadConfig, columns: list[str], name: str) -> Callable[[Row], str]:
-    if w.dataset_column:
-        if w.dataset_column not in columns:
-            raise DatasetError(f"workload.dataset_column: '{w.dataset_column}' is not a column "
-                               f"of {name}; columns: {', '.join(columns)}")
-        col = w.dataset_column
-        return lambda r: str(r[col])
-    fmt = w.dataset_format or (w.dataset if w.dataset in ALIASES else None)
-    if fmt:
-        return ALIASES[fmt][3]
-    col = next((c for c in TEXT_COLUMNS if c in columns), None)
-    if col is None:
-        raise DatasetError(f"workload.dataset: {name} has no prompt column ({', '.join(columns)}"
-                           "); name one with workload.dataset_column")
-    return lambda r: str(r[col])
+    """Row -> prompt, by the rule the host's pre-flight applied to a local file's header
+    (:func:`llem_schema.datasets.prompt_source`); a hub dataset is first checked here."""
+    try:
+        kind, value = prompt_source(w, columns, name)
+    except ColumnError as exc:
+        raise DatasetError(str(exc)) from None
+    if kind == "format":
+        return ALIASES[value][3]
+    return lambda r: str(r[value])
 
 
 def table_prompts(w: WorkloadConfig) -> list[str]:

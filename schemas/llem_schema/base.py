@@ -40,6 +40,15 @@ class StrictModel(BaseModel):
         return value
 
 
+class ConfigModel(StrictModel):
+    """Base for what a user writes (experiment, study, backend sections): also no infinity
+    or NaN. YAML spells them ``.inf``/``.nan``; ``.inf`` passes every lower bound, so a
+    ``min_window_seconds: .inf`` would repeat the workload forever instead of failing here.
+    Results keep :class:`StrictModel`: a measured value is never refused on read."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
 class MeasuredGroup(StrictModel):
     """A group of metrics in which every ``None`` must carry a reason.
 

@@ -34,6 +34,39 @@ def _parallel_errors(config: ExperimentConfig, n_gpus: int | None) -> list[str]:
     return []
 
 
+#: generate() arguments the pytorch backend sets from first-class fields; the same key under
+#: ``extra:`` would override them unseen, so the result would record one value and measure
+#: another
+PYTORCH_OWNED_KWARGS = {
+    "max_new_tokens": "decoding.max_new_tokens",
+    "min_new_tokens": "decoding.min_new_tokens (or decoding.ignore_eos)",
+    "repetition_penalty": "decoding.repetition_penalty",
+    "do_sample": "decoding.strategy",
+    "num_beams": "decoding.num_beams",
+    "temperature": "decoding.temperature",
+    "top_p": "decoding.top_p",
+    "top_k": "decoding.top_k",
+    "min_p": "decoding.min_p",
+    "pad_token_id": "the tokenizer's pad token (set by the harness)",
+}
+
+
+def _pytorch_errors(config: ExperimentConfig) -> list[str]:
+    """``extra:`` keys go to ``generate()`` as keyword arguments: each must be a Python
+    name, must not be one the backend sets from a first-class field, and ``sampling`` (the
+    vLLM/TensorRT-LLM sampling block) means nothing to transformers."""
+    for key in config.extra:
+        if key in PYTORCH_OWNED_KWARGS:
+            return [f"extra.{key}: set {PYTORCH_OWNED_KWARGS[key]} instead (the pytorch "
+                    "backend sets this generate() argument from it)"]
+        if key == "sampling":
+            return ["extra.sampling: only the vllm and tensorrt backends read a sampling "
+                    "block; for pytorch put generate() arguments directly under extra:"]
+        if not str(key).isidentifier():
+            return [f"extra.{key}: not a generate() keyword argument name"]
+    return []
+
+
 def _vllm_errors(config: ExperimentConfig) -> list[str]:
     errors: list[str] = []
     vllm, decoding = config.vllm, config.decoding
@@ -130,7 +163,9 @@ def validate_backend_config(config: ExperimentConfig, n_gpus: int | None = None)
     can be known without the engine.
     """
     errors = _parallel_errors(config, n_gpus)
-    if config.backend == "vllm":
+    if config.backend == "pytorch":
+        errors += _pytorch_errors(config)
+    elif config.backend == "vllm":
         errors += _vllm_errors(config)
     elif config.backend == "tensorrt":
         errors += _tensorrt_errors(config)

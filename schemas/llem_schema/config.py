@@ -8,19 +8,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from llem_schema.backends import PyTorchConfig, TensorRTConfig, VLLMConfig
-from llem_schema.base import StrictModel
+from llem_schema.base import ConfigModel
 
 Backend = Literal["pytorch", "vllm", "tensorrt"]
 BACKENDS: tuple[str, ...] = ("pytorch", "vllm", "tensorrt")
 DEFAULT_MODEL = "builtin:tiny-llama"
+#: upper bounds that keep a typo (``num_prompts: 1.0e+9``) from becoming a run that fills the
+#: memory or never ends: prompts per run, tokens an engine indexes (int32), seeds every
+#: engine accepts (numpy's, which vLLM seeds, stop at 2**32 - 1)
+MAX_PROMPTS = 1_000_000
+MAX_TOKENS = 2**31 - 1
+MAX_SEED = 2**32 - 1
+SEED_RANGE = {"ge": 0, "le": MAX_SEED}
+#: measurement.carbon_region: an ISO 3166 alpha-3 code, or [provider:]cloud-region
+CARBON_REGION = re.compile(r"[A-Za-z]{3}|([a-z]+:)?[a-z0-9]+(-[a-z0-9]+)*")
 
 
-class DecodingConfig(StrictModel):
+class DecodingConfig(ConfigModel):
     """How tokens are chosen. Means the same thing on every backend (see docs/parameters.md)."""
 
     strategy: Literal["greedy", "sampling", "beam"] = "greedy"
@@ -30,13 +40,13 @@ class DecodingConfig(StrictModel):
     min_p: float = Field(0.0, ge=0.0, le=1.0)
     repetition_penalty: float = Field(1.0, gt=0.0)
     num_beams: int = Field(1, ge=1, description="Only used with strategy=beam.")
-    max_new_tokens: int = Field(32, ge=1)
-    min_new_tokens: int = Field(0, ge=0)
+    max_new_tokens: int = Field(32, ge=1, le=MAX_TOKENS)
+    min_new_tokens: int = Field(0, ge=0, le=MAX_TOKENS)
     ignore_eos: bool = Field(
         True,
         description="Generate exactly max_new_tokens so runs compare at equal output length.",
     )
-    seed: int = 0
+    seed: int = Field(0, **SEED_RANGE)
 
     @model_validator(mode="after")
     def _consistent(self) -> DecodingConfig:
@@ -49,12 +59,12 @@ class DecodingConfig(StrictModel):
         return self
 
 
-class TrafficConfig(StrictModel):
+class TrafficConfig(ConfigModel):
     """Arrival process of requests: all at once (offline) or Poisson (MLPerf server-style)."""
 
     mode: Literal["offline", "poisson"] = "offline"
     rate: float | None = Field(None, gt=0.0, description="Requests per second for poisson.")
-    seed: int = 0
+    seed: int = Field(0, **SEED_RANGE)
 
     @model_validator(mode="after")
     def _rate_for_poisson(self) -> TrafficConfig:
@@ -63,7 +73,7 @@ class TrafficConfig(StrictModel):
         return self
 
 
-class WorkloadConfig(StrictModel):
+class WorkloadConfig(ConfigModel):
     """What is sent to the model."""
 
     dataset: str = Field(
@@ -74,9 +84,11 @@ class WorkloadConfig(StrictModel):
         "'prompt' field.",
     )
     input_len: int = Field(
-        128, ge=1, description="dataset synthetic: tokens per prompt (exact, no padding)."
+        128, ge=1, le=MAX_TOKENS,
+        description="dataset synthetic: tokens per prompt (exact, no padding).",
     )
-    seed: int = Field(0, description="Seed of the synthetic token ids / dataset sampling.")
+    seed: int = Field(0, **SEED_RANGE,
+                      description="Seed of the synthetic token ids / dataset sampling.")
     dataset_column: str | None = Field(
         None, description="The text column of a hub or table dataset (default: prompt, text, "
         "question, instruction, input or content, or the alias's own format).")
@@ -87,16 +99,24 @@ class WorkloadConfig(StrictModel):
     shuffle: bool = Field(False, description="Shuffle the prompts with workload.seed.")
     min_chars: int | None = Field(None, ge=0, description="Drop prompts shorter than this.")
     max_chars: int | None = Field(None, ge=1, description="Drop prompts longer than this.")
-    num_prompts: int = Field(16, ge=1)
-    batch_size: int = Field(4, ge=1)
-    max_input_tokens: int = Field(128, ge=1)
+    num_prompts: int = Field(16, ge=1, le=MAX_PROMPTS)
+    batch_size: int = Field(4, ge=1, le=MAX_PROMPTS)
+    max_input_tokens: int = Field(128, ge=1, le=MAX_TOKENS)
     batching: Literal["static", "sorted", "dynamic"] = Field(
         "static",
         description="static: fixed batches in dataset order; sorted: batches of similar length; "
         "dynamic: fill batches up to token_budget.",
     )
-    token_budget: int | None = Field(None, ge=1, description="Tokens per batch for dynamic.")
+    token_budget: int | None = Field(
+        None, ge=1, le=MAX_TOKENS, description="Tokens per batch for dynamic.")
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("name a dataset: builtin:prompts, synthetic, a file or a hub id")
+        return v
 
     @model_validator(mode="after")
     def _budget(self) -> WorkloadConfig:
@@ -113,7 +133,7 @@ class WorkloadConfig(StrictModel):
 EnergyBackendName = Literal["auto", "zeus", "nvml", "codecarbon", "rapl", "none"]
 
 
-class MeasurementConfig(StrictModel):
+class MeasurementConfig(ConfigModel):
     """How the harness measures. Defaults are what a careful engineer would pick."""
 
     energy_backend: EnergyBackendName = "auto"
@@ -141,6 +161,16 @@ class MeasurementConfig(StrictModel):
         "(gcp:europe-west1, or just the region name; CodeCarbon 3.x lists Google Cloud's).",
     )
 
+    @field_validator("carbon_region")
+    @classmethod
+    def _region_format(cls, v: str | None) -> str | None:
+        """Only the shape: whether CodeCarbon lists the region is known where its data is,
+        in the harness (an unknown one leaves CO2e null with the reason)."""
+        if v is not None and not CARBON_REGION.fullmatch(v):
+            raise ValueError("expected an ISO 3166 alpha-3 country code (FRA) or a cloud "
+                             "region such as gcp:europe-west1 or europe-west1")
+        return v
+
     @model_validator(mode="after")
     def _warmup(self) -> MeasurementConfig:
         if self.warmup_min_runs > self.warmup_max_runs:
@@ -148,7 +178,7 @@ class MeasurementConfig(StrictModel):
         return self
 
 
-class RuntimeConfig(StrictModel):
+class RuntimeConfig(ConfigModel):
     """Where one experiment executes."""
 
     runtime: Literal["auto", "docker", "podman", "local"] = "auto"
@@ -162,8 +192,24 @@ class RuntimeConfig(StrictModel):
     timeout_seconds: float | None = Field(None, gt=0.0)
     shm_size: str = "8g"
 
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_ids(cls, v: list[int | str]) -> list[int | str]:
+        return check_gpu_ids(v)
 
-class ExperimentConfig(StrictModel):
+
+def check_gpu_ids(gpus: list[int | str]) -> list[int | str]:
+    """GPU indices are >= 0 and ids are words: ``--gpus 0,,1`` or ``-1`` is a typo that would
+    otherwise reach ``CUDA_VISIBLE_DEVICES`` and silently select no GPU (or all)."""
+    for g in gpus:
+        if isinstance(g, int) and g < 0:
+            raise ValueError(f"GPU index {g} is negative; indices start at 0")
+        if isinstance(g, str) and (not g.strip() or any(c in g for c in " ,\t")):
+            raise ValueError(f"{g!r} is not a GPU index, UUID or MIG id")
+    return gpus
+
+
+class ExperimentConfig(ConfigModel):
     """One fully resolved experiment."""
 
     name: str | None = None
@@ -194,5 +240,5 @@ class ExperimentConfig(StrictModel):
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def backend_section(self) -> StrictModel:
+    def backend_section(self) -> ConfigModel:
         return getattr(self, self.backend)

@@ -179,7 +179,9 @@ class ThroughputMetrics(MeasuredGroup):
     achieved_rate: float | None = None
 
 
-FlopsMethod = Literal["profiler", "calflops", "architecture", "params"]
+#: "profiler" (torch.profiler with_flops) is what results before 1.2 name; 1.2 counts with
+#: torch.utils.flop_counter.FlopCounterMode ("flop_counter")
+FlopsMethod = Literal["flop_counter", "profiler", "calflops", "architecture", "params"]
 
 
 class FlopsMetrics(MeasuredGroup):

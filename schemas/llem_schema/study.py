@@ -10,11 +10,47 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llem_schema.base import StrictModel
-from llem_schema.config import ExperimentConfig
+from llem_schema.base import ConfigModel
+from llem_schema.config import ExperimentConfig, check_gpu_ids
+
+#: The keys of the launcher's metric registry (``llem.results.metrics.METRICS``): the contract
+#: cannot import the launcher, so the names are repeated here and a test keeps them equal.
+TARGET_METRICS = (
+    "energy_per_token", "tokens_per_s", "ttft_p50", "itl_p50", "energy_per_pass",
+    "total_energy", "energy_per_token_adjusted", "tokens_per_joule",
+)
 
 
-class StudyExecution(StrictModel):
+class TargetCI(ConfigModel):
+    """Add cycles until the CI of one metric is narrow enough (``study.target_ci``).
+
+    After the planned ``cycles``, every configuration whose CI of ``metric`` (the one
+    ``llem results show`` reports) has a relative half-width ``(high - low) / 2 / |mean|``
+    above ``rel_half_width`` gets one more cycle, round after round, until all meet it or
+    have run ``max_cycles``. A CI needs 5 valid cycles, so fewer planned cycles are topped
+    up first.
+    """
+
+    metric: str = Field("energy_per_token", description="A metric key of `llem results show`: "
+                        + ", ".join(TARGET_METRICS) + ".",
+                        json_schema_extra={"enum": list(TARGET_METRICS)})
+    rel_half_width: float = Field(
+        0.05, gt=0.0, description="Target (CI high - low) / 2 / |mean|; 0.05 = +-5% of the mean.")
+    max_cycles: int = Field(20, ge=1, description="Most cycles per configuration, planned "
+                            "cycles included.")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in TARGET_METRICS:
+            from llem_schema.errors import did_you_mean
+
+            raise ValueError(f"unknown metric '{v}'{did_you_mean(v, list(TARGET_METRICS))}; "
+                             f"choose from {', '.join(TARGET_METRICS)}")
+        return v
+
+
+class StudyExecution(ConfigModel):
     """How the runs of a study are repeated and ordered."""
 
     cycles: int = Field(1, ge=1, description="Repetitions of every experiment (>= 5 for CIs).")
@@ -35,9 +71,24 @@ class StudyExecution(StrictModel):
     )
     gpus_per_experiment: int = Field(1, ge=1)
     reuse_model: bool = False
+    target_ci: TargetCI | None = Field(
+        None, description="Keep adding cycles, up to target_ci.max_cycles, until the relative "
+        "CI half-width of target_ci.metric is below target_ci.rel_half_width.")
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_ids(cls, v: list[int | str]) -> list[int | str]:
+        return check_gpu_ids(v)
+
+    @model_validator(mode="after")
+    def _max_cycles_covers_cycles(self) -> StudyExecution:
+        if self.target_ci is not None and self.target_ci.max_cycles < self.cycles:
+            raise ValueError(f"target_ci.max_cycles ({self.target_ci.max_cycles}) is below "
+                             f"cycles ({self.cycles}); it counts the planned cycles too")
+        return self
 
 
-class StudyConfig(StrictModel):
+class StudyConfig(ConfigModel):
     name: str = "study"
     base: ExperimentConfig = Field(default_factory=ExperimentConfig)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
@@ -48,7 +99,7 @@ class StudyConfig(StrictModel):
     def _non_empty_axes(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for path, values in v.items():
             if not values:
-                raise ValueError(f"sweep.{path}: needs at least one value")
+                raise ValueError(f"'{path}' needs at least one value")
         return v
 
     @model_validator(mode="after")

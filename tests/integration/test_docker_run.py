@@ -1,4 +1,9 @@
-"""`llem run --runtime docker` against a real dockerd and the CPU test image."""
+"""`llem run --runtime docker` against a real dockerd and the CPU test image.
+
+Other suites use the same daemon at the same time: every container check here is scoped to
+the test's own results directory (the run-directory label of llem's containers), and every
+test that starts a launcher removes what it left, even when it fails.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,51 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from llem_it import base_env, find_result, llem, load_result
 
 QUICK = ["run", "--preset", "quick-test"]
+LABEL = "io.llenergymeasure.run_dir"
+LAUNCH = "import sys; from llem.cli import main; sys.argv[0] = 'llem'; main()"
+
+
+def own_containers(client, root: Path) -> list:
+    """llem's containers (any state) whose run directory lies under ``root``."""
+    prefix = str(root.resolve()) + os.sep
+    return [c for c in client.containers.list(all=True, filters={"label": LABEL},
+                                                 ignore_removed=True)
+            if c.labels.get(LABEL, "").startswith(prefix)]
+
+
+@pytest.fixture
+def cleanup(client, tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
+    """Launchers the test starts (appended to the list) are killed, and containers under
+    its tmp_path removed, however the test ends."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=60)
+    for c in own_containers(client, tmp_path):
+        c.remove(force=True)
+
+
+def wait_until(what: str, predicate, timeout_s: float = 300, every_s: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def _keys(obj, prefix=""):
@@ -44,7 +89,7 @@ def test_quickstart_docker_matches_local_and_records_digest(tmp_path, it_env, cl
     assert rl["environment"]["image_digest"] is None
     result_file = find_result(tmp_path / "docker")
     assert result_file.stat().st_uid == os.getuid()
-    assert not client.containers.list(all=True, filters={"label": "io.llenergymeasure.run_dir"})
+    assert not own_containers(client, tmp_path)
 
 
 def test_result_files_belong_to_the_user_passed(tmp_path, it_env, client):
@@ -89,30 +134,28 @@ def test_harness_crash_exits_with_its_mapped_message(tmp_path, it_env, client):
     out = r.stdout + r.stderr
     assert describe(ExitCode.BACKEND_FAILURE) in " ".join(out.split()), out
     assert "Traceback" not in out
-    assert not client.containers.list(all=True, filters={"label": "io.llenergymeasure.run_dir"})
+    assert not own_containers(client, tmp_path)
 
 
-def test_sigint_mid_run_leaves_no_container(tmp_path, it_env, client):
-    code = "import sys; from llem.cli import main; sys.argv[0] = 'llem'; main()"
-    env = base_env()
+def test_sigint_mid_run_leaves_no_container(tmp_path, it_env, client, cleanup):
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "run", "--runtime", "docker", "--registry",
+        [sys.executable, "-c", LAUNCH, "run", "--runtime", "docker", "--registry",
          it_env["LLEM_IT_OPEN_REGISTRY"], "--num-prompts", "4000", "--max-new-tokens", "64",
          "--baseline-seconds", "0", "--results-dir", str(tmp_path / "r")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    label = {"label": "io.llenergymeasure.run_dir"}
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not client.containers.list(filters=label):
+    cleanup.append(proc)
+
+    def running() -> list:
         assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.2)
-    assert client.containers.list(filters=label), "container never started"
-    time.sleep(2)
+        return [c for c in own_containers(client, tmp_path) if c.status == "running"]
+
+    wait_until("the container to start", running, timeout_s=300)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "interrupted" in out
-    assert not client.containers.list(all=True, filters=label)
+    assert not own_containers(client, tmp_path)
 
 
 def test_missing_daemon_gives_one_line_hint(tmp_path):
@@ -122,3 +165,116 @@ def test_missing_daemon_gives_one_line_hint(tmp_path):
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "Docker daemon" in ln]
     assert lines and "dead.sock" in lines[0] and "--runtime local" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+class LabelWatch(threading.Thread):
+    """Polls, on its own client, which of llem's containers exist under ``root``; the
+    record shows whether two were ever there at once and in which order they came."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(daemon=True)
+        import docker
+
+        self.client = docker.from_env(timeout=120)
+        self.root = root
+        self.seen: list[tuple[float, tuple[str, ...]]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            ids = tuple(sorted(c.id for c in own_containers(self.client, self.root)))
+            self.seen.append((time.monotonic(), ids))
+            self.done.wait(0.1)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=120)
+        self.client.close()
+
+    def first(self, cid: str) -> float:
+        return min(t for t, ids in self.seen if cid in ids)
+
+    def last(self, cid: str) -> float:
+        return max(t for t, ids in self.seen if cid in ids)
+
+
+def test_resume_after_sigkill_stops_the_orphaned_container_first(tmp_path, it_env, client,
+                                                                  cleanup):
+    """A SIGKILLed launcher leaves its container running; `--resume` finds it by its run
+    label and removes it (and its token file) before it starts the run's next container:
+    never two containers on one run directory."""
+    token = f"hf_it_resume_SECRET_{uuid.uuid4().hex}"
+    results = tmp_path / "r"
+    argv = [sys.executable, "-c", LAUNCH, "run", "--runtime", "docker",
+            "--registry", it_env["LLEM_IT_OPEN_REGISTRY"], "--num-prompts", "4000",
+            "--max-new-tokens", "64", "--baseline-seconds", "0", "--results-dir", str(results)]
+    env = base_env(HF_TOKEN=token)
+    watch = LabelWatch(tmp_path)
+    watch.start()
+    try:
+        first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        cleanup.append(first)
+
+        def running(exclude: str = "") -> list:
+            return [c for c in own_containers(client, tmp_path)
+                    if c.status == "running" and c.id != exclude]
+
+        (old,) = wait_until("the first container", running)
+        token_src = next(m["Source"] for m in old.attrs["Mounts"]
+                         if m["Destination"] == "/run/secrets/llem_hf_token")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+        old.reload()
+        assert old.status == "running", "the orphan must outlive its launcher"
+        (study_dir,) = [d for d in results.iterdir() if d.is_dir()]
+        state = json.loads(next(study_dir.rglob("state.json")).read_text())
+        assert state["state"] == "running"
+
+        resumed = subprocess.Popen([*argv, "--resume"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        cleanup.append(resumed)
+        (new,) = wait_until("the resumed run's container", lambda: running(exclude=old.id))
+        assert old.id not in [c.id for c in own_containers(client, tmp_path)]
+        assert not Path(token_src).parent.exists(), "the orphan's token dir was left"
+        resumed.send_signal(signal.SIGINT)
+        out, _ = resumed.communicate(timeout=180)
+        assert resumed.returncode == 130, out
+        assert token not in out
+    finally:
+        watch.stop()
+    assert watch.seen and all(len(ids) <= 1 for _, ids in watch.seen), watch.seen
+    assert watch.last(old.id) < watch.first(new.id)
+    assert not own_containers(client, tmp_path)
+    for f in results.rglob("*"):
+        if f.is_file():
+            assert token.encode() not in f.read_bytes(), f
+
+
+def _assert_nothing_left(client, tmp_path: Path, results: Path) -> None:
+    assert not results.exists() or not any(results.iterdir()), list(results.rglob("*"))
+    assert not own_containers(client, tmp_path), "a container was left (Created?)"
+
+
+def test_missing_image_leaves_no_study_dir_and_no_container(tmp_path, it_env, client):
+    ref = f"{it_env['LLEM_IT_OPEN_REGISTRY']}/llem-test/no-such-{uuid.uuid4().hex[:8]}:1"
+    r = llem(*QUICK, "--runtime", "docker", "--image", ref, "--results-dir",
+             str(tmp_path / "r"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and ref in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
+    _assert_nothing_left(client, tmp_path, tmp_path / "r")
+
+
+def test_daemon_refusing_the_container_leaves_nothing_behind(tmp_path, it_env, client):
+    """The daemon rejects the container (a network that does not exist): one line, no study
+    directory, no run marked running, and no container left in the Created state."""
+    net = f"llem-it-no-such-net-{uuid.uuid4().hex[:8]}"
+    r = llem(*QUICK, "--runtime", "docker", "--registry", it_env["LLEM_IT_OPEN_REGISTRY"],
+             "--results-dir", str(tmp_path / "r"), env=base_env(LLEM_DOCKER_NETWORK=net))
+    assert r.returncode == 2, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "docker could not start the container" in errors[0], r.stderr
+    assert net in errors[0]
+    _assert_nothing_left(client, tmp_path, tmp_path / "r")

@@ -6,11 +6,16 @@ when podman or the test image is missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +59,42 @@ if _REASON:
     pytest.skip(_REASON, allow_module_level=True)
 
 
+LABEL = "io.llenergymeasure.run_dir"
+LAUNCH = [sys.executable, "-m", "llem.cli", "run"]
+
+
+def _podman(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *SANDBOX["LLEM_PODMAN_GLOBAL_ARGS"].split(), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def own_containers(root: Path) -> list[dict]:
+    """`podman inspect` of llem's containers whose run directory lies under ``root``."""
+    ids = _podman("ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={LABEL}")
+    out = []
+    for cid in ids.stdout.split():
+        info = _podman("inspect", "--format", "json", cid)
+        if info.returncode != 0:
+            continue  # gone while we looked
+        (d,) = json.loads(info.stdout)
+        if (d["Config"].get("Labels") or {}).get(LABEL, "").startswith(f"{root.resolve()}/"):
+            out.append(d)
+    return out
+
+
+@pytest.fixture
+def launched(tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
+    """Launchers the test starts are killed, and its containers removed, however it ends."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=60)
+    for d in own_containers(tmp_path):
+        _podman("rm", "--force", "--ignore", d["Id"])
+
+
 def test_tiny_study_runs_through_podman(tmp_path: Path) -> None:
     env = _env()
     assert env is not None
@@ -83,6 +124,95 @@ def test_tiny_study_runs_through_podman(tmp_path: Path) -> None:
         assert r.environment.image_ref == env["LLEM_IT_IMAGE"]
         assert r.environment.image_digest
         assert r.throughput.output_tokens and r.throughput.output_tokens > 0
-        assert "hf_podman_SECRET" not in f.read_text()
         assert json.loads(f.read_text())["schema_version"] == SCHEMA_VERSION
     assert "hf_podman_SECRET" not in p.stdout + p.stderr
+    files = [f for f in (tmp_path / "r").rglob("*") if f.is_file()]
+    assert any(f.name == "podman.log" for f in files)
+    for f in files:  # results, logs (podman's too), state, manifest
+        assert b"hf_podman_SECRET" not in f.read_bytes(), f
+        assert f.stat().st_uid == os.getuid(), f  # the container's files came back
+    assert not own_containers(tmp_path)
+
+
+PROBE = r"""
+import hashlib, json, os
+import huggingface_hub
+status = dict(line.split(":", 1) for line in open("/proc/1/status").read().splitlines())
+print(json.dumps({
+    "uid": os.getuid(), "pid1_cap_eff": status["CapEff"].strip(),
+    "pid1_no_new_privs": status["NoNewPrivs"].strip(),
+    "token_sha256": hashlib.sha256((huggingface_hub.get_token() or "").encode()).hexdigest(),
+    "token_in_env": any(k in os.environ for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")),
+}))
+"""
+
+
+def test_running_podman_container_is_hardened_and_finds_the_token_as_a_file(
+    tmp_path: Path, launched: list[subprocess.Popen]
+) -> None:
+    env = _env()
+    assert env is not None
+    token = f"hf_podman_SECRET_{uuid.uuid4().hex}"
+    cfg = tmp_path / "long.yaml"
+    cfg.write_text("name: podman-long\nmodel: builtin:tiny-llama\n"
+                   "workload: {num_prompts: 4000}\ndecoding: {max_new_tokens: 64}\n"
+                   "measurement: {baseline_seconds: 0}\nruntime: {shm_size: 96m}\n")
+    proc = subprocess.Popen(
+        [*LAUNCH, str(cfg), "--runtime", "podman", "--registry", env["LLEM_IT_OPEN_REGISTRY"],
+         "--results-dir", str(tmp_path / "r")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **SANDBOX, "COLUMNS": "200", "HF_TOKEN": token},
+    )
+    launched.append(proc)
+    deadline = time.monotonic() + 600
+    running: list[dict] = []
+    while not running:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the container never started"
+        running = [d for d in own_containers(tmp_path) if d["State"]["Status"] == "running"]
+        time.sleep(0.5)
+    (info,) = running
+    inspect = _podman("inspect", "--format", "json", info["Id"])
+    assert inspect.returncode == 0 and token not in inspect.stdout
+    host, conf = info["HostConfig"], info["Config"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert conf["User"] == ("65534:65534" if os.getuid() == 0
+                            else f"{os.getuid()}:{os.getgid()}")
+    assert host["ShmSize"] == 96 * 1024 * 1024
+    assert "HF_TOKEN_PATH=/run/secrets/llem_hf_token" in conf["Env"]
+    probe = _podman("exec", info["Id"], "python", "-c", PROBE)
+    assert probe.returncode == 0, probe.stderr
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert seen["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    assert seen["token_in_env"] is False and seen["uid"] != 0
+    assert int(seen["pid1_cap_eff"], 16) == 0 and seen["pid1_no_new_privs"] == "1"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, out
+    assert token not in out
+    assert not own_containers(tmp_path)
+    for f in (tmp_path / "r").rglob("*"):
+        if f.is_file():
+            assert token.encode() not in f.read_bytes(), f
+
+
+def test_failed_podman_container_points_to_podman_log(tmp_path: Path) -> None:
+    """podman refuses the container before the harness runs (a bad site flag): the error is
+    only in podman.log, and that is the file the failure names."""
+    env = _env()
+    assert env is not None
+    cfg = tmp_path / "one.yaml"
+    cfg.write_text("name: podman-bad\nmodel: builtin:tiny-llama\nstudy: {max_retries: 0}\n")
+    bad = {**SANDBOX, "LLEM_PODMAN_RUN_ARGS":
+           SANDBOX["LLEM_PODMAN_RUN_ARGS"] + " --llem-it-no-such-flag"}
+    p = subprocess.run(
+        [*LAUNCH, str(cfg), "--runtime", "podman", "--registry", env["LLEM_IT_OPEN_REGISTRY"],
+         "--results-dir", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, **bad, "COLUMNS": "400"},
+    )
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    (log,) = (tmp_path / "r").rglob("podman.log")
+    assert f"[{log}]" in p.stdout.replace("\n", ""), p.stdout  # however rich wrapped it
+    assert "llem-it-no-such-flag" in log.read_text()
+    assert not (log.parent / "harness.log").exists()

@@ -18,7 +18,7 @@ class FlopsProbesMixin:
         payload = batch.payload
         rows = payload["input_ids"].shape[0]
 
-        def profiler() -> flops.Probe | None:
+        def flop_counter() -> flops.Probe | None:
             from transformers import DynamicCache
 
             with torch.inference_mode():
@@ -40,7 +40,8 @@ class FlopsProbesMixin:
                 )
             if pre is None:
                 return None
-            return flops.Probe(pre, int(payload["attention_mask"].sum()), dec, rows, "profiler")
+            return flops.Probe(pre, int(payload["attention_mask"].sum()), dec, rows,
+                               "flop_counter")
 
         def calflops() -> flops.Probe | None:
             fl = flops.calflops_forward(self.model, payload)
@@ -48,7 +49,7 @@ class FlopsProbesMixin:
                 return None
             return flops.Probe(fl, int(payload["attention_mask"].sum()), None, rows, "calflops")
 
-        return [profiler, calflops]
+        return [flop_counter, calflops]
 
     def _raw_forward(self, **kw: Any) -> Any:
         """The uncompiled forward (a probe must not trigger compilation or CUDA graphs)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from llem_harness.backends.base import BatchOutput
 from llem_harness.phases.context import RunContext
 from llem_schema.result import EnergyMetrics, PhaseMetrics
 
@@ -82,13 +84,27 @@ def phase_metrics(tokens: int | None, time_s: float | None, energy_j: float | No
         mean_power_w=energy_j / time_s if energy_j is not None and time_s else None,
     )
     why = energy_reason or "not measured (prefill split disabled)"
-    return PhaseMetrics(null_reasons={k: why for k, v in vals.items() if v is None}, **vals)
+    reasons = {k: why for k, v in vals.items() if v is None}
+    if tokens == 0:  # e.g. max_new_tokens 1: prefill makes every token, decode none
+        reasons.update({k: "no tokens in this phase" for k in ("tokens_per_s",
+                                                               "energy_per_token_j")})
+    return PhaseMetrics(null_reasons=reasons, **vals)
 
 
-def split(ctx: RunContext, out_tokens: int, have_energy: bool) -> tuple[PhaseMetrics,
+def decode_tokens(outputs: Iterable[BatchOutput]) -> int:
+    """Tokens the decode phase produced: each request's output tokens but its first.
+
+    The first token of a request comes out of the prefill forward (the prefill window
+    measures exactly that forward, ``logits_to_keep=1``), so counting it again here would
+    spread decode energy over tokens decode did not make. The FLOPs per decode token use the
+    same count (llem_harness.flops: ``max(o - 1, 0)`` per request)."""
+    return sum(max(n - 1, 0) for o in outputs for n in o.per_request_output_tokens)
+
+
+def split(ctx: RunContext, dec_tokens: int, have_energy: bool) -> tuple[PhaseMetrics,
                                                                         PhaseMetrics]:
     """Prefill from its own window (per pass); decode is the measured window minus the
-    measured passes' worth of prefill."""
+    measured passes' worth of prefill, per decode token (:func:`decode_tokens`)."""
     pre, m = ctx.prefill, ctx.measured
     if pre is None or not pre.passes:
         off = phase_metrics(None, None, None, "prefill split disabled")
@@ -103,6 +119,6 @@ def split(ctx: RunContext, out_tokens: int, have_energy: bool) -> tuple[PhaseMet
     if dec_time is not None and dec_time <= 0:
         ctx.warnings.append("prefill-only window outlasted the full window; decode split invalid")
         dec_time, dec_energy = None, None
-    decode = phase_metrics(out_tokens, dec_time, dec_energy,
+    decode = phase_metrics(dec_tokens, dec_time, dec_energy,
                            ctx.energy_reason or "decode split invalid")
     return prefill, decode

@@ -18,8 +18,9 @@ MIN_TRUSTED_WINDOW_S = 1.0
 METHODOLOGY = {
     "energy_window": "one window over all measured passes; energy and time share it",
     "prefill": "separate prefill-only window over the same batches (logits_to_keep=1)",
-    "decode": "full window minus passes x prefill-window energy/time",
-    "flops": "first that works of: torch.profiler(with_flops) on one prefill forward + "
+    "decode": "full window minus passes x prefill-window energy/time, per decode token "
+    "(each request's output tokens but its first, which prefill produces)",
+    "flops": "first that works of: torch FlopCounterMode on one prefill forward + "
     "one decode step, extrapolated per token; calflops; architecture formula; 2*params",
     "baseline": "idle power with the model resident, before warmup",
 }
@@ -97,7 +98,8 @@ def build(ctx: RunContext) -> ExperimentResult:
     out_tok = sum(o.output_tokens for o in m.outputs)
     n_req = len(ctx.prompts) * m.passes
     en = energy.energy_metrics(ctx, out_tok, in_tok, n_req)
-    prefill, decode = energy.split(ctx, out_tok, ctx.source is not None)
+    dec_tok = energy.decode_tokens(m.outputs)
+    prefill, decode = energy.split(ctx, dec_tok, ctx.source is not None)
     ts_file = None
     if ctx.sampler and ctx.sampler.samples:
         ctx.sampler.write_parquet(ctx.run_dir / TIMESERIES_FILE, ctx.t_origin)

@@ -37,6 +37,7 @@ def _mount_optional() -> None:
 
     mounts = (
         ("llem.cli.run", "run", "run"),
+        ("llem.cli.rerun", "rerun", "rerun"),
         ("llem.cli.config", "config", "config_app"),
         ("llem.cli.results", "results", "app"),
         ("llem.cli.images", "images", "app"),

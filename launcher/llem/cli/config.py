@@ -9,7 +9,14 @@ import typer
 
 from llem.cli.app import UserError, command_group, overrides
 
-config_app = command_group("Validate, show and create experiment/study configs.")
+config_app = command_group(
+    "Validate, show and create experiment/study configs.\n\n"
+    "Settings of the user rather than of an experiment live in the user config file, "
+    "platformdirs' user_config_dir('llem')/config.yaml (~/.config/llem/config.yaml on Linux). "
+    "It takes 'registry: HOST[/PATH]', the registry images are pulled from, used when neither "
+    "--registry nor LLEM_REGISTRY is given; without it, images/matrix.yaml's registry (where "
+    "the release workflow pushes). See docs/docker.md."
+)
 
 
 @config_app.command("validate")

@@ -65,6 +65,39 @@ def _backends(backends: list[str] | None) -> list[str]:
     return chosen
 
 
+#: a digest in the listing: "sha256:" and 12 hex digits, as `docker images` shows ids
+SHORT_DIGEST = 19
+
+
+def images_table(rows: list[tuple[str, str, str, str, str]], width: int
+                 ) -> tuple[Table, list[str]]:
+    """The matrix as a table that reads at ``width`` columns: each image's repository is
+    the title's pattern, so a row shows its tag; digests are shortened (``llem images
+    lock`` pins them in full); the base image is left out first when there is no room."""
+    from llem.images.refs import split_ref
+    from llem.results.display import Col, fit_table
+
+    prefixes = {split_ref(ref)[0].removesuffix(b) for b, _, ref, _, _ in rows}
+    by_tag = len(prefixes) == 1
+    title = f"harness images: {prefixes.pop()}<backend>:<tag>" if by_tag else "harness images"
+    cells = [[b, cuda, (split_ref(ref)[1] or ref) if by_tag else ref, base,
+              digest[:SHORT_DIGEST] if digest.startswith("sha256:") else digest]
+             for b, cuda, ref, base, digest in rows]
+    cols = [Col("backend"), Col("cuda"), Col("tag" if by_tag else "image", fold=not by_tag),
+            Col("base image", drop=1), Col("local digest")]
+    return fit_table(cols, cells, width, title=title)
+
+
+def _print_images(rows: list[tuple[str, str, str, str, str]]) -> None:
+    from llem.results.display import hidden_note
+
+    table, hidden = images_table(rows, out.width)
+    out.print(table)
+    note = hidden_note(hidden, out.width, "; images/matrix.yaml lists the base images")
+    if note:
+        out.print(f"[dim]{note}[/]", soft_wrap=False)
+
+
 @app.command("list")
 def list_images(
     registry: str | None = typer.Option(None, help="Registry prefix (else LLEM_REGISTRY/config)."),
@@ -82,18 +115,18 @@ def list_images(
             client = docker_client(timeout=10)
         except ImageError:
             client = None
-        table = Table("backend", "cuda", "image", "base image", "local digest")
+        rows = []
         for e in matrix.images:
             ref = image_ref(e.backend, e.cuda, reg, namespace=matrix.namespace)
             present = "-"
             if client is not None:
                 img = local_image(client, ref)
                 if img is not None:
-                    present = repo_digest(img.attrs, split_ref(ref)[0]) or img.id[:19]
+                    present = repo_digest(img.attrs, split_ref(ref)[0]) or img.id
             else:
                 present = "(no daemon)"
-            table.add_row(e.backend, e.cuda, ref, e.base_image, present)
-        out.print(table)
+            rows.append((e.backend, e.cuda, ref, e.base_image, present))
+        _print_images(rows)
 
     _guard(go)
 

@@ -63,28 +63,39 @@ def _load_summary(target: str, results_dir: Path) -> tuple[Path, Any]:
 @_one_line_errors
 def list_(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
     """Studies and single runs under the results directory, newest first."""
-    from rich.table import Table
-
     from llem.results import io as results_io
 
     infos = results_io.find_studies(results_dir)
     if not infos:
         typer.echo(f"no studies or runs under {results_dir}")
         return
-    t = Table(title=f"results in {results_dir}")
-    t.add_column("id", no_wrap=True, min_width=max(len(s.study_id) for s in infos))
-    t.add_column("kind")
-    for col in ("exps", "runs done", "failed"):
-        t.add_column(col, justify="right", no_wrap=True)
-    t.add_column("status", no_wrap=True)
-    t.add_column("created (UTC)", no_wrap=True)
+    console = _console()
+    _print_fitted(console, *_list_table(infos, results_dir, console.width))
+
+
+def _list_table(infos: list[Any], results_dir: Path, width: int) -> tuple[Any, list[str]]:
+    """One row per study; ``kind`` and ``created`` are left out first on a narrow terminal
+    (a study id is never folded: it is what the other commands take)."""
+    from llem.results.display import Col, fit_table
+
     colour = {"complete": "green", "incomplete": "yellow", "done with failures": "red"}
-    for s in infos:
-        st = s.status
-        t.add_row(s.study_id, s.kind, str(s.experiments), f"{s.runs_done}/{s.runs_total}",
-                  str(s.runs_failed), f"[{colour.get(st, 'white')}]{st}[/]",
-                  (s.created_at or "")[5:16].replace("T", " "))
-    _console().print(t)
+    cols = [Col("id"), Col("kind", drop=1), Col("exps", justify="right"),
+            Col("runs\ndone", justify="right"), Col("failed", justify="right"),
+            Col("status"), Col("created\n(UTC)", drop=2)]
+    rows = [[s.study_id, s.kind, str(s.experiments), f"{s.runs_done}/{s.runs_total}",
+             str(s.runs_failed), f"[{colour.get(s.status, 'white')}]{s.status}[/]",
+             (s.created_at or "")[5:16].replace("T", " ")] for s in infos]
+    return fit_table(cols, rows, width, title=f"results in {results_dir}")
+
+
+def _print_fitted(console: Any, table: Any, hidden: list[str], hint: str = "") -> None:
+    """A table from :func:`llem.results.display.fit_table`, then which columns it left out."""
+    from llem.results.display import hidden_note
+
+    console.print(table)
+    note = hidden_note(hidden, console.width, hint)
+    if note:
+        console.print(f"[dim]{note}[/]")
 
 
 # ---------------------------------------------------------------------------- show
@@ -96,7 +107,8 @@ def show(
     target: Annotated[str, typer.Argument(help="Run or study id (or path).")],
     results_dir: ResultsDir = DEFAULT_RESULTS,
     metric: Annotated[list[str] | None, typer.Option(
-        "--metric", "-m", help="Metrics to show (repeatable).")] = None,
+        "--metric", "-m", help="Metrics to show (repeatable; default: all but "
+        "total_energy, which energy_per_pass states per workload pass).")] = None,
 ) -> None:
     """Key metrics of a run (nulls with reasons) or the per-config summary of a study."""
     from llem.results import io as results_io
@@ -111,14 +123,15 @@ def show(
         if not results:
             raise _config_error(f"{path}: the run has no result yet")
         r = results[0]
-        console.print(tables.run_table(r))
+        console.print(tables.run_table(r, console.width))
         _print_efficiency(console, [r])
         for w in r.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         return
     _, summary = _load_summary(str(path), results_dir)
-    metrics = [registry.metric(m).key for m in (metric or list(registry.METRICS))]
-    console.print(tables.summary_table(summary, metrics))
+    metrics = [registry.metric(m).key for m in (metric or registry.default_keys())]
+    _print_fitted(console, *tables.summary_table(summary, metrics, console.width),
+                  hint=", or pick metrics with -m")
     _print_efficiency(console, results_io.load_results(path)[0])
     for w in summary.warnings:
         console.print(f"[yellow]warning:[/] {w}")
@@ -149,18 +162,19 @@ def _config_error(msg: str) -> Exception:
 def compare(
     a: Annotated[str, typer.Argument(help="Baseline: RUN, STUDY or STUDY:CONFIG.")],
     b: Annotated[str, typer.Argument(help="Candidate: RUN, STUDY or STUDY:CONFIG.")],
-    metric: Annotated[str, typer.Option("--metric", "-m", help="Metric to compare.")] =
-    "energy_per_token",
+    metric: Annotated[str | None, typer.Option(
+        "--metric", "-m", help="Metric to compare [default: energy_per_token, or the first "
+        "metric with values in both selections].")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
     """Ratio B/A of a metric's mean with a bootstrap CI; significant when it excludes 1."""
     from llem.results import compare, tables
-    from llem.results import metrics as registry
 
-    registry.metric(metric)
-    la, va = tables.values_for(a, results_dir, metric)
-    lb, vb = tables.values_for(b, results_dir, metric)
+    la, ra = tables.select_results(a, results_dir)
+    lb, rb = tables.select_results(b, results_dir)
+    metric = _compare_metric(metric, (la, ra), (lb, rb))
+    va, vb = tables.metric_values(ra, metric), tables.metric_values(rb, metric)
     res = compare.compare_ratio(va, vb, metric_key=metric, a_label=la, b_label=lb, seed=seed)
     from rich.table import Table
 
@@ -176,6 +190,55 @@ def compare(
     console.print(t)
     colour = "green" if res.significant else "yellow"
     console.print(f"[{colour}]{res.note}[/]")
+
+
+def _compare_metric(asked: str | None, a: tuple[str, list[Any]],
+                    b: tuple[str, list[Any]]) -> str:
+    """The metric asked for (its null explained when a side has no value), else the
+    default or, where that is null (a CPU host has no energy), the first with values."""
+    from llem.results import compare, tables
+
+    def empty_sides(key: str) -> list[tuple[str, list[Any]]]:
+        return [side for side in (a, b) if not tables.metric_values(side[1], key)]
+
+    def has(key: str) -> bool:
+        return not empty_sides(key)
+
+    def why(key: str) -> str:
+        return compare.results_null_reason(empty_sides(key)[0][1], key)
+
+    if asked is not None:
+        from llem.results import metrics as registry
+
+        registry.metric(asked)
+        empty = empty_sides(asked)
+        if empty:
+            where = "" if len(empty) == 2 else f"{empty[0][0]}: "
+            raise _config_error(where + compare.no_values(asked, why(asked)))
+        return asked
+    key, note = compare.choose_metric("energy_per_token", has, why, flag="--metric")
+    _note(note)
+    return key
+
+
+def _note(note: str | None) -> None:
+    if note:
+        typer.echo(note, err=True)
+
+
+def _summary_metric(summary: Any, asked: str | None, default: str, flag: str,
+                    exclude: tuple[str, ...] = ()) -> str:
+    """A study command's metric: the one asked for, else ``default`` or the first metric
+    with values (said on stderr)."""
+    from llem.results import compare
+
+    if asked is not None:
+        return asked
+    key, note = compare.choose_metric(
+        default, lambda k: compare.summary_has_values(summary, k),
+        lambda k: compare.summary_null_reason(summary, k), flag=flag, exclude=exclude)
+    _note(note)
+    return key
 
 
 # -------------------------------------------------------------------------- export
@@ -202,6 +265,8 @@ def export_cmd(
 
     if fmt not in export.FORMATS:
         export.export([], fmt, Path("."))  # raises the one-line format error
+    if output is not None:
+        _check_output_parent(output)
     paths = ([results_io.resolve(t, results_dir) for t in target] if target
              else [s.path for s in results_io.find_studies(results_dir)])
     results, errors = [], []
@@ -218,6 +283,16 @@ def export_cmd(
     title = paths[0].name if len(paths) == 1 else f"llem results ({len(paths)} studies)"
     out, n = export.export(results, fmt, output, title=title, force=force)
     typer.echo(f"wrote {n} row(s) to {out}")
+
+
+def _check_output_parent(output: Path) -> None:
+    """A file where a folder of ``-o`` should be is named as such, before any result is
+    read (creating the folder would report 'File exists' about a path not given)."""
+    for parent in output.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise _config_error(f"-o {output}: {parent} is a file, not a directory")
+            return
 
 
 # ----------------------------------------------------------------------- aggregate
@@ -251,33 +326,20 @@ def aggregate_cmd(
 @_one_line_errors
 def pareto(
     study: Annotated[str, typer.Argument(help="Study id or path.")],
-    x: Annotated[str, typer.Option("--x", help="Metric on x.")] = "energy_per_token",
+    x: Annotated[str | None, typer.Option("--x", help="Metric on x [default: "
+                                          "energy_per_token, or the first with values].")]
+    = None,
     y: Annotated[str, typer.Option("--y", help="Metric on y.")] = "tokens_per_s",
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
     """Pareto-optimal configurations (means) for two metrics, best x first."""
-    from rich.table import Table
-
     from llem.results import compare, tables
-    from llem.results import metrics as registry
 
-    dx, dy = registry.metric(x), registry.metric(y)
     _, summary = _load_summary(study, results_dir)
+    x = _summary_metric(summary, x, "energy_per_token", "--x", exclude=(y,))
     front = compare.pareto_configs(summary, x, y)
-    t = Table(title=f"Pareto front: {dx.label} ({'max' if dx.higher_is_better else 'min'}) vs "
-                    f"{dy.label} ({'max' if dy.higher_is_better else 'min'}) — "
-                    f"{len(front)} of {len(summary.configs)} configurations")
-    t.add_column("configuration", overflow="fold")
-    t.add_column("hash")
-    t.add_column(f"{dx.label} ({dx.unit})", justify="right")
-    t.add_column(f"{dy.label} ({dy.unit})", justify="right")
-    def cell(s: Any) -> str:
-        ci = f" [{tables.fmt(s.ci.low)}, {tables.fmt(s.ci.high)}]" if s.ci else ""
-        return f"{tables.fmt(s.mean)}{ci}"
-
-    for c in front:
-        t.add_row(c.label, c.config_hash[:8], cell(c.metrics[x]), cell(c.metrics[y]))
-    _console().print(t)
+    console = _console()
+    _print_fitted(console, *tables.pareto_table(summary, front, x, y, console.width))
 
 
 # ---------------------------------------------------------------------------- plot
@@ -323,15 +385,17 @@ def plot_power(
 @_one_line_errors
 def plot_pareto(
     study: Annotated[str, typer.Argument(help="Study id or path.")],
-    x: Annotated[str, typer.Option("--x")] = "energy_per_token",
+    x: Annotated[str | None, typer.Option("--x", help="[default: energy_per_token, or the "
+                                          "first metric with values]")] = None,
     y: Annotated[str, typer.Option("--y")] = "tokens_per_s",
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
-    """Scatter of configurations (mean, CI error bars) with the Pareto front."""
+    """Scatter of configurations (mean, CI or range error bars) with the Pareto front."""
     from llem.results import plots
 
     path, summary = _load_summary(study, results_dir)
+    x = _summary_metric(summary, x, "energy_per_token", "--x", exclude=(y,))
     _report(plots.pareto_scatter(summary, output or _default_out(path, f"pareto-{x}-{y}"),
                                  x=x, y=y))
 
@@ -342,13 +406,16 @@ def plot_sweep(
     study: Annotated[str, typer.Argument(help="Study id or path.")],
     param: Annotated[str, typer.Option("--param", "-p", help="Swept parameter, e.g. "
                                        "workload.batch_size.")],
-    metric: Annotated[str, typer.Option("--metric", "-m")] = "energy_per_token",
+    metric: Annotated[str | None, typer.Option(
+        "--metric", "-m", help="[default: energy_per_token, or the first metric with "
+        "values]")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
-    """A metric (mean, CI error bars) against one swept parameter."""
+    """A metric (mean, CI or range error bars) against one swept parameter."""
     from llem.results import plots
 
     path, summary = _load_summary(study, results_dir)
+    metric = _summary_metric(summary, metric, "energy_per_token", "--metric")
     out = output or _default_out(path, f"sweep-{param.split('.')[-1]}-{metric}")
     _report(plots.sweep_line(summary, out, param=param, metric_key=metric))

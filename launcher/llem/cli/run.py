@@ -3,11 +3,118 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from llem.cli.app import UserError, overrides
+
+
+def short_names(paths: list[str]) -> list[str]:
+    """The shortest dotted suffix that tells each swept path apart ("batch_size" for
+    ``workload.batch_size``, "vllm.dtype" beside "pytorch.dtype"): full dotted paths as
+    headers cannot be broken at a word and were cut to "workload.bat…" at 80 columns."""
+    names = []
+    for p in paths:
+        parts = p.split(".")
+        for k in range(1, len(parts) + 1):
+            tail = ".".join(parts[-k:])
+            if sum(q == tail or q.endswith("." + tail) for q in paths) == 1:
+                break
+        names.append(tail)
+    return names
+
+
+def dry_run_table(study: Any, width: int) -> tuple[Any, list[str], list[Any]]:
+    """(table, headers left out for width, the experiments) of a dry run. Each row is
+    named by the experiment id its results directory will have."""
+    from llem.results.display import Col, fit_table
+    from llem.study.rundir import experiment_id
+    from llem_schema.study import expand_experiments
+
+    experiments = expand_experiments(study)
+    swept = list(study.sweep)
+    cols = [Col("experiment"), Col("backend", drop=2), Col("model", fold=True)]
+    cols += [Col(n) for n in short_names(swept)] + [Col("config hash", drop=1)]
+    rows = []
+    for i, exp in enumerate(experiments):
+        data = exp.model_dump()
+        vals = []
+        for p in swept:
+            node = data
+            for part in p.split("."):
+                node = node[part]
+            vals.append(str(node))
+        rows.append([experiment_id(i, exp), exp.backend, exp.model, *vals, exp.config_hash()])
+    cycles = study.study.cycles
+    shortened = [p for p, n in zip(swept, short_names(swept)) if p != n]
+    table, hidden = fit_table(
+        cols, rows, width,
+        title=f"{study.name}: {len(experiments)} experiment(s) x {cycles} cycle(s) "
+              f"= {len(experiments) * cycles} run(s), order {study.study.order}",
+        caption=f"swept: {', '.join(swept)}" if shortened else None)
+    return table, hidden, experiments
+
+
+def print_dry_run(study: Any, console: Any) -> None:
+    """List the expanded experiments (and engine arguments of the first), run nothing."""
+    from llem.config.preview import engine_preview
+    from llem.results.display import hidden_note
+
+    table, hidden, experiments = dry_run_table(study, console.width)
+    console.print(table)
+    note = hidden_note(hidden, console.width)
+    if note:
+        console.print(f"[dim]{note}[/]")
+    console.print(f"{len(experiments)} experiments")
+    first = experiments[0]
+    preview = engine_preview(first)
+    if preview:
+        console.print(f"[bold]{first.backend} engine arguments[/] (experiment 0):")
+        console.print_json(data=preview)
+
+
+def check_flags(resume: bool, fresh: bool, lock: Path | None, cuda: str | None) -> None:
+    """Flags that contradict each other or name what is not there, refused before the
+    config is read: nothing has been created yet, and nothing half-runs."""
+    if resume and fresh:
+        raise UserError("--resume and --fresh contradict each other: --resume continues the "
+                        "newest study of this name, --fresh starts a new one; pick one")
+    if lock is not None and not lock.is_file():
+        what = "is a directory" if lock.is_dir() else "not found"
+        raise UserError(f"--lock {lock}: {what}; write one with `llem images lock`")
+    if cuda is not None:
+        from llem.images.cuda import parse_cuda
+
+        parse_cuda(cuda)
+
+
+def check_before_start(loaded: Any, yes: bool, results_dir: Path, resume: bool,
+                       executor: str) -> None:
+    """What the config cannot say about itself: a study far larger than intended (unless
+    ``--yes``), study GPUs this host lacks, and, for ``--resume``, finished runs whose
+    result was damaged since (they run again instead of counting as done)."""
+    from llem.config import preflight
+
+    too_big = preflight.size_problem(loaded.study)
+    if too_big and not yes:
+        raise UserError(f"{loaded.source}: {too_big}")
+    if executor != "local":
+        return  # a cluster's nodes have their own GPUs and see their own results
+    from llem.study.slots import gpu_slots
+
+    gpu_slots(loaded.study.study)  # one GPU twice, too few per experiment: before any start
+    gpus = preflight.gpu_problems("study.gpus", loaded.study.study.gpus)
+    if gpus:
+        raise UserError(f"{loaded.source}: {gpus[0]}")
+    if resume:
+        from llem.cli.study import recheck_finished, repair_manifests
+        from llem.study import manifest as mf
+
+        repair_manifests(results_dir, loaded.study.name)
+        existing = mf.find_latest(results_dir, loaded.study.name)
+        if existing is not None:
+            recheck_finished(existing)
 
 
 def run(
@@ -56,6 +163,8 @@ def run(
         bool, typer.Option("--resume", help="Resume the study in results-dir.")
     ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the study over.")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Run a study of more than 1000 runs (without it: refused).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide harness logs.")] = False,
     executor: Annotated[str, typer.Option(help="local | slurm (one job array per study)")] = (
         "local"
@@ -75,6 +184,7 @@ def run(
     """Run an experiment or a study."""
     from llem.study import launch
 
+    check_flags(resume, fresh, lock, cuda)
     loaded = launch.load_config(
         config,
         preset,
@@ -103,8 +213,9 @@ def run(
         ),
     )
     if dry_run:
-        launch.dry_run(loaded)
+        print_dry_run(loaded.study, launch.console)
         return
+    check_before_start(loaded, yes, results_dir, resume, executor)
     if executor == "slurm":
         from llem.executors import slurm
 

@@ -24,7 +24,87 @@ def _check(study_dir: Path) -> Path:
 
     if not (study_dir / mf.MANIFEST_FILE).exists():
         raise ConfigError(f"{study_dir}: no {mf.MANIFEST_FILE}; pass a results/<study-id> dir")
+    readable_manifest(study_dir)
     return study_dir.resolve()
+
+
+def readable_manifest(study_dir: Path) -> None:
+    """manifest.json is a view rebuilt from the runs' own state files. A damaged one (a
+    copy cut short, a hand edit) is rebuilt from study.json and those files, said in one
+    line on stderr, instead of stopping the command: no finished run is lost with it."""
+    from datetime import datetime, timezone
+
+    from llem.config.loader import LoadedConfig
+    from llem.study import manifest as mf
+    from llem.study.runner import plan_runs
+    from llem_schema.errors import ConfigError
+
+    try:
+        mf.load_manifest(study_dir)
+        return
+    except (OSError, ValueError):
+        pass
+    study_file = study_dir / mf.STUDY_FILE
+    try:
+        study = mf.load_study(study_dir)
+    except (OSError, ValueError):
+        raise ConfigError(f"{study_dir / mf.MANIFEST_FILE}: unreadable, and so is {study_file}; "
+                          f"the results are untouched: llem results show {study_dir}") from None
+    created = datetime.fromtimestamp(study_file.stat().st_mtime, timezone.utc).isoformat()
+    loaded = LoadedConfig(study=study, is_study=True, source=str(study_file))
+    mf.rebuild(study_dir, mf.Manifest(study_id=study_dir.name, name=study.name,
+                                      study_hash=mf.study_hash(study), created_at=created,
+                                      runs=plan_runs(loaded)))
+    typer.echo(f"note: {study_dir / mf.MANIFEST_FILE} was unreadable; rebuilt from "
+               f"{mf.STUDY_FILE} and the runs' state files", err=True)
+
+
+def repair_manifests(results_dir: Path, name: str) -> None:
+    """Rebuild the damaged manifests of studies called ``name`` under ``results_dir``, so
+    ``llem run --resume`` finds the study instead of skipping its unreadable manifest."""
+    from llem.study import manifest as mf
+
+    if not results_dir.is_dir():
+        return
+    for d in results_dir.iterdir():
+        if not (d / mf.MANIFEST_FILE).is_file():
+            continue
+        try:
+            mf.load_manifest(d)
+            continue
+        except (OSError, ValueError):
+            pass
+        try:
+            if mf.load_study(d).name != name:
+                continue
+        except (OSError, ValueError):
+            continue
+        readable_manifest(d)
+
+
+def recheck_finished(study_dir: Path, write: bool = True) -> dict[str, str]:
+    """Runs counted done whose result.json no longer validates (cut short by a full disk,
+    edited by hand): run dir -> why. ``write``: set them back to pending in their state
+    files, so a resume runs them again; the damaged file stays for inspection. The study
+    runner trusts a done state without re-reading the result, which is right after each
+    run (re-reading every result then is quadratic) but not before resuming a study."""
+    from llem.study import manifest as mf
+    from llem.study.rundir import read_result
+    from llem_schema.errors import ConfigError
+
+    damaged: dict[str, str] = {}
+    for entry in mf.load_manifest(study_dir).runs:
+        current = mf.read_state(study_dir, entry)
+        if current.state != "done":
+            continue
+        try:
+            read_result(study_dir / entry.run_dir)
+        except ConfigError as exc:
+            damaged[entry.run_dir] = str(exc)
+            if write:
+                mf.write_state(study_dir, current.model_copy(update={
+                    "state": "pending", "message": f"finished, but its result is damaged: {exc}"}))
+    return damaged
 
 
 @app.command()
@@ -39,7 +119,11 @@ def status(
     from llem.executors import slurm
 
     study_dir = _check(study_dir)
+    damaged = recheck_finished(study_dir, write=False)
     rows = slurm.status_rows(study_dir)
+    for r in rows:
+        if r["run"] in damaged:
+            r.update(state="pending", message=f"damaged result: {damaged[r['run']]}")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
@@ -61,6 +145,10 @@ def status(
             table.add_row(*(r[c] for c in ("run", "state", "attempts", "slurm", "node",
                                            "message")))
         console.print(table)
+    if damaged:
+        console.print(f"[yellow]{len(damaged)} finished run(s) have a damaged result.json[/] "
+                      f"and count as pending (resume runs them again): "
+                      + "; ".join(damaged.values()), soft_wrap=True)
 
 
 @app.command()
@@ -85,6 +173,7 @@ def resume(
     from llem.study import manifest as mf
 
     study_dir = _check(study_dir)
+    recheck_finished(study_dir)
     jobs = slurm.read_jobs(study_dir)
     if jobs is not None:
         opts = jobs.options.model_copy()

@@ -8,6 +8,7 @@ exit code 2 — never a traceback.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,21 +39,54 @@ class LoadedConfig:
     provenance: dict[str, str] = field(default_factory=dict)
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"{path}: file not found")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML file")
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping. PyYAML keeps the last one
+    silently, so ``workload:`` written twice would drop the first block's settings from the
+    measurement without a word. Keys brought in by a ``<<`` merge may still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first given on line {first})",
+                    key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_text(path: Path) -> str:
+    """The config file's text, or one line naming it and why it cannot be read."""
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML file") from None
+    except NotADirectoryError:
+        raise ConfigError(f"{path}: file not found (a part of this path is a file, not a "
+                          "directory)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    text = _read_text(path)
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ConfigError(f"{path}: YAML syntax error at {where}: {exc.problem}") from None
+        kind = "error" if isinstance(exc, yaml.constructor.ConstructorError) else "syntax error"
+        raise ConfigError(f"{path}: YAML {kind} at {where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: YAML error: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError(f"{path}: YAML error: {' '.join(str(exc).split())}") from None
     if data is None:
         raise ConfigError(f"{path}: file is empty; run 'llem config new' for a template")
     if not isinstance(data, dict):
@@ -106,7 +140,7 @@ def load(
     is_study = study_section is not None or sweep is not None
     preset_name = preset or raw.pop("preset", None)
     raw.pop("preset", None)
-    preset_data = _preset(preset_name, source)
+    preset_data = _preset(preset_name, "command line" if preset else source)
     backend = next((b for b in ((cli_overrides or {}).get("backend"), raw.get("backend"),
                                 preset_data.get("backend")) if b), "pytorch")
     cli_tree = _cli_tree({k.replace("@backend.", f"{backend}.", 1): v
@@ -116,16 +150,18 @@ def load(
         study_section = deep_merge(study_section or {}, cli_study)
         is_study = True
     merged = deep_merge(deep_merge(preset_data, raw), cli_tree)
+    cli_paths = leaf_paths(cli_tree) + [f"study.{p}" for p in leaf_paths(cli_study)]
     try:
         base = ExperimentConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, ExperimentConfig, source)) from None
+        where = _blame(exc, (), cli_paths, source)
+        raise ConfigError(format_validation_error(exc, ExperimentConfig, where)) from None
     provenance = {p: "default" for p in leaf_paths(base.model_dump())}
     for layer, name in ((preset_data, f"preset:{preset_name}"), (raw, "file"), (cli_tree, "cli")):
         provenance.update({p: name for p in leaf_paths(layer)})
     provenance.update({f"study.{p}": "cli" for p in leaf_paths(cli_study)})
-    study = _study(base, sweep, study_section, path, source)
-    _preflight(study, is_study, source)
+    study = _study(base, sweep, study_section, path, source, cli_paths)
+    _preflight(study, is_study, source, cli_paths)
     return LoadedConfig(study=study, is_study=is_study, source=source, provenance=provenance)
 
 
@@ -155,13 +191,24 @@ def _cli_tree(cli_overrides: dict[str, Any] | None) -> dict[str, Any]:
     return cli_tree
 
 
+def _blame(exc: ValidationError, prefix: tuple[str, ...], cli_paths: Sequence[str],
+           source: str) -> str:
+    """Whom the error line names: the command line when a flag set the failing field
+    (``--batch-size 0`` is not the config file's fault), else ``source``."""
+    loc = ".".join(str(p) for p in (*prefix, *exc.errors()[0].get("loc", ())))
+    if any(loc == p or loc.startswith(p + ".") for p in cli_paths):
+        return "command line"
+    return source
+
+
 def _study(base: ExperimentConfig, sweep: Any, study_section: Any, path: Path | None,
-           source: str) -> StudyConfig:
+           source: str, cli_paths: Sequence[str] = ()) -> StudyConfig:
     try:
         execution = StudyExecution.model_validate(study_section or {})
     except ValidationError as exc:
+        where = _blame(exc, ("study",), cli_paths, source)
         raise ConfigError(
-            format_validation_error(exc, StudyExecution, source, ("study",))
+            format_validation_error(exc, StudyExecution, where, ("study",))
         ) from None
     if sweep is not None and not isinstance(sweep, dict):
         raise ConfigError(f"{source}: sweep: must map dotted paths to lists of values")
@@ -175,7 +222,8 @@ def _study(base: ExperimentConfig, sweep: Any, study_section: Any, path: Path | 
         raise ConfigError(format_validation_error(exc, StudyConfig, source)) from None
 
 
-def _preflight(study: StudyConfig, is_study: bool, source: str) -> None:
+def _preflight(study: StudyConfig, is_study: bool, source: str,
+               cli_paths: Sequence[str] = ()) -> None:
     """Every sweep point validates, and the chosen engine can express each one, before
     anything runs or any container starts."""
     from llem.config import preflight
@@ -198,5 +246,8 @@ def _preflight(study: StudyConfig, is_study: bool, source: str) -> None:
         seen.add(key)
         problems = validate_backend_config(exp, None) + preflight.problems(exp)
         if problems:
+            field = problems[0].split(":", 1)[0]
+            if any(field == p or field.startswith(p + ".") for p in cli_paths):
+                raise ConfigError(f"command line: {problems[0]}")
             where = f" ({exp.name})" if is_study and exp.name else ""
             raise ConfigError(f"{source}{where}: {problems[0]}")

@@ -6,17 +6,12 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llem.images.base import CPU
 from llem_schema.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 # --------------------------------------------------------------------------------------
 # the matrix
@@ -38,6 +33,9 @@ class MatrixEntry(BaseModel):
 class Matrix(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: where CI pushes and the launcher pulls by default (host plus owner path, e.g.
+    #: ``ghcr.io/llenergymeasure``); the one place both read, so they cannot drift
+    registry: str = Field(pattern=r"^[^\s@/]+(/[^\s@/]+)*$")
     namespace: str = "llenergymeasure"
     #: engine -> the one version its image, extra pin and mapping tests follow
     engines: dict[str, str] = {}

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from llem.images.base import CPU
-from llem.images.matrix import llem_version
+from llem.images.matrix import Matrix, llem_version, load_matrix
 from llem_schema.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 # --------------------------------------------------------------------------------------
 # registry and references
 
 
 def user_config_path() -> Path:
+    """The user config file (``~/.config/llem/config.yaml`` on Linux): settings of this user
+    rather than of an experiment, such as ``registry:``."""
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("llem")) / "config.yaml"
@@ -39,14 +37,16 @@ def user_config() -> dict[str, Any]:
     return data
 
 
-def resolve_registry(cli: str | None = None) -> str | None:
-    """Registry prefix: --registry, else $LLEM_REGISTRY, else ``registry:`` in the user config.
+def resolve_registry(cli: str | None = None, matrix: Matrix | None = None) -> str:
+    """Registry prefix: --registry, else $LLEM_REGISTRY, else ``registry:`` in the user config,
+    else the matrix's ``registry:`` -- the one CI pushes to, so a default install pulls what
+    the release workflow published.
 
     A registry with credentials in it (``user:pass@host``) is refused: it would be written
     into every result, manifest and log that records the image reference."""
     value = cli or os.environ.get("LLEM_REGISTRY") or user_config().get("registry")
     if not value:
-        return None
+        return (matrix or load_matrix()).registry
     value = str(value).rstrip("/")
     check_no_credentials(value)
     return value

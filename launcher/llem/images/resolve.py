@@ -59,5 +59,6 @@ def resolve_image(
     if not entries:
         raise ImageError(f"images/matrix.yaml lists no image for backend '{backend}'")
     variant = choose_variant(driver, [e.cuda for e in entries], backend)
-    ref = image_ref(backend, variant, resolve_registry(registry), namespace=matrix.namespace)
+    ref = image_ref(backend, variant, resolve_registry(registry, matrix),
+                    namespace=matrix.namespace)
     return ResolvedImage(backend, ref, "resolved", variant=variant, driver=driver)

@@ -1,14 +1,46 @@
 """Bootstrap CIs of the mean for many groups at once: scipy's BCa math vectorised with numpy,
-with Hesterberg's small-sample expansion (see :mod:`llem.results.stats` for why)."""
+with Hesterberg's small-sample expansion (see :mod:`llem.results.stats` for why).
+
+Two ways to get the bootstrap distribution of the mean (:func:`resampling_plan` picks):
+
+* **exact** (n <= ``EXACT_MAX_N``): a resample of n values is fully described by how often
+  it draws each value, a multiset of counts ``c`` summing to n; there are C(2n-1, n) of them
+  (126 at n=5, 6435 at n=8), each with multinomial probability ``n!/prod(c_i!) / n^n``.
+  Enumerating them gives the distribution Monte Carlo only samples, so the interval has no
+  seed dependence. This matters most at small n, where the expanded level is extreme (0.998
+  at n=5): 1000 Monte-Carlo resamples put about one resample in each tail and an upper bound
+  moved by up to 19% of the interval width over 20 seeds (issue 16).
+* **monte-carlo** (larger n): resampled as ``scipy.stats.bootstrap`` does (one index set
+  shared by all groups of a batch), with enough resamples that each tail at the requested
+  level holds about ``TAIL_RESAMPLES`` of them (``n_resamples`` is the minimum,
+  ``MAX_RESAMPLES`` the cap): 1000 resamples at n=10 moved the bounds by ~12% of the width
+  between seeds, the ~5,800 of the rule by 3-6%.
+
+BCa on the exact distribution uses weighted statistics: the bias correction z0 from the
+weighted share of resample means below the observed mean (ties count half, as scipy's
+``_percentile_of_score``), quantiles as a continuous weighted quantile (linear interpolation
+between the cumulative-weight midpoints of the sorted atoms). The acceleration comes from the
+jackknife, which does not depend on resampling.
+"""
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any, Literal
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
+#: largest n whose exact bootstrap distribution is enumerated (C(15, 8) = 6435 atoms)
+EXACT_MAX_N = 8
+#: Monte Carlo: expected resamples in each tail at the requested (expanded) level
+TAIL_RESAMPLES = 50
+#: Monte Carlo: most resamples the tail rule asks for (an explicit n_resamples may exceed it)
+MAX_RESAMPLES = 10_000
+#: elements of the (rows, resamples) work arrays held at once; bounds memory per chunk
+_CHUNK_ELEMENTS = 1_000_000
 CIMethod = Literal["BCa", "percentile"]
+Resampling = Literal["exact", "monte-carlo"]
 
 
 def _quantile_rows(sorted_b: Any, q: Any) -> Any:
@@ -23,6 +55,27 @@ def _quantile_rows(sorted_b: Any, q: Any) -> Any:
     rows = np.arange(sorted_b.shape[0])
     a, c = sorted_b[rows, lo], sorted_b[rows, hi]
     return a + frac * (c - a)
+
+
+def _weighted_quantile_rows(sorted_b: Any, cum_mid: Any, q: Any) -> Any:
+    """Per-row continuous weighted quantile: ``np.interp(q, cum_mid[i], sorted_b[i])``.
+
+    ``cum_mid`` holds the cumulative weight at the middle of each sorted atom; below the first
+    midpoint the smallest atom is returned, above the last the largest (as np.interp clamps).
+    """
+    import numpy as np
+
+    a = sorted_b.shape[1]
+    k = (cum_mid <= q[:, None]).sum(axis=1) - 1  # last midpoint <= q; -1 when none
+    lo = np.clip(k, 0, a - 1)
+    hi = np.clip(k + 1, 0, a - 1)
+    rows = np.arange(sorted_b.shape[0])
+    p_lo, p_hi = cum_mid[rows, lo], cum_mid[rows, hi]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(hi > lo, (q - p_lo) / (p_hi - p_lo), 0.0)
+    frac = np.clip(frac, 0.0, 1.0)
+    a_lo, a_hi = sorted_b[rows, lo], sorted_b[rows, hi]
+    return a_lo + frac * (a_hi - a_lo)
 
 
 def expanded_level(confidence: float, n: int) -> float:
@@ -41,40 +94,66 @@ def expanded_level(confidence: float, n: int) -> float:
     return float(1 - 2 * ndtr(-z))
 
 
-def bootstrap_mean_ci(
-    samples: Any,
+def resampling_plan(
+    n: int,
+    confidence: float,
     *,
     n_resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = DEFAULT_CONFIDENCE,
-    rng: Any = None,
-    chunk: int = 256,
-) -> tuple[Any, Any, list[CIMethod]]:
-    """CI of the mean for each row of ``samples`` (shape ``(groups, n)``, no NaNs).
+    exact_max_n: int = EXACT_MAX_N,
+    tail_resamples: int = TAIL_RESAMPLES,
+    max_resamples: int = MAX_RESAMPLES,
+) -> tuple[Resampling, int]:
+    """How :func:`bootstrap_mean_ci` resamples n values at ``confidence``, and how many atoms.
 
-    Returns ``(low, high, methods)``. BCa where it is defined, else percentile (see module
-    docstring). With ``groups == 1`` and the same ``rng`` this equals
-    ``scipy.stats.bootstrap(..., method='BCa')`` (same resample stream, same formulas).
+    Exact for ``n <= exact_max_n`` (the count is C(2n-1, n)); else Monte Carlo with
+    ``max(n_resamples, min(max_resamples, ceil(tail_resamples / alpha)))`` resamples, alpha
+    the probability in each tail. ``tail_resamples=0`` uses exactly ``n_resamples``.
+    """
+    if n <= exact_max_n:
+        return "exact", math.comb(2 * n - 1, n) if n > 0 else 1
+    alpha = (1 - confidence) / 2
+    b = n_resamples
+    if tail_resamples > 0 and alpha > 0:
+        b = max(n_resamples, min(max_resamples, math.ceil(tail_resamples / alpha)))
+    return "monte-carlo", b
+
+
+@lru_cache(maxsize=16)
+def exact_atoms(n: int) -> tuple[Any, Any]:
+    """All resamples of n values as count vectors, and their probabilities.
+
+    Returns ``(counts, weights)``: ``counts`` has shape (C(2n-1, n), n), each row non-negative
+    and summing to n; ``weights[k] = n!/prod(counts[k]!) / n^n`` (they sum to 1). Rows come
+    from stars and bars: the n-1 bar positions among 2n-1 slots.
+    """
+    from itertools import combinations
+
+    import numpy as np
+
+    rows = []
+    for bars in combinations(range(2 * n - 1), n - 1):
+        edges = (-1, *bars, 2 * n - 1)
+        rows.append([edges[i + 1] - edges[i] - 1 for i in range(n)])
+    fact = [math.factorial(i) for i in range(n + 1)]
+    total = n**n
+    weights = [fact[n] // math.prod(fact[c] for c in r) / total for r in rows]
+    counts = np.array(rows, dtype=float).reshape(len(rows), n)
+    w = np.array(weights, dtype=float)
+    counts.flags.writeable = False
+    w.flags.writeable = False
+    return counts, w
+
+
+def _bca_quantiles(pct: Any, x: Any, alpha: float, n: int) -> tuple[Any, Any, Any]:
+    """BCa probabilities ``(q_lo, q_hi, bca_ok)`` from the share of resamples below theta.
+
+    Falls back to the percentile probabilities ``alpha``, ``1 - alpha`` per row where BCa is
+    undefined (see :mod:`llem.results.stats`).
     """
     import numpy as np
     from scipy.special import ndtr, ndtri
 
-    x = np.asarray(samples, dtype=float)
-    if x.ndim == 1:
-        x = x[None, :]
-    g, n = x.shape
-    rng = np.random.default_rng(rng)
-    alpha = (1 - confidence) / 2
-    theta = x.mean(axis=1)
-    theta_b = np.empty((g, n_resamples))
-    for start in range(0, g, chunk):
-        stop = min(g, start + chunk)
-        idx = rng.integers(0, n, (stop - start, n_resamples, n))
-        rows = np.arange(stop - start)[:, None, None]
-        theta_b[start:stop] = x[start:stop][rows, idx].mean(axis=-1)
-
-    # bias correction z0 (scipy's _percentile_of_score: mean of < and <=)
-    t = theta[:, None]
-    pct = ((theta_b < t).sum(axis=1) + (theta_b <= t).sum(axis=1)) / (2 * n_resamples)
+    g = x.shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         z0 = ndtri(pct)
         # acceleration from the jackknife; leave-one-out means in closed form
@@ -90,9 +169,114 @@ def bootstrap_mean_ci(
         a1 = ndtr(z0 + (z0 + z_lo) / (1 - a_hat * (z0 + z_lo)))
         a2 = ndtr(z0 + (z0 + z_hi) / (1 - a_hat * (z0 + z_hi)))
     bca_ok = np.isfinite(a1) & np.isfinite(a2) & np.isfinite(z0) & (n >= 3)
-    q_lo = np.where(bca_ok, a1, alpha)
-    q_hi = np.where(bca_ok, a2, 1 - alpha)
-    s = np.sort(theta_b, axis=1)
-    low, high = _quantile_rows(s, q_lo), _quantile_rows(s, q_hi)
-    methods: list[CIMethod] = ["BCa" if ok else "percentile" for ok in bca_ok]
+    return np.where(bca_ok, a1, alpha), np.where(bca_ok, a2, 1 - alpha), bca_ok
+
+
+def _cum_at(cum: Any, k: Any) -> Any:
+    """Per row, the cumulative weight of the first ``k`` sorted atoms (0 when k == 0)."""
+    import numpy as np
+
+    rows = np.arange(cum.shape[0])
+    return np.where(k > 0, cum[rows, np.maximum(k - 1, 0)], 0.0)
+
+
+def _exact_interval(x: Any, alpha: float) -> tuple[Any, Any, Any]:
+    """BCa (or percentile) bounds on the exact bootstrap distribution, chunked over rows."""
+    import numpy as np
+
+    g, n = x.shape
+    counts, w = exact_atoms(n)
+    counts_t = np.ascontiguousarray(counts.T)
+    ident = int(np.flatnonzero((counts == 1).all(axis=1))[0])
+    low, high, ok = np.empty(g), np.empty(g), np.empty(g, dtype=bool)
+    step = max(1, _CHUNK_ELEMENTS // len(w))
+    for start in range(0, g, step):
+        xs = x[start:start + step]
+        rows = np.arange(xs.shape[0])[:, None]
+        # n broadcast multiply-adds rather than ``xs @ counts.T``: the (rows, n) x (n, atoms)
+        # product is too thin for BLAS, whose threads cost 10x the CPU on a busy host
+        theta_b = xs[:, :1] * counts_t[0]
+        for j in range(1, n):
+            theta_b += xs[:, j:j + 1] * counts_t[j]
+        theta_b /= n
+        # theta from the same arithmetic as the atoms: the all-ones atom IS the sample, so a
+        # rounding difference cannot turn its tie into "below"; equal means from duplicate
+        # values are ties within the rounding bound of a sum of n terms
+        theta = theta_b[:, ident:ident + 1]
+        tol = 4 * n * np.finfo(float).eps * np.abs(xs).max(axis=1, keepdims=True)
+        order = np.argsort(theta_b, axis=1)
+        s = theta_b[rows, order]
+        cum = np.cumsum(w[order], axis=1)
+        # weighted share below theta, ties counting half, read off the sorted cumulative weight
+        below = _cum_at(cum, (s < theta - tol).sum(axis=1))
+        upto = _cum_at(cum, (s <= theta + tol).sum(axis=1))
+        q_lo, q_hi, ok_s = _bca_quantiles((below + upto) / 2, xs, alpha, n)
+        cum_mid = cum - w[order] / 2
+        low[start:start + step] = _weighted_quantile_rows(s, cum_mid, q_lo)
+        high[start:start + step] = _weighted_quantile_rows(s, cum_mid, q_hi)
+        ok[start:start + step] = ok_s
+    return low, high, ok
+
+
+def _monte_carlo_interval(x: Any, alpha: float, n_resamples: int, rng: Any
+                          ) -> tuple[Any, Any, Any]:
+    """BCa (or percentile) bounds from ``n_resamples`` random resamples, chunked over rows.
+
+    One set of resample indices serves every row (common random numbers): drawing them per
+    row cost more than all the rest, and a row's interval then depends only on its values
+    and the seed, not on which other rows share its batch. One row reproduces
+    ``scipy.stats.bootstrap`` on the same stream (same draws, same arithmetic).
+    """
+    import numpy as np
+
+    g, n = x.shape
+    idx = rng.integers(0, n, (n_resamples, n))
+    low, high, ok = np.empty(g), np.empty(g), np.empty(g, dtype=bool)
+    step = max(1, _CHUNK_ELEMENTS // (n_resamples * n))
+    for start in range(0, g, step):
+        xs = x[start:start + step]
+        theta_b = xs[:, idx].mean(axis=-1)
+        # bias correction z0 (scipy's _percentile_of_score: mean of < and <=)
+        t = xs.mean(axis=1)[:, None]
+        pct = ((theta_b < t).sum(axis=1) + (theta_b <= t).sum(axis=1)) / (2 * n_resamples)
+        q_lo, q_hi, ok_s = _bca_quantiles(pct, xs, alpha, n)
+        theta_b.sort(axis=1)
+        low[start:start + step] = _quantile_rows(theta_b, q_lo)
+        high[start:start + step] = _quantile_rows(theta_b, q_hi)
+        ok[start:start + step] = ok_s
+    return low, high, ok
+
+
+def bootstrap_mean_ci(
+    samples: Any,
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    rng: Any = None,
+    exact_max_n: int = EXACT_MAX_N,
+    tail_resamples: int = TAIL_RESAMPLES,
+    max_resamples: int = MAX_RESAMPLES,
+) -> tuple[Any, Any, list[CIMethod]]:
+    """CI of the mean for each row of ``samples`` (shape ``(groups, n)``, no NaNs).
+
+    Returns ``(low, high, methods)``. BCa where it is defined, else percentile (see
+    :mod:`llem.results.stats`). Exact or Monte Carlo, and how many resamples, as
+    :func:`resampling_plan` says for these arguments. With Monte Carlo forced
+    (``exact_max_n=0, tail_resamples=0``), ``groups == 1`` and the same ``rng`` this equals
+    ``scipy.stats.bootstrap(..., method='BCa')`` (same resample stream, same formulas).
+    """
+    import numpy as np
+
+    x = np.asarray(samples, dtype=float)
+    if x.ndim == 1:
+        x = x[None, :]
+    n = x.shape[1]
+    alpha = (1 - confidence) / 2
+    kind, b = resampling_plan(n, confidence, n_resamples=n_resamples, exact_max_n=exact_max_n,
+                              tail_resamples=tail_resamples, max_resamples=max_resamples)
+    if kind == "exact":
+        low, high, ok = _exact_interval(x, alpha)
+    else:
+        low, high, ok = _monte_carlo_interval(x, alpha, b, np.random.default_rng(rng))
+    methods: list[CIMethod] = ["BCa" if o else "percentile" for o in ok]
     return low, high, methods

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -14,8 +14,10 @@ from llem.results.bootstrap import (
     CIMethod,
     expanded_level,
 )
-from llem.results.metrics import metric
+from llem.results.metrics import METRICS, metric
 from llem.results.stats import MIN_CYCLES, ConfidenceInterval, ConfigSummary, StudySummary
+from llem_schema.errors import ConfigError
+from llem_schema.result import ExperimentResult
 
 
 class RatioComparison(BaseModel):
@@ -52,8 +54,6 @@ def compare_ratio(a: Sequence[float], b: Sequence[float], *, metric_key: str,
     d = metric(metric_key)
     xa, xb = np.asarray(a, float), np.asarray(b, float)
     if xa.size == 0 or xb.size == 0:
-        from llem_schema.errors import ConfigError
-
         side = a_label if xa.size == 0 else b_label
         raise ConfigError(f"{side}: no valid values of {metric_key} to compare")
     ma, mb = float(xa.mean()), float(xb.mean())
@@ -112,12 +112,76 @@ def pareto_front(points: Sequence[tuple[float, float]], *, x_higher_is_better: b
     return front
 
 
+# ------------------------------------------------------- metrics that have values
+#
+# A default metric (energy per token) is null on a host without an energy meter (a CPU
+# host: no RAPL). A command left to its default then falls back to the first metric that
+# has values and says so; one asked for a null metric explains the null with its reason.
+
+
+def summary_has_values(summary: StudySummary, key: str) -> bool:
+    return any(c.metrics.get(key) is not None and c.metrics[key].mean is not None
+               for c in summary.configs)
+
+
+def summary_null_reason(summary: StudySummary, key: str) -> str:
+    """Why ``key`` is null: the first reason a cycle recorded."""
+    for c in summary.configs:
+        s = c.metrics.get(key)
+        if s is not None and s.null_reasons:
+            return next(iter(s.null_reasons.values()))
+    if not any(key in c.metrics for c in summary.configs):
+        return "not in this summary"
+    return "null without a recorded reason"
+
+
+def results_null_reason(results: Sequence[ExperimentResult], key: str) -> str:
+    d = metric(key)
+    return next((w for w in (d.reason(r) for r in results if d.get(r) is None) if w),
+                "null without a recorded reason")
+
+
+def no_values(key: str, reason: str) -> str:
+    """The one line that explains an empty comparison, front or plot."""
+    return f"no result has {key}: null because {reason}"
+
+
+def choose_metric(preferred: str, has_values: Callable[[str], bool],
+                  reason: Callable[[str], str], *, flag: str,
+                  exclude: Sequence[str] = ()) -> tuple[str, str | None]:
+    """``preferred`` (a command's default) if it has values, else the first registry
+    metric that does, not in ``exclude``; with a one-line note for stderr when it fell
+    back. Raises when no metric has values."""
+    metric(preferred)
+    if has_values(preferred):
+        return preferred, None
+    why = reason(preferred)
+    for key in METRICS:
+        if key != preferred and key not in exclude and has_values(key):
+            return key, (f"note: {preferred} has no values in the selected results ({why}); "
+                         f"using {key} (choose with {flag})")
+    raise ConfigError(f"no metric has values in the selected results; {no_values(preferred, why)}")
+
+
+def require_values(summary: StudySummary, *keys: str) -> None:
+    """Raise the reason when a metric asked for is null in every configuration."""
+    for key in keys:
+        metric(key)
+        if not summary_has_values(summary, key):
+            raise ConfigError(no_values(key, summary_null_reason(summary, key)))
+
+
 def pareto_configs(summary: StudySummary, x: str, y: str) -> list[ConfigSummary]:
-    """Configurations on the Pareto front of the mean of metrics ``x`` and ``y``."""
+    """Configurations on the Pareto front of the mean of metrics ``x`` and ``y``. Never
+    empty without a reason: a metric null everywhere raises why (from null_reasons)."""
     dx, dy = metric(x), metric(y)
+    require_values(summary, x, y)
     cands = [c for c in summary.configs
              if c.metrics.get(x) and c.metrics.get(y)
              and c.metrics[x].mean is not None and c.metrics[y].mean is not None]
+    if not cands:
+        raise ConfigError(f"no configuration has both {x} and {y} (each is null where the "
+                          "other has a value)")
     pts = [(c.metrics[x].mean, c.metrics[y].mean) for c in cands]
     idx = pareto_front(pts, x_higher_is_better=dx.higher_is_better,  # type: ignore[arg-type]
                        y_higher_is_better=dy.higher_is_better)

@@ -2,10 +2,19 @@
 
 Columns: ids (study_id, experiment_id, run_id, cycle, status, config_hash, ...), the config
 flattened to dotted columns (``config.workload.batch_size``), every metric group flattened
-(``energy.total_j``, ``latency.ttft.p50``, ...) with the null reasons kept as JSON strings
+(``energy.total_j``, ``latency.ttft.p50_s``, ...) with the null reasons kept as JSON strings
 (``energy.null_reasons``) so a null in a column can be explained, and an environment summary
 (``env.gpu_name``, ``env.driver_version``, ...). Lists and the free-form ``config.extra``
 are JSON strings so every column has one Arrow type across a study.
+
+Every column with a unit names it in a suffix (:data:`UNIT_SUFFIX`): ``_j`` joules, ``_w``
+watts, ``_s`` seconds (the latency distributions too: ``latency.itl.p99_s``; their count
+``latency.itl.n`` has none), ``_bytes``, ``_per_s`` and ``_per_j`` for rates. Counts (tokens,
+requests, FLOPs) and ratios (``warmup.final_cv``) carry none.
+
+CSV keeps the column types a reader infers: floats are written with a decimal point or an
+exponent (``2.0``, ``1e-05``), so a float column of whole numbers reads back as float, not
+integer (pandas, ``pyarrow.csv``, R).
 
 ``aggregate(study_dir)`` rebuilds ``study.parquet`` and ``summary.json`` atomically.
 """
@@ -28,6 +37,10 @@ FORMATS: tuple[str, ...] = ("parquet", "csv", "json", "hf-dataset")
 STUDY_PARQUET = "study.parquet"
 SUMMARY_JSON = "summary.json"
 
+#: the suffix a column carries for each unit of the metric registry
+UNIT_SUFFIX: dict[str, str] = {"J": "_j", "W": "_w", "s": "_s", "B": "_bytes",
+                               "tok/s": "_per_s", "tok/J": "_per_j"}
+
 _ID_FIELDS = ("study_id", "experiment_id", "run_id", "cycle", "status", "config_hash", "backend",
               "model", "schema_version", "started_at", "finished_at")
 _METRIC_GROUPS = ("energy", "prefill", "decode", "latency", "throughput", "flops", "memory")
@@ -47,6 +60,17 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = json.dumps(value) if value else None
     else:
         out[prefix] = value
+
+
+def _latency_with_units(latency: dict[str, Any]) -> dict[str, Any]:
+    """Latency distributions with the unit in each column name (``p50`` -> ``p50_s``); the
+    unit is the registry's for latency (seconds), the sample count ``n`` keeps its name."""
+    from llem.results.metrics import METRICS
+
+    suffix = UNIT_SUFFIX[METRICS["ttft_p50"].unit]
+    return {name: ({k if k == "n" else f"{k}{suffix}": v for k, v in stats.items()}
+                   if isinstance(stats, dict) and name != "null_reasons" else stats)
+            for name, stats in latency.items()}
 
 
 def flatten_config(r: ExperimentResult) -> dict[str, Any]:
@@ -72,6 +96,7 @@ def flatten_result(r: ExperimentResult,
         if key not in config_cache:
             config_cache[key] = flatten_config(r)
         row.update(config_cache[key])
+    d["latency"] = _latency_with_units(d["latency"])
     for group in _METRIC_GROUPS:
         _flatten(d[group], group, row)
     # metrics the registry derives (idle-adjusted J/token, tokens/J): every metric that
@@ -157,13 +182,30 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
+def _csv_cell(value: Any) -> Any:
+    """One CSV field: floats always with a decimal point or exponent (``repr``: shortest
+    round-trip form), so ``2.0`` is not read back as the integer 2; null is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return value
 
-    sink = pa.BufferOutputStream()
-    pcsv.write_csv(to_table(rows), sink)
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """CSV with the columns (and the types they unify to) of the Parquet export."""
+    import csv
+    import io
+
+    table = to_table(rows)
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.column_names)
+    writer.writerows([_csv_cell(v) for v in row] for row in zip(*columns))
+    atomic_write_text(path, buf.getvalue())
     return path
 
 
@@ -213,13 +255,17 @@ ds = load_dataset("parquet", data_files="data/train-*.parquet", split="train")
 - ids: `study_id`, `experiment_id`, `run_id`, `cycle`, `status`, `config_hash`
 - `config.*`: the fully resolved experiment config, flattened (e.g. `config.workload.batch_size`)
 - metric groups: `energy.*`, `prefill.*`, `decode.*`, `latency.*`, `throughput.*`, `flops.*`,
-  `memory.*` (seconds, joules, watts, bytes). A null metric is explained in the group's
-  `*.null_reasons` column (JSON); it was not measured, never guessed.
+  `memory.*`. A column with a unit ends in it: `_j` joules, `_w` watts, `_s` seconds
+  (`latency.ttft.p50_s`), `_bytes`, `_per_s`/`_per_j` rates; counts and FLOPs have none.
+  A null metric is explained in the group's `*.null_reasons` column (JSON); it was not
+  measured, never guessed.
 - `env.*`: where it was measured (GPU, driver, CUDA, container image digest, host)
 
-Energy is `energy.total_j` over the measured window; `energy.adjusted_j` subtracts the idle
-baseline power (`energy.baseline_power_w`) times the duration. `energy.method` names the
-meter (zeus, nvml, codecarbon, rapl).
+Energy is `energy.total_j` over the measured window, which repeats the workload
+`setup.measured_passes` times; `energy.per_pass_j` is that total per workload pass (compare
+this one across runs). `energy.adjusted_j` subtracts the idle baseline power
+(`energy.baseline_power_w`) times the duration. `energy.method` names the meter (zeus,
+nvml, codecarbon, rapl).
 
 Statistics across cycles (mean, 95% BCa bootstrap CI) are not in this table; compute them
 with `llem results aggregate`.
@@ -315,9 +361,11 @@ def aggregate(study_dir: Path, *, skip_invalid: bool = False, n_resamples: int =
 
 
 def load_summary(study_dir: Path) -> Any:
-    """summary.json if it is newer than every result, else a fresh in-memory summary."""
+    """summary.json if it is newer than every result and has every registry metric (one
+    written before a metric was added lacks it), else a fresh in-memory summary."""
     from llem.results import io as results_io
     from llem.results import stats
+    from llem.results.metrics import METRICS
 
     path = study_dir / SUMMARY_JSON
     if path.exists():
@@ -326,9 +374,12 @@ def load_summary(study_dir: Path) -> Any:
                      default=0.0)
         if newest <= mtime:
             try:
-                return stats.StudySummary.model_validate_json(path.read_text("utf-8"))
+                cached = stats.StudySummary.model_validate_json(path.read_text("utf-8"))
             except ValueError:
-                pass
+                cached = None
+            if cached is not None and all(set(METRICS) <= set(c.metrics)
+                                          for c in cached.configs):
+                return cached
     results, _ = results_io.load_results(study_dir)
     if not results:
         raise ConfigError(f"{study_dir}: no finished results yet")

@@ -21,6 +21,8 @@ class MetricDef:
     reason: Callable[[ExperimentResult], str | None]
     higher_is_better: bool
     column: str  # the flattened export column holding it
+    #: in ``results show`` without -m; off for what another metric states better
+    shown_by_default: bool = True
 
 
 def _lat(name: str) -> Callable[[ExperimentResult], float | None]:
@@ -43,6 +45,14 @@ def _adjusted_reason(r: ExperimentResult) -> str | None:
         "baseline_power_w")
 
 
+def _energy_per_pass(r: ExperimentResult) -> float | None:
+    """The measured window's energy over its workload passes. The window repeats the
+    workload until it spans min_window_seconds, so its total covers 2, 3 or 4 passes from one
+    cycle to the next; averaging totals would mix those counts, per pass it does not."""
+    joules, passes = r.energy.total_j, r.setup.measured_passes
+    return joules / passes if joules is not None and passes else None
+
+
 def _tokens_per_joule(r: ExperimentResult) -> float | None:
     tokens, joules = r.throughput.output_tokens, r.energy.total_j
     return tokens / joules if tokens and joules else None
@@ -60,11 +70,15 @@ METRICS: dict[str, MetricDef] = {
                   lambda r: r.throughput.null_reasons.get("output_tokens_per_s"), True,
                   "throughput.output_tokens_per_s"),
         MetricDef("ttft_p50", "TTFT p50", "s", _lat("ttft"),
-                  lambda r: r.latency.null_reasons.get("ttft"), False, "latency.ttft.p50"),
+                  lambda r: r.latency.null_reasons.get("ttft"), False, "latency.ttft.p50_s"),
         MetricDef("itl_p50", "ITL p50", "s", _lat("itl"),
-                  lambda r: r.latency.null_reasons.get("itl"), False, "latency.itl.p50"),
-        MetricDef("total_energy", "total energy", "J", lambda r: r.energy.total_j,
-                  lambda r: r.energy.null_reasons.get("total_j"), False, "energy.total_j"),
+                  lambda r: r.latency.null_reasons.get("itl"), False, "latency.itl.p50_s"),
+        MetricDef("energy_per_pass", "energy / workload pass", "J", _energy_per_pass,
+                  lambda r: r.energy.null_reasons.get("total_j"), False,
+                  "energy.per_pass_j"),
+        MetricDef("total_energy", "window total energy (all passes)", "J",
+                  lambda r: r.energy.total_j, lambda r: r.energy.null_reasons.get("total_j"),
+                  False, "energy.total_j", shown_by_default=False),
         MetricDef("energy_per_token_adjusted", "idle-adjusted energy / output token", "J",
                   _adjusted_per_output_token, _adjusted_reason, False,
                   "energy.adjusted_per_output_token_j"),
@@ -73,6 +87,11 @@ METRICS: dict[str, MetricDef] = {
                   "energy.output_tokens_per_j"),
     )
 }
+
+
+def default_keys() -> list[str]:
+    """The metrics ``results show`` lists when none is asked for."""
+    return [k for k, m in METRICS.items() if m.shown_by_default]
 
 
 def metric(key: str) -> MetricDef:

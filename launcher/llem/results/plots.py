@@ -2,11 +2,18 @@
 
 matplotlib with the Agg backend (no display needed, works on clusters); every figure is
 written as PNG and/or SVG depending on the output suffix (no suffix: both). matplotlib is
-the ``[plots]`` extra; a missing install is one line naming the extra.
+the ``[plots]`` extra; a missing install is one line naming the extra. Each ``*_figure``
+returns the matplotlib Figure (tests read its ticks, legend and labels); the writers save
+and close it.
+
+What a reviewer checks: error bars say what they are (a CI only from MIN_CYCLES cycles,
+else the min-max range and its n), swept values are in numeric order with integer ticks
+for integer parameters, and the legend sits beside the axes, never over data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +71,15 @@ def _phase_spans(t: list[float], phases: list[str]) -> list[tuple[str, float, fl
     return spans
 
 
-def power_trace(timeseries: Path, out: Path, *, baseline_w: float | None = None,
-                title: str | None = None) -> list[Path]:
+def _legend_outside(ax: Any, **kwargs: Any) -> Any:
+    """A legend to the right of the axes, never over the data (saving with
+    bbox_inches="tight" keeps it in the file)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     fontsize=8, **kwargs)
+
+
+def power_figure(timeseries: Path, *, baseline_w: float | None = None,
+                 title: str | None = None) -> Any:
     """Power of each GPU over time, phase bands behind it, the idle baseline as a line."""
     import pyarrow.parquet as pq
 
@@ -99,90 +113,195 @@ def power_trace(timeseries: Path, out: Path, *, baseline_w: float | None = None,
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("power (W)")
     ax.set_title(title or "power trace")
-    ax.legend(loc="upper right", fontsize=8, ncol=2)
-    return _save(fig, out)
+    _legend_outside(ax)
+    return fig
+
+
+def power_trace(timeseries: Path, out: Path, *, baseline_w: float | None = None,
+                title: str | None = None) -> list[Path]:
+    """:func:`power_figure`, written as PNG and/or SVG."""
+    return _save(power_figure(timeseries, baseline_w=baseline_w, title=title), out)
+
+
+def _has_range(ms: Any) -> bool:
+    return ms.ci is None and ms.n_valid >= 2 and ms.range_low is not None
 
 
 def _err(ms: Any) -> tuple[float, float]:
-    if ms.ci is None or ms.mean is None:
+    """Distances below and above the mean: the CI where there is one, else the min-max
+    range (below MIN_CYCLES cycles stats gives no CI), else none."""
+    if ms.mean is None:
         return (0.0, 0.0)
-    return (max(0.0, ms.mean - ms.ci.low), max(0.0, ms.ci.high - ms.mean))
+    if ms.ci is not None:
+        low, high = ms.ci.low, ms.ci.high
+    elif _has_range(ms):
+        low, high = ms.range_low, ms.range_high
+    else:
+        return (0.0, 0.0)
+    return (max(0.0, ms.mean - low), max(0.0, high - ms.mean))
 
 
-def pareto_scatter(summary: Any, out: Path, *, x: str = "energy_per_token",
-                   y: str = "tokens_per_s") -> list[Path]:
-    """Every configuration's mean with its CI as error bars, the Pareto front as a line."""
+def _n_text(ns: set[int]) -> str:
+    lo, hi = min(ns), max(ns)
+    return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
+
+
+def interval_label(summaries: Sequence[Any]) -> str:
+    """What the error bars are. "95% CI" only where it is one (stats gives a CI from
+    MIN_CYCLES valid cycles); the min-max range of fewer cycles is called a range."""
+    cis = [s for s in summaries if s.mean is not None and s.ci is not None]
+    ranges = [s for s in summaries if s.mean is not None and _has_range(s)]
+    parts = []
+    if cis:
+        levels = sorted({s.ci.level for s in cis})
+        ci = "/".join(f"{lv:.0%}" for lv in levels) + " CI"
+        parts.append(f"{ci} ({_n_text({s.n_valid for s in cis})})" if ranges else ci)
+    if ranges:
+        parts.append(f"range (min-max, {_n_text({s.n_valid for s in ranges})})")
+    return "; ".join(parts) or "none (one value each)"
+
+
+def _candidates(summary: Any, x: str, y: str) -> list[Any]:
+    return [c for c in summary.configs
+            if c.metrics.get(x) and c.metrics.get(y)
+            and c.metrics[x].mean is not None and c.metrics[y].mean is not None]
+
+
+def pareto_figure(summary: Any, *, x: str = "energy_per_token",
+                  y: str = "tokens_per_s") -> Any:
+    """Every configuration's mean with its CI (or range) as error bars, the Pareto front
+    as a line."""
     from llem.results import compare
     from llem.results import metrics as registry
 
     dx, dy = registry.metric(x), registry.metric(y)
-    cands = [c for c in summary.configs
-             if c.metrics.get(x) and c.metrics.get(y)
-             and c.metrics[x].mean is not None and c.metrics[y].mean is not None]
-    if not cands:
-        raise ConfigError(f"no configuration has both {x} and {y}")
-    front = compare.pareto_configs(summary, x, y)
+    front = compare.pareto_configs(summary, x, y)  # raises why when nothing can be drawn
+    cands = _candidates(summary, x, y)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 5))
     xs = [c.metrics[x].mean for c in cands]
     ys = [c.metrics[y].mean for c in cands]
     xerr = list(zip(*[_err(c.metrics[x]) for c in cands]))
     yerr = list(zip(*[_err(c.metrics[y]) for c in cands]))
+    bars = interval_label([c.metrics[k] for c in cands for k in (x, y)])
     ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o", ms=4, alpha=0.7, capsize=2,
-                color="#1565c0", ecolor="#90a4ae", label="configuration (mean, 95% CI)")
+                color="#1565c0", ecolor="#90a4ae",
+                label=f"configuration: mean, bars = {bars}")
     fx = [c.metrics[x].mean for c in front]
     fy = [c.metrics[y].mean for c in front]
     ax.plot(fx, fy, "-s", color="#c62828", ms=6, label="Pareto front")
     if len(front) <= 12:
+        mid = (min(xs) + max(xs)) / 2
         for c, a, b in zip(front, fx, fy):
-            ax.annotate(c.label, (a, b), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            # labels point inwards so none runs out of the axes into the legend
+            right = a <= mid
+            ax.annotate(c.label, (a, b), fontsize=7, xytext=(4 if right else -4, 4),
+                        textcoords="offset points", ha="left" if right else "right")
     ax.set_xlabel(f"{dx.label} ({dx.unit})")
     ax.set_ylabel(f"{dy.label} ({dy.unit})")
     ax.set_title(f"{summary.study_id or 'study'}: {dx.label} vs {dy.label}")
-    ax.legend(fontsize=8)
-    return _save(fig, out)
+    _legend_outside(ax)
+    return fig
 
 
-def sweep_line(summary: Any, out: Path, *, param: str, metric_key: str) -> list[Path]:
-    """One metric (mean, CI error bars) against one swept parameter; one line per value of
-    the other swept parameters."""
-    from llem.results import metrics as registry
+def pareto_scatter(summary: Any, out: Path, *, x: str = "energy_per_token",
+                   y: str = "tokens_per_s") -> list[Path]:
+    """:func:`pareto_figure`, written as PNG and/or SVG."""
+    return _save(pareto_figure(summary, x=x, y=y), out)
 
-    d = registry.metric(metric_key)
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def sort_key(v: Any) -> tuple[Any, ...]:
+    """Numbers by value (8 before 16), then anything else in natural order ("b8" before
+    "b16"): swept values must never be ordered as text."""
+    import re
+
+    if _is_number(v):
+        return (0, float(v))
+    parts = re.split(r"(\d+)", str(v))
+    return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p))
+
+
+def _swept(summary: Any, param: str) -> str:
     param = param.removeprefix("config.")
     swept = sorted({k for c in summary.configs for k in c.params})
-    if param not in swept:
-        from llem_schema.errors import did_you_mean
+    if param in swept:
+        return param
+    short = {k.split(".")[-1]: k for k in swept}
+    if param in short:
+        return short[param]
+    from llem_schema.errors import did_you_mean
 
-        short = {k.split(".")[-1]: k for k in swept}
-        if param in short:
-            param = short[param]
-        else:
-            raise ConfigError(f"'{param}' is not swept in this study"
-                              f"{did_you_mean(param, swept)}; swept: {', '.join(swept) or 'none'}")
-    lines: dict[str, list[Any]] = {}
+    raise ConfigError(f"'{param}' is not swept in this study"
+                      f"{did_you_mean(param, swept)}; swept: {', '.join(swept) or 'none'}")
+
+
+def _sweep_lines(summary: Any, param: str, metric_key: str
+                 ) -> list[tuple[str, list[tuple[Any, Any]]]]:
+    """(label of the other swept values, [(value of param, metric summary)]) per line, each
+    line and the lines themselves in the numeric order of their values."""
+    lines: dict[tuple[tuple[str, Any], ...], list[tuple[Any, Any]]] = {}
     for c in summary.configs:
         ms = c.metrics.get(metric_key)
         if ms is None or ms.mean is None:
             continue
-        others = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in c.params.items() if k != param)
+        others = tuple((k, v) for k, v in c.params.items() if k != param)
         lines.setdefault(others, []).append((c.params[param], ms))
-    if not lines:
-        raise ConfigError(f"no configuration has a value of {metric_key}")
+    out = []
+    for others in sorted(lines, key=lambda o: tuple(sort_key(v) for _, v in o)):
+        pts = sorted(lines[others], key=lambda p: sort_key(p[0]))
+        out.append((", ".join(f"{k.split('.')[-1]}={v}" for k, v in others), pts))
+    return out
+
+
+def _x_axis(ax: Any, values: list[Any]) -> dict[Any, Any]:
+    """Position of each swept value on x. Integers: ticks at the swept values only (log2
+    spacing when they span 16x or more, as batch sizes do); text: evenly spaced, sorted."""
+    from matplotlib.ticker import MaxNLocator, NullLocator
+
+    uniq = sorted(set(values), key=sort_key)
+    if not all(_is_number(v) for v in uniq):
+        ax.set_xticks(range(len(uniq)), [str(v) for v in uniq])
+        return {v: i for i, v in enumerate(uniq)}
+    if all(isinstance(v, int) for v in uniq):
+        if len(uniq) > 12:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            return {v: v for v in uniq}
+        if uniq[0] > 0 and uniq[-1] / uniq[0] >= 16:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(uniq, [str(v) for v in uniq])
+        ax.xaxis.set_minor_locator(NullLocator())
+    return {v: v for v in uniq}
+
+
+def sweep_figure(summary: Any, *, param: str, metric_key: str) -> Any:
+    """One metric (mean, CI or range error bars) against one swept parameter; one line per
+    value of the other swept parameters."""
+    from llem.results import compare
+    from llem.results import metrics as registry
+
+    d = registry.metric(metric_key)
+    param = _swept(summary, param)
+    compare.require_values(summary, metric_key)
+    lines = _sweep_lines(summary, param, metric_key)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts in sorted(lines.items()):
-        try:
-            pts.sort(key=lambda p: p[0])
-        except TypeError:
-            pts.sort(key=lambda p: str(p[0]))
-        xs = [p[0] if isinstance(p[0], (int, float)) else str(p[0]) for p in pts]
-        errs = list(zip(*[_err(p[1]) for p in pts]))
-        ax.errorbar(xs, [p[1].mean for p in pts], yerr=errs, marker="o", capsize=3,
-                    label=label or None)
+    pos = _x_axis(ax, [v for _, pts in lines for v, _ in pts])
+    for label, pts in lines:
+        errs = list(zip(*[_err(ms) for _, ms in pts]))
+        ax.errorbar([pos[v] for v, _ in pts], [ms.mean for _, ms in pts], yerr=errs,
+                    marker="o", capsize=3, label=label or "mean")
+    bars = interval_label([ms for _, pts in lines for _, ms in pts])
     ax.set_xlabel(param)
     ax.set_ylabel(f"{d.label} ({d.unit})")
     ax.set_title(f"{summary.study_id or 'study'}: {d.label} vs {param.split('.')[-1]}")
-    if any(lines):
-        ax.legend(fontsize=7)
-    return _save(fig, out)
+    _legend_outside(ax, title=f"error bars: {bars}", title_fontsize=8)
+    return fig
+
+
+def sweep_line(summary: Any, out: Path, *, param: str, metric_key: str) -> list[Path]:
+    """:func:`sweep_figure`, written as PNG and/or SVG."""
+    return _save(sweep_figure(summary, param=param, metric_key=metric_key), out)

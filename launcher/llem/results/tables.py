@@ -16,20 +16,17 @@ def fmt(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def run_table(r: Any) -> Any:
-    from rich.table import Table
-
-    t = Table(title=f"{r.run_id} · {r.backend} · {r.model} · {r.status}")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_column("unit")
-    t.add_column("note / reason it is null", style="dim", overflow="fold")
+def run_table(r: Any, width: int = 80) -> Any:
+    """Key metrics of one run, nulls with their reasons, sized to ``width`` columns."""
+    from llem.results.display import Col, fit_table
+    from llem.results.metrics import METRICS
 
     def p50(name: str) -> float | None:
         d = getattr(r.latency, name)
         return None if d is None else d.p50
 
     e, tp = r.energy, r.throughput
+    passes = r.setup.measured_passes
     rows: list[tuple[str, float | int | None, str, str]] = [
         ("energy / output token", e.per_output_token_j, "J",
          e.null_reasons.get("per_output_token_j", "")),
@@ -37,8 +34,11 @@ def run_table(r: Any) -> Any:
          tp.null_reasons.get("output_tokens_per_s", "")),
         ("TTFT p50", p50("ttft"), "s", r.latency.null_reasons.get("ttft", "")),
         ("ITL p50", p50("itl"), "s", r.latency.null_reasons.get("itl", "")),
-        ("total energy", e.total_j, "J",
-         e.null_reasons.get("total_j", "") or f"method: {e.method}"),
+        ("energy / workload pass", METRICS["energy_per_pass"].get(r), "J",
+         e.null_reasons.get("total_j", "")),
+        ("window total energy", e.total_j, "J",
+         e.null_reasons.get("total_j", "")
+         or f"{passes} pass(es) in the window; method: {e.method}"),
         ("baseline-adjusted energy", e.adjusted_j, "J", e.null_reasons.get("adjusted_j", "")),
         ("baseline power", e.baseline_power_w, "W", e.null_reasons.get("baseline_power_w", "")),
         ("mean power", e.mean_power_w, "W", e.null_reasons.get("mean_power_w", "")),
@@ -53,58 +53,100 @@ def run_table(r: Any) -> Any:
         ("peak memory", r.memory.peak_allocated_bytes, "B",
          r.memory.null_reasons.get("peak_allocated_bytes", "")),
     ]
-    for name, value, unit, note in rows:
-        shown = f"{value:,}" if isinstance(value, int) else fmt(value)
-        style = "[yellow]null[/]" if value is None else shown
-        t.add_row(name, style, unit, note)
+    cells = [[name, "[yellow]null[/]" if value is None
+              else f"{value:,}" if isinstance(value, int) else fmt(value), unit, note]
+             for name, value, unit, note in rows]
+    cols = [Col("metric"), Col("value", justify="right"), Col("unit"),
+            Col("note / reason it is null", style="dim")]
     gpus = ", ".join(g.name for g in r.environment.gpus) or r.environment.device
-    t.caption = f"{gpus} · driver {r.environment.driver_version or '—'} · " \
-                f"runtime {r.environment.runtime}"
-    return t
+    table, _ = fit_table(cols, cells, width,
+                         title=f"{r.run_id} · {r.backend} · {r.model} · {r.status}",
+                         caption=f"{gpus} · driver {r.environment.driver_version or '—'} · "
+                                 f"runtime {r.environment.runtime}")
+    return table
 
 
-def summary_table(summary: Any, metrics: list[str]) -> Any:
-    from rich.table import Table
+def interval_text(s: Any) -> str:
+    """The spread shown under a mean: the CI when there is one (``*`` percentile), the
+    min-max range below MIN_CYCLES cycles, nothing for a single value."""
+    if s.ci:
+        return f"[{fmt(s.ci.low)}, {fmt(s.ci.high)}]" + ("*" if s.ci.method == "percentile"
+                                                         else "")
+    if s.n_valid >= 2 and s.range_low is not None:
+        return f"range {fmt(s.range_low)} to {fmt(s.range_high)}"
+    return ""
 
+
+def _summary_cell(s: Any) -> str:
+    if s is None or s.mean is None:
+        return "[yellow]null[/]"
+    cv = f" cv {s.cv:.1%}" if s.cv is not None else ""
+    flag = " [red]![/]" if s.outlier_cycles else ""
+    spread = interval_text(s)
+    return "\n".join([fmt(s.mean), *([spread] if spread else []),
+                      f"[dim]n={s.n_valid}{cv}[/]{flag}"])
+
+
+def metric_header(key: str) -> str:
+    """A metric's column header: its label, the unit on a line of its own."""
     from llem.results import metrics as registry
+
+    d = registry.metric(key)
+    return f"{d.label}\n({d.unit})"
+
+
+def summary_table(summary: Any, metrics: list[str], width: int = 80) -> tuple[Any, list[str]]:
+    """Per-configuration mean and spread of ``metrics``, sized to ``width`` columns; the
+    second item names the metrics left out for lack of room (all-null ones first, then
+    from the end of ``metrics``)."""
+    from llem.results.display import Col, fit_table
     from llem.results.stats import MIN_CYCLES
 
-    t = Table(title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across "
-                    f"cycles; below {MIN_CYCLES} cycles the range, not a CI", show_lines=False)
-    t.add_column("configuration", overflow="fold")
-    t.add_column("n ok/runs", justify="right")
-    for m in metrics:
-        d = registry.metric(m)
-        t.add_column(f"{d.label} ({d.unit})", justify="right")
-    for c in summary.configs:
-        cells = []
-        for m in metrics:
-            s = c.metrics.get(m)
-            if s is None or s.mean is None:
-                cells.append("[yellow]null[/]")
-                continue
-            if s.ci:
-                ci = (f" [{fmt(s.ci.low)}, {fmt(s.ci.high)}]"
-                      + ("*" if s.ci.method == "percentile" else ""))
-            elif s.n_valid >= 2 and s.range_low is not None:
-                ci = f" range {fmt(s.range_low)}-{fmt(s.range_high)}"
-            else:
-                ci = ""
-            cv = f" cv {s.cv:.1%}" if s.cv is not None else ""
-            flag = " [red]![/]" if s.outlier_cycles else ""
-            cells.append(f"{fmt(s.mean)}{ci}\n[dim]n={s.n_valid}{cv}[/]{flag}")
-        t.add_row(f"{c.label}\n[dim]{c.config_hash[:8]}[/]",
-                  f"{c.n_runs - c.n_failed}/{c.n_runs}", *cells)
-    t.caption = (f"* percentile CI (BCa degenerate) · range: min-max of fewer than {MIN_CYCLES} "
-                 "cycles (a 95% CI needs more) · ! outlier cycle flagged, kept")
-    return t
+    def all_null(m: str) -> bool:
+        return all(c.metrics.get(m) is None or c.metrics[m].mean is None
+                   for c in summary.configs)
+
+    cols = [Col("configuration"), Col("ok/runs", justify="right")]
+    cols += [Col(metric_header(m), justify="right",
+                 drop=0 if all_null(m) else len(metrics) - j)
+             for j, m in enumerate(metrics)]
+    rows = [[f"{c.label}\n[dim]{c.config_hash[:8]}[/]", f"{c.n_runs - c.n_failed}/{c.n_runs}",
+             *(_summary_cell(c.metrics.get(m)) for m in metrics)] for c in summary.configs]
+    return fit_table(
+        cols, rows, width,
+        title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across cycles; "
+              f"below {MIN_CYCLES} cycles the range, not a CI",
+        caption=f"* percentile CI (BCa degenerate) · range: min to max of fewer than "
+                f"{MIN_CYCLES} cycles (a 95% CI needs more) · ! outlier cycle flagged, kept")
 
 
-def values_for(target: str, results_dir: Path, metric_key: str) -> tuple[str, list[float]]:
-    """Valid values of one metric for one configuration: ``RUN``, ``STUDY`` (one config) or
-    ``STUDY:SELECTOR`` (config hash prefix, experiment id or name)."""
-    from llem.results import io as results_io
+def pareto_table(summary: Any, front: list[Any], x: str, y: str,
+                 width: int = 80) -> tuple[Any, list[str]]:
+    """The Pareto-optimal configurations, best x first, with each mean's spread."""
     from llem.results import metrics as registry
+    from llem.results.display import Col, fit_table
+
+    dx, dy = registry.metric(x), registry.metric(y)
+
+    def cell(s: Any) -> str:
+        spread = interval_text(s)
+        return f"{fmt(s.mean)}\n{spread}" if spread else fmt(s.mean)
+
+    cols = [Col("configuration"), Col("hash", drop=1), Col(metric_header(x), justify="right"),
+            Col(metric_header(y), justify="right")]
+    rows = [[c.label, c.config_hash[:8], cell(c.metrics[x]), cell(c.metrics[y])]
+            for c in front]
+    return fit_table(
+        cols, rows, width,
+        title=f"Pareto front: {dx.label} ({'max' if dx.higher_is_better else 'min'}) vs "
+              f"{dy.label} ({'max' if dy.higher_is_better else 'min'}) — "
+              f"{len(front)} of {len(summary.configs)} configurations")
+
+
+def select_results(target: str, results_dir: Path) -> tuple[str, list[Any]]:
+    """The finished results of one configuration: ``RUN``, ``STUDY`` (one config) or
+    ``STUDY:SELECTOR`` (config hash prefix, experiment id or name), with its label."""
+    from llem.results import io as results_io
     from llem.results import stats
 
     if Path(target).exists() or (results_dir / target).exists():
@@ -124,7 +166,19 @@ def values_for(target: str, results_dir: Path, metric_key: str) -> tuple[str, li
     elif len(hashes) > 1:
         raise ConfigError(f"{target}: has {len(hashes)} configurations; pick one with "
                             f"{where}:<config hash prefix or experiment id>")
-    d = registry.metric(metric_key)
-    vals = [v for v in (d.get(r) for r in results) if v is not None]
     label = f"{path.name}:{selector}" if selector else path.name
-    return label, vals
+    return label, results
+
+
+def metric_values(results: list[Any], metric_key: str) -> list[float]:
+    """The non-null values of one metric over some results."""
+    from llem.results import metrics as registry
+
+    d = registry.metric(metric_key)
+    return [v for v in (d.get(r) for r in results) if v is not None]
+
+
+def values_for(target: str, results_dir: Path, metric_key: str) -> tuple[str, list[float]]:
+    """Valid values of one metric for one configuration (see :func:`select_results`)."""
+    label, results = select_results(target, results_dir)
+    return label, metric_values(results, metric_key)

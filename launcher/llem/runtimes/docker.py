@@ -2,10 +2,12 @@
 
 The container gets exactly what the host decided: the run directory at ``/llem/run`` (read
 and write), the HF cache and local model paths read-only, the experiment's GPUs through a
-``DeviceRequest``, the invoking user's uid:gid (so result files belong to the user, not
-root), and the image reference + digest in its environment so the harness can record them
-in ``result.json``. Secrets (HF_TOKEN) travel in the environment only: never in the command
-line, never in a log line.
+``DeviceRequest``, the image reference + digest in its environment so the harness can record
+them in ``result.json``, and the experiment's ``runtime.shm_size``. It is hardened the same
+way every time (:mod:`llem.runtimes.containers`): no capabilities, ``no-new-privileges``,
+a non-root uid:gid even when llem runs as root, labels naming its run, and the HF token as a
+read-only 0600 file named by ``HF_TOKEN_PATH`` -- never in its environment, command line,
+labels or logs, so ``docker inspect`` does not show it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from llem.images.base import ImageError
 from llem.images.lock import LockFile
 from llem.images.registry import EnsuredImage, daemon_hint, docker_client, ensure_image
 from llem.images.resolve import resolve_image
+from llem.runtimes import containers as ct
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
 from llem_schema.runspec import LOG_FILE
 
@@ -36,8 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CONTAINER_RUN_DIR = "/llem/run"
 CONTAINER_HF_CACHE = "/llem/hf-cache"
-#: Passed through from the host environment when set; values are never printed.
-PASSTHROUGH_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 NVIDIA_HINT = (
     "Docker cannot hand GPUs to containers: install nvidia-container-toolkit, then "
     "`sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`"
@@ -67,7 +68,7 @@ class DockerRuntime(Runtime):
         resolver: Callable[[str], EnsuredImage] | None = None,
         user: str | None = None,
         gpu_host: bool = False,
-        shm_size: str | None = "8g",
+        shm_size: str | None = None,
         ipc_host: bool = False,
         network: str | None = None,
         hf_cache: Path | bool | None = True,
@@ -79,9 +80,12 @@ class DockerRuntime(Runtime):
         #: backend -> image: a study sweeping over backends needs one image per backend
         self.images: dict[str, EnsuredImage] = {}
         self.resolver = resolver
-        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        #: never root: this process's uid:gid, or nobody when llem itself runs as root
+        self.user = ct.container_user(user)
         self.gpu_host = gpu_host
-        self.shm_size = shm_size
+        #: used only when a run directory has no experiment.json; otherwise the
+        #: experiment's runtime.shm_size (what its result records) is what the container gets
+        self.shm_size = shm_size or ct.DEFAULT_SHM_SIZE
         self.ipc_host = ipc_host
         # No network by default: models come from the mounted cache or local paths, and a
         # measurement should not depend on (or be disturbed by) downloads.
@@ -111,15 +115,55 @@ class DockerRuntime(Runtime):
         self.images[backend] = self.resolver(backend)
         return self.images[backend]
 
-    def container_kwargs(self, request: RunRequest) -> dict[str, Any]:
-        """Everything handed to ``containers.run`` (separate so tests can check it)."""
-        from docker.types import DeviceRequest
+    def container_kwargs(
+        self, request: RunRequest, token_path: Path | None = None
+    ) -> dict[str, Any]:
+        """Everything handed to ``containers.create`` (separate so tests can check it).
 
+        ``token_path``: the host file holding the HF token (:func:`containers.token_file`),
+        mounted read-only and named by ``HF_TOKEN_PATH``; token variables never reach the
+        container's environment, whatever the request or this process carries.
+        """
         image = self.image_for(request.backend)
         run_dir = Path(request.run_dir).resolve()
-        volumes: dict[str, dict[str, str]] = {
-            str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}
+        volumes = self._volumes(request, run_dir, token_path)
+        kwargs: dict[str, Any] = {
+            "image": image.run_ref,
+            "command": list(self.command),
+            "detach": True,
+            "user": self.user.spec,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "volumes": volumes,
+            "environment": self._environment(request, image, token_path),
+            "device_requests": self._device_requests(request),
+            "network_mode": self.network,
+            "labels": ct.run_labels(run_dir),
+            "working_dir": CONTAINER_RUN_DIR,
         }
+        if self.ipc_host:
+            kwargs["ipc_mode"] = "host"
+        else:
+            kwargs["shm_size"] = ct.shm_size(run_dir, self.shm_size)
+        return kwargs
+
+    def _volumes(
+        self, request: RunRequest, run_dir: Path, token_path: Path | None
+    ) -> dict[str, dict[str, str]]:
+        volumes = {str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}}
+        if self.hf_cache is not None:
+            volumes[str(Path(self.hf_cache).resolve())] = {"bind": CONTAINER_HF_CACHE, "mode": "ro"}
+        for p in request.read_only_paths:
+            # Same path inside and out, so paths written in experiment.json stay valid.
+            hp = str(Path(p).resolve())
+            volumes.setdefault(hp, {"bind": hp, "mode": "ro"})
+        if token_path is not None:
+            volumes[str(token_path)] = {"bind": ct.CONTAINER_TOKEN_PATH, "mode": "ro"}
+        return volumes
+
+    def _environment(
+        self, request: RunRequest, image: EnsuredImage, token_path: Path | None
+    ) -> dict[str, str]:
         env = {
             "LLEM_RUNTIME": "docker",
             "LLEM_IMAGE_REF": image.ref,
@@ -127,58 +171,60 @@ class DockerRuntime(Runtime):
             "LLEM_IMAGE_ID": image.image_id,
             "HOME": "/tmp",
         }
-        if self.hf_cache is not None:
-            volumes[str(Path(self.hf_cache).resolve())] = {"bind": CONTAINER_HF_CACHE, "mode": "ro"}
-            env["HF_HUB_CACHE"] = CONTAINER_HF_CACHE
         if self.network == "none":
             env["HF_HUB_OFFLINE"] = "1"
-        for p in request.read_only_paths:
-            # Same path inside and out, so paths written in experiment.json stay valid.
-            hp = str(Path(p).resolve())
-            volumes.setdefault(hp, {"bind": hp, "mode": "ro"})
-        env.update(request.env)
+        env.update(ct.without_tokens(request.env))
         env.pop("HF_HOME", None)  # a host path; the cache is mounted at CONTAINER_HF_CACHE
         if self.hf_cache is not None:
             env["HF_HUB_CACHE"] = CONTAINER_HF_CACHE
-        for key in PASSTHROUGH_ENV:
-            if os.environ.get(key) and key not in env:
-                env[key] = os.environ[key]
-        gpus = [str(g) for g in request.gpus]
-        device_requests = []
-        if gpus:
-            device_requests = [DeviceRequest(driver="nvidia", device_ids=gpus,
-                                             capabilities=[["gpu"]])]
-        elif self.gpu_host:
-            device_requests = [DeviceRequest(driver="nvidia", device_ids=["0"],
-                                             capabilities=[["gpu"]])]
-        kwargs: dict[str, Any] = {
-            "image": image.run_ref,
-            "command": list(self.command),
-            "detach": True,
-            "user": self.user,
-            "volumes": volumes,
-            "environment": env,
-            "device_requests": device_requests or None,
-            "network_mode": self.network,
-            "labels": {"io.llenergymeasure.run_dir": str(run_dir)},
-            "working_dir": CONTAINER_RUN_DIR,
-        }
-        if self.ipc_host:
-            kwargs["ipc_mode"] = "host"
-        elif self.shm_size:
-            kwargs["shm_size"] = self.shm_size
-        return kwargs
+        if token_path is not None:
+            env["HF_TOKEN_PATH"] = ct.CONTAINER_TOKEN_PATH
+        return env
+
+    def _device_requests(self, request: RunRequest) -> list[Any] | None:
+        from docker.types import DeviceRequest
+
+        gpus = [str(g) for g in request.gpus] or (["0"] if self.gpu_host else [])
+        if not gpus:
+            return None
+        return [DeviceRequest(driver="nvidia", device_ids=gpus, capabilities=[["gpu"]])]
 
     def run(self, request: RunRequest) -> RunOutcome:
-        from docker.errors import APIError, DockerException, ImageNotFound
-
         run_dir = Path(request.run_dir).resolve()
         log_path = run_dir / LOG_FILE
-        kwargs = self.container_kwargs(request)
         image = self.image_for(request.backend)
+        # a container that a killed launcher left on this run directory goes first: never
+        # two containers writing one run directory
+        stop_run_containers(self.client, run_dir)
         t0 = time.monotonic()
+        token = ct.hf_token(request.env)
+        with ct.run_dir_lent(run_dir, self.user), ct.token_file(token, self.user) as token_path:
+            container = self._start(self.container_kwargs(request, token_path), image)
+            exit_code, timed_out, interrupted = self._follow(container, request, run_dir, t0)
+            _fill_missing_harness_log(run_dir)
+            if timed_out:
+                _append(log_path, f"[llem] timed out after {request.timeout_s:g} s; "
+                                  "container stopped")
+            if interrupted:
+                _append(log_path, "[llem] interrupted (Ctrl+C); container stopped and removed")
+        return RunOutcome(
+            exit_code=exit_code,
+            duration_s=time.monotonic() - t0,
+            log_path=log_path,
+            runtime=self.name,
+            image_ref=image.ref,
+            image_digest=image.digest or image.image_id,
+            timed_out=timed_out,
+            interrupted=interrupted,
+        )
+
+    def _start(self, kwargs: dict[str, Any], image: EnsuredImage) -> Any:
+        """Create, then start. A container that cannot start is removed at once: a daemon
+        error leaves nothing behind in the ``Created`` state."""
+        from docker.errors import APIError, DockerException, ImageNotFound
+
         try:
-            self._container = self.client.containers.run(**kwargs)
+            container = self.client.containers.create(**kwargs)
         except ImageNotFound as exc:
             raise RuntimeUnavailable(
                 f"image {image.ref} is not present: run `llem images pull` first"
@@ -187,8 +233,25 @@ class DockerRuntime(Runtime):
             raise RuntimeUnavailable(start_error_hint(str(exc.explanation or exc))) from exc
         except DockerException as exc:
             raise RuntimeUnavailable(daemon_hint(exc)) from exc
-        container = self._container
-        status = _StatusLine(self.console, image.ref, quiet=request.quiet)
+        with self._lock:
+            self._container = container
+        try:
+            container.start()
+        except APIError as exc:
+            self._remove()
+            raise RuntimeUnavailable(start_error_hint(str(exc.explanation or exc))) from exc
+        except BaseException:
+            self._remove()
+            raise
+        return container
+
+    def _follow(
+        self, container: Any, request: RunRequest, run_dir: Path, t0: float
+    ) -> tuple[int, bool, bool]:
+        """Copy the container's output while waiting for it; stop it on timeout or Ctrl+C,
+        remove it in every case. Returns (exit code, timed out, interrupted)."""
+        status = _StatusLine(self.console, self.image_for(request.backend).ref,
+                             quiet=request.quiet)
         pump = threading.Thread(
             target=_pump_logs, args=(container, run_dir / CONTAINER_LOG, status), daemon=True
         )
@@ -209,21 +272,7 @@ class DockerRuntime(Runtime):
                 self.cleanup()
             pump.join(timeout=5)
             self._remove()
-        _fill_missing_harness_log(run_dir)
-        if timed_out:
-            _append(log_path, f"[llem] timed out after {request.timeout_s:g} s; container stopped")
-        if interrupted:
-            _append(log_path, "[llem] interrupted (Ctrl+C); container stopped and removed")
-        return RunOutcome(
-            exit_code=exit_code,
-            duration_s=time.monotonic() - t0,
-            log_path=log_path,
-            runtime=self.name,
-            image_ref=image.ref,
-            image_digest=image.digest or image.image_id,
-            timed_out=timed_out,
-            interrupted=interrupted,
-        )
+        return exit_code, timed_out, interrupted
 
     def _wait(self, container: Any, timeout_s: float | None, t0: float) -> int:
         """Wait in short slices so Ctrl+C is seen promptly and the timeout is honoured."""
@@ -255,6 +304,42 @@ class DockerRuntime(Runtime):
         if c is not None:
             with contextlib.suppress(Exception):
                 c.remove(force=True)
+
+
+def run_containers(client: Any, run_dir: Path) -> list[Any]:
+    """Every container (running, exited or only Created) labelled with ``run_dir``."""
+    label = f"{ct.LABEL_RUN_DIR}={Path(run_dir).resolve()}"
+    # ignore_removed: one that goes while it is listed is not an error, just gone
+    return list(client.containers.list(all=True, filters={"label": label}, ignore_removed=True))
+
+
+def stop_run_containers(client: Any, run_dir: Path, grace_s: float = STOP_GRACE_S) -> int:
+    """Stop (SIGTERM, SIGKILL after ``grace_s``) and remove the containers labelled with
+    ``run_dir`` -- left by a launcher that was killed -- and the token directory each was
+    given. Returns how many there were. Daemon errors become RuntimeUnavailable."""
+    from docker.errors import DockerException
+
+    try:
+        found = run_containers(client, run_dir)
+    except DockerException as exc:
+        raise RuntimeUnavailable(daemon_hint(exc)) from exc
+    for c in found:
+        with contextlib.suppress(Exception):
+            c.stop(timeout=grace_s)
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+        ct.discard_token_source(_token_source(c.attrs))
+    if found:
+        ct.take_back(Path(run_dir).resolve())
+    return len(found)
+
+
+def _token_source(attrs: dict[str, Any]) -> str | None:
+    """The host file mounted as the container's token file, if it had one."""
+    for m in attrs.get("Mounts") or []:
+        if m.get("Destination") == ct.CONTAINER_TOKEN_PATH:
+            return m.get("Source")
+    return None
 
 
 def start_error_hint(message: str) -> str:
@@ -333,7 +418,7 @@ def prepare_docker_runtime(
     *,
     console: Console | None = None,
     user: str | None = None,
-    shm_size: str | None = "8g",
+    shm_size: str | None = None,
     show_progress: bool = True,
 ) -> tuple[DockerRuntime, str, str | None]:
     """Resolve, fetch and pin the image for ``backend``; return the runtime ready to run.

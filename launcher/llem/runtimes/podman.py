@@ -4,8 +4,17 @@ Chosen on nodes without a Docker daemon (``llem run-one`` falls back to it; HPC 
 often ship podman instead of docker). GPUs are requested as CDI devices
 (``--device nvidia.com/gpu=<index|UUID>``; the node needs ``nvidia-ctk cdi generate``).
 Rootless podman maps the caller's uid into the container with ``--userns=keep-id`` so
-result files belong to the user. Secrets are passed by name (``-e NAME``), never as
-``NAME=value`` on the command line, so they do not show in ``ps``.
+result files belong to the user; rootful podman (llem as root) runs it as nobody and
+hands the run directory over and back. The container is hardened like a docker one
+(:mod:`llem.runtimes.containers`): ``--cap-drop=all``, ``no-new-privileges``, labels
+naming its run, the experiment's ``runtime.shm_size``, and the HF token as a read-only
+file named by ``HF_TOKEN_PATH``. Other variables are passed by name (``-e NAME``), never as
+``NAME=value`` on the command line, so values do not show in ``ps``.
+
+podman's own output and the harness's (mirrored to stderr) both go to ``podman.log`` in
+the run directory: a container that never got as far as the harness (a bad flag, a
+missing image, an OCI runtime error) has its error only there, so that is the log a
+failed run points to.
 """
 
 from __future__ import annotations
@@ -15,14 +24,21 @@ import os
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llem.runtimes import containers as ct
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
 from llem.runtimes.child import SessionChild
-from llem_schema.runspec import LOG_FILE
 
 CONTAINER_RUN_DIR = "/llem/run"
+#: podman's and the harness's output, in the run directory (see the module docstring)
+PODMAN_LOG = "podman.log"
+#: host variables that are never handed to the container: host paths mean nothing inside
+#: (the docker runtime drops HF_HOME too), tokens go as a file
+NOT_PASSED = ("HF_HOME", *ct.TOKEN_VARS)
+STOP_GRACE_S = 10
 
 
 class PodmanSecurity(BaseModel):
@@ -85,9 +101,13 @@ def info() -> PodmanInfo:
 class PodmanRuntime(Runtime):
     name = "podman"
 
-    def __init__(self, image: str | None = None, shm_size: str = "8g") -> None:
+    def __init__(self, image: str | None = None, shm_size: str | None = None,
+                 user: str | None = None) -> None:
         self.image = image
-        self.shm_size = shm_size
+        #: only when a run directory has no experiment.json; otherwise runtime.shm_size
+        self.shm_size = shm_size or ct.DEFAULT_SHM_SIZE
+        #: rootful podman: never root (nobody when llem runs as root)
+        self.user = ct.container_user(user)
         self._container: str | None = None
         self._child = SessionChild()
         self._rootless: bool | None = None
@@ -128,29 +148,35 @@ class PodmanRuntime(Runtime):
                     return d.split("@", 1)[1]
         return images[0].Id if images else None
 
-    def command(self, request: RunRequest, name: str) -> list[str]:
+    def command(self, request: RunRequest, name: str,
+                token_path: Path | None = None) -> list[str]:
         """The full ``podman run`` argv (no secret values in it)."""
         ref = request.image or self.image
         if ref is None:
             raise RuntimeUnavailable("podman: no image; set runtime.image (or --image)")
+        run_dir = request.run_dir.resolve()
         cmd = ["podman", *_env_args("LLEM_PODMAN_GLOBAL_ARGS"), "run", "--rm",
-               "--name", name, "--shm-size", self.shm_size,
+               "--name", name, "--shm-size", str(ct.shm_size(run_dir, self.shm_size)),
+               "--cap-drop=all", "--security-opt", "no-new-privileges",
                "--security-opt", "label=disable",
                # like the docker runtime: no network unless asked (HF cache is mounted)
                "--network", os.environ.get("LLEM_PODMAN_NETWORK", "none"),
                *_env_args("LLEM_PODMAN_RUN_ARGS"),
-               "-v", f"{request.run_dir.resolve()}:{CONTAINER_RUN_DIR}:rw",
+               "-v", f"{run_dir}:{CONTAINER_RUN_DIR}:rw",
                "-e", "LLEM_RUNTIME=podman", "-e", "PYTHONUNBUFFERED=1"]
-        if self.rootless():
-            cmd += ["--userns=keep-id"]
-        else:
-            cmd += ["--user", f"{os.getuid()}:{os.getgid()}"]
+        for key, value in ct.run_labels(run_dir).items():
+            cmd += ["--label", f"{key}={value}"]
+        cmd += ["--userns=keep-id"] if self.rootless() else ["--user", self.user.spec]
         for g in request.gpus:
             cmd += ["--device", f"nvidia.com/gpu={g}"]
         for p in request.read_only_paths:
             cmd += ["-v", f"{p}:{p}:ro"]
+        if token_path is not None:
+            cmd += ["-v", f"{token_path}:{ct.CONTAINER_TOKEN_PATH}:ro",
+                    "-e", f"HF_TOKEN_PATH={ct.CONTAINER_TOKEN_PATH}"]
         for k in sorted(request.env):
-            cmd += ["-e", k]  # value comes from our environment, not the argv
+            if k not in NOT_PASSED:
+                cmd += ["-e", k]  # value comes from our environment, not the argv
         for k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
                   "SLURMD_NODENAME"):
             if k in os.environ:
@@ -166,20 +192,25 @@ class PodmanRuntime(Runtime):
         return cmd
 
     def run(self, request: RunRequest) -> RunOutcome:
+        run_dir = request.run_dir.resolve()
+        # a container that a killed launcher left on this run directory goes first
+        stop_run_containers(run_dir)
         name = f"llem-{uuid.uuid4().hex[:12]}"
-        cmd = self.command(request, name)
-        env = dict(os.environ)
-        env.update(request.env)
+        # the podman client's own environment carries no token either
+        env = {k: v for k, v in {**os.environ, **request.env}.items() if k not in ct.TOKEN_VARS}
+        token = ct.hf_token(request.env)
         self._container = name
-        with open(request.run_dir / "podman.log", "ab") as log:
-            res = self._child.run(
-                cmd, env, request.timeout_s, stdout=log, stderr=subprocess.STDOUT,
-                on_stop=self.cleanup,
-            )
+        with ct.run_dir_lent(run_dir, self.user), ct.token_file(token, self.user) as tp:
+            cmd = self.command(request, name, tp)
+            with open(run_dir / PODMAN_LOG, "ab") as log:
+                res = self._child.run(
+                    cmd, env, request.timeout_s, stdout=log, stderr=subprocess.STDOUT,
+                    on_stop=self.cleanup,
+                )
         ref = request.image or self.image
         return RunOutcome(
             exit_code=res.code, duration_s=res.duration_s,
-            log_path=request.run_dir / LOG_FILE, runtime=self.name, image_ref=ref,
+            log_path=run_dir / PODMAN_LOG, runtime=self.name, image_ref=ref,
             image_digest=self.image_digest(ref) if ref else None,
             timed_out=res.timed_out, interrupted=res.interrupted,
         )
@@ -187,11 +218,53 @@ class PodmanRuntime(Runtime):
     def cleanup(self) -> None:
         if self._container is None:
             return
-        _podman("stop", "--time", "10", self._container, timeout=60)
+        _podman("stop", "--time", str(STOP_GRACE_S), self._container, timeout=60)
         _podman("rm", "--force", "--ignore", self._container, timeout=60)
         proc = self._child.proc
         if proc is not None and proc.poll() is None:
             proc.wait(timeout=30)
+
+
+def run_containers(run_dir: Path) -> list[str]:
+    """Ids of the containers (any state) labelled with ``run_dir``."""
+    label = f"{ct.LABEL_RUN_DIR}={Path(run_dir).resolve()}"
+    try:
+        out = _podman("ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={label}",
+                      timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeUnavailable(f"podman ps did not answer in {exc.timeout:g} s") from None
+    if out.returncode != 0:
+        raise RuntimeUnavailable(f"podman ps failed: {out.stderr.strip()}")
+    return out.stdout.split()
+
+
+def stop_run_containers(run_dir: Path, grace_s: float = STOP_GRACE_S) -> int:
+    """Stop and remove the containers labelled with ``run_dir`` (left by a launcher that
+    was killed) and the token directory each was given; returns how many there were."""
+    ids = run_containers(run_dir)
+    if not ids:
+        return 0
+    sources = [_token_source(i) for i in ids]
+    _podman("stop", "--time", str(int(grace_s)), *ids, timeout=grace_s + 60)
+    _podman("rm", "--force", "--ignore", *ids, timeout=60)
+    for src in sources:
+        ct.discard_token_source(src)
+    ct.take_back(Path(run_dir).resolve())
+    return len(ids)
+
+
+def _token_source(container_id: str) -> str | None:
+    out = _podman("inspect", "--format", "json", container_id, timeout=60)
+    if out.returncode != 0:
+        return None
+    try:
+        mounts = json.loads(out.stdout)[0].get("Mounts") or []
+    except (ValueError, IndexError, AttributeError):
+        return None
+    for m in mounts:
+        if m.get("Destination") == ct.CONTAINER_TOKEN_PATH:
+            return m.get("Source")
+    return None
 
 
 def ensure_available() -> None:

@@ -167,7 +167,8 @@ def execute(
             msg = "interrupted"
         else:
             msg = describe(outcome.exit_code)
-        return RunReport(run_dir, outcome, None, f"{msg} [{run_dir}/harness.log]")
+        # the runtime's log (podman: podman.log, where podman's own errors are too)
+        return RunReport(run_dir, outcome, None, f"{msg} [{outcome.log_path}]")
     try:
         result = read_result(run_dir)
     except ConfigError as exc:

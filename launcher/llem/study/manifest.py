@@ -49,6 +49,23 @@ class RunEntry(BaseModel):
     slurm_job: str | None = None
 
 
+class TargetStatus(BaseModel):
+    """Where one configuration stands against ``study.target_ci`` (see llem.study.target)."""
+
+    experiment_id: str
+    metric: str
+    target: float = Field(description="The rel_half_width asked for.")
+    cycles: int = Field(description="Cycles planned and added for this configuration so far.")
+    n_valid: int = Field(description="Finished cycles with a value of the metric.")
+    mean: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    rel_half_width: float | None = Field(None, description="(ci_high - ci_low) / 2 / |mean|.")
+    met: bool
+    status: Literal["met", "adding", "max_cycles", "not_measured", "no_results"]
+    note: str | None = None
+
+
 class Manifest(BaseModel):
     schema_version: str = SCHEMA_VERSION
     study_id: str
@@ -56,6 +73,9 @@ class Manifest(BaseModel):
     study_hash: str
     created_at: str
     runs: list[RunEntry]
+    target_ci: list[TargetStatus] = Field(
+        default_factory=list, description="Per configuration, how study.target_ci stands "
+        "(empty without it); the added cycles are ordinary entries of runs.")
 
     def counts(self) -> dict[str, int]:
         out = {"pending": 0, "running": 0, "done": 0, "failed": 0, "interrupted": 0}

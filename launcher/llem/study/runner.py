@@ -25,8 +25,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from llem.config.loader import LoadedConfig
-from llem.runtimes.base import Runtime
+from llem.runtimes.base import Runtime, RuntimeUnavailable
 from llem.study import manifest as mf
+from llem.study import target
 from llem.study.execute import execute, harness_env, make_runtime
 from llem.study.interrupts import mark_interrupted, sigterm_as_interrupt
 from llem.study.lock import StudyLock, cooldown
@@ -176,6 +177,7 @@ def run_study(
     ex = study.study
     experiments = expand_experiments(study)
     _check_paths(experiments, loaded.source)
+    new = fresh or (study_dir is None and not resume)  # open_study creates a directory
     study_dir, manifest = open_study(loaded, results_dir, resume, fresh, study_dir)
     with StudyLock(study_dir), sigterm_as_interrupt():
         manifest = _settle_orphans(study_dir, manifest, study.base.runtime.timeout_seconds)
@@ -196,23 +198,58 @@ def run_study(
                     lock=lock,
                 )
         slots = gpu_slots(ex, study.base.runtime.gpus)
-        ctx = _Ctx(study_dir, manifest, experiments, console, quiet, ex,
-                   runtimes={s.index: runtime_factory() for s in slots},
-                   provenance=loaded.provenance | {p: "sweep" for p in study.sweep})
-        if len(slots) > 1:
-            console.print(f"{len(slots)} GPU slot(s): " + "  ".join(s.label() for s in slots))
-        code = _execute_all(ctx, slots, ex.max_retries, ex.reuse_model, batch_python)
+        try:  # no image, no daemon, a container that cannot start: nothing ran
+            ctx = _Ctx(study_dir, manifest, experiments, console, quiet, ex,
+                       runtimes={s.index: runtime_factory() for s in slots},
+                       provenance=loaded.provenance | {p: "sweep" for p in study.sweep})
+            if len(slots) > 1:
+                console.print(f"{len(slots)} GPU slot(s): " + "  ".join(s.label() for s in slots))
+            code = _execute_all(ctx, slots, ex.max_retries, ex.reuse_model, batch_python)
+            if code == 0 and ex.target_ci is not None:
+                code = _reach_target(ctx, slots, batch_python)
+        except RuntimeUnavailable:
+            if new:
+                _discard_unstarted(study_dir)
+            raise
         manifest = mf.rebuild(study_dir, ctx.manifest)
     counts = manifest.counts()
     if code == 130:
         console.print("[red]interrupted[/]: resume with --resume")
         return 130
+    if ex.target_ci is not None:
+        target.print_report(manifest, experiments, console)
     _summarise(study_dir, manifest, console)
     console.print(
         f"{counts['done']}/{len(manifest.runs)} run(s) done, {counts['failed']} failed "
         f"-> {study_dir}"
     )
     return 0 if counts["done"] == len(manifest.runs) else 1
+
+
+def _reach_target(ctx: _Ctx, slots: list[Slot], batch_python: str | None) -> int:
+    """study.target_ci: rounds of extra cycles, each run like the planned ones."""
+    ex = ctx.execution
+    assert ex.target_ci is not None
+
+    def run_more(manifest: mf.Manifest) -> tuple[int, mf.Manifest]:
+        ctx.manifest = manifest
+        code = _execute_all(ctx, slots, ex.max_retries, ex.reuse_model, batch_python)
+        return code, ctx.manifest
+
+    code, ctx.manifest = target.run_to_target(ctx.study_dir, ctx.manifest, ctx.experiments,
+                                              ex.target_ci, ctx.console, run_more)
+    return code
+
+
+def _discard_unstarted(study_dir: Path) -> None:
+    """Remove a study directory this call created when no run in it ever started (the
+    runtime failed first), so fixing the cause and running again leaves no empty study
+    behind for ``--resume`` to pick."""
+    import shutil
+
+    states = [mf.read_state(study_dir, r) for r in mf.load_manifest(study_dir).runs]
+    if all(r.state == "pending" and r.attempts == 0 for r in states):
+        shutil.rmtree(study_dir, ignore_errors=True)
 
 
 def _settle_orphans(study_dir: Path, manifest: mf.Manifest, timeout: float | None) -> mf.Manifest:
@@ -292,6 +329,7 @@ def _run_unit(
     ctx: _Ctx, pool: SlotPool, unit: list[mf.RunEntry], slot: Slot, batch_python: str | None
 ) -> None:
     runtime = ctx.runtimes[slot.index]
+    before = [e.model_copy() for e in unit]
     specs = []
     for entry in unit:
         cfg = ctx.experiments[entry.experiment_index]
@@ -311,7 +349,14 @@ def _run_unit(
             + (" [shared model]" if len(unit) > 1 else "")
         )
     if len(unit) == 1:
-        report = execute(runtime, specs[0], ctx.study_dir / unit[0].run_dir, quiet=ctx.quiet)
+        try:
+            report = execute(runtime, specs[0], ctx.study_dir / unit[0].run_dir,
+                             quiet=ctx.quiet)
+        except RuntimeUnavailable:  # the run never started: not an attempt, not running
+            for entry, old in zip(unit, before, strict=True):
+                entry.state, entry.attempts, entry.message = old.state, old.attempts, old.message
+                mf.write_state(ctx.study_dir, entry)
+            raise
         outcomes = [(unit[0], report.ok, report.message, report.outcome.interrupted)]
     else:
         outcomes = _run_batch(ctx, unit, specs, slot, batch_python)

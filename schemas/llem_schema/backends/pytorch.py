@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from llem_schema.base import StrictModel
+from llem_schema.base import ConfigModel
 
 
-class PyTorchConfig(StrictModel):
+class PyTorchConfig(ConfigModel):
     """Transformers ``from_pretrained`` + ``generate`` options that change cost."""
 
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(

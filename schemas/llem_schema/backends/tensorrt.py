@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from llem_schema.base import StrictModel
+from llem_schema.base import ConfigModel
 
 #: Weight quantization presets -> QuantConfig.quant_algo (tensorrt_llm.quantization.QuantAlgo).
 TRT_QUANT_ALGOS: dict[str, str | None] = {
@@ -30,7 +30,7 @@ TRT_QUANT_ALGOS: dict[str, str | None] = {
 TRT_KV_CACHE_ALGOS: dict[str, str | None] = {"auto": None, "fp8": "FP8", "int8": "INT8"}
 
 
-class TensorRTConfig(StrictModel):
+class TensorRTConfig(ConfigModel):
     """First-class TensorRT-LLM options: the knobs that change speed, memory or energy."""
 
     # --- model / numerics -----------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from llem_schema.base import StrictModel
+from llem_schema.base import ConfigModel
 
 #: kv_cache_dtype values accepted by vLLM's CacheDType (vllm/config/cache.py).
 VLLMKVCacheDType = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"]
@@ -21,7 +21,7 @@ VLLMKVCacheDType = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp
 _MODEL_FREE_METHODS = ("ngram", "ngram_gpu", "suffix")
 
 
-class VLLMSpeculativeConfig(StrictModel):
+class VLLMSpeculativeConfig(ConfigModel):
     """Speculative decoding; becomes ``EngineArgs.speculative_config`` (a dict in vLLM)."""
 
     method: str = Field(
@@ -50,7 +50,7 @@ class VLLMSpeculativeConfig(StrictModel):
         return self
 
 
-class VLLMConfig(StrictModel):
+class VLLMConfig(ConfigModel):
     """First-class vLLM engine options: the knobs that change speed, memory or energy."""
 
     # --- model / numerics -----------------------------------------------------------------

@@ -28,7 +28,8 @@ def test_dataset_errors_name_the_field(tmp_path: Path) -> None:
         load_prompts(WorkloadConfig(dataset=str(tmp_path / "missing.txt")))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"foo": 1}\n')
-    with pytest.raises(DatasetError, match=r"bad.jsonl has no prompt column \(foo\)"):
+    with pytest.raises(DatasetError,
+                       match=r"bad.jsonl has no prompt column \(columns: foo\); name one with"):
         load_prompts(WorkloadConfig(dataset=str(bad)))
 
 

@@ -115,7 +115,9 @@ def test_reference_and_registry_precedence(monkeypatch, tmp_path):
     monkeypatch.setattr(images_resolve, "detect_driver_cuda",
                         lambda override=None: DriverCuda(12, 4, "t"))
     v = images_matrix.llem_version()
-    assert resolve_image("pytorch").ref == f"llenergymeasure/pytorch:{v}-cuda12"
+    # nothing set: the matrix's registry, where the release workflow pushes
+    assert resolve_image("pytorch").ref == \
+        f"{load_matrix().registry}/llenergymeasure/pytorch:{v}-cuda12"
     (tmp_path / "config.yaml").write_text("registry: cfg.example:5000\n")
     assert resolve_image("pytorch").ref.startswith("cfg.example:5000/llenergymeasure/")
     monkeypatch.setenv("LLEM_REGISTRY", "env.example/")

@@ -21,7 +21,7 @@ def test_flatten_has_ids_config_metrics_env() -> None:
     assert row["run_id"] == r.run_id and row["config_hash"] == r.config_hash
     assert row["config.workload.batch_size"] == r.config.workload.batch_size
     assert row["energy.total_j"] == r.energy.total_j
-    assert row["latency.itl.p50"] == r.latency.itl.p50
+    assert row["latency.itl.p50_s"] == r.latency.itl.p50
     assert row["latency.ttft"] is None
     assert json.loads(row["latency.null_reasons"]) == {"ttft": "offline: no streaming"}
     assert row["env.gpu_name"] == "NVIDIA H100 80GB HBM3"
@@ -47,7 +47,7 @@ def test_mixed_rows_keep_all_columns_and_types(tmp_path: Path) -> None:
     b = make_result(null={"latency.ttft": "none"}, set={"config.extra": {"k": [1, "x"]}})
     out, _ = export.export([a, b], "parquet", tmp_path / "m.parquet")
     t = pq.read_table(out)
-    assert t.column("latency.ttft.p50").to_pylist() == [a.latency.ttft.p50, None]
+    assert t.column("latency.ttft.p50_s").to_pylist() == [a.latency.ttft.p50, None]
     assert t.column("config.extra").to_pylist() == [None, '{"k": [1, "x"]}']
 
 
@@ -113,3 +113,58 @@ def test_hf_dataset_loads_with_datasets_when_installed(tmp_path: Path) -> None:
     ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "train-*.parquet"),
                                split="train", cache_dir=str(tmp_path / "cache"))
     assert ds.num_rows == 3 and "config.workload.batch_size" in ds.column_names
+
+
+def test_latency_columns_name_their_unit() -> None:
+    row = export.flatten_result(make_result())
+    lat = [k for k in row if k.startswith(("latency.ttft.", "latency.itl.", "latency.e2e."))]
+    assert "latency.ttft.p50_s" in lat and "latency.e2e.max_s" in lat
+    assert all(k.endswith("_s") for k in lat if not k.endswith(".n")), lat
+    assert row["latency.itl.n"] == make_result().latency.itl.n  # a count: no unit
+
+
+def test_every_registry_column_ends_in_its_units_suffix() -> None:
+    row = export.flatten_result(make_result())
+    for d in metrics.METRICS.values():
+        assert d.column in row, d.key
+        assert d.column.endswith(export.UNIT_SUFFIX[d.unit]), (d.column, d.unit)
+
+
+def test_csv_whole_number_floats_read_back_as_float(tmp_path: Path) -> None:
+    """A float column whose values are all whole numbers (joules, seconds) must not turn
+    into int64 in pandas or Arrow: a later study with 101.5 J would not concatenate."""
+    rs = [make_result(cycle=c, set={"energy.total_j": 100.0 + c, "energy.baseline_power_w": 60.0})
+          for c in range(3)]
+    out, _ = export.export(rs, "csv", tmp_path / "x.csv")
+    arrow = pcsv.read_csv(out)
+    assert str(arrow.schema.field("energy.total_j").type) == "double"
+    assert str(arrow.schema.field("cycle").type) == "int64"
+    pd = pytest.importorskip("pandas")
+    df = pd.read_csv(out)
+    assert df["energy.total_j"].dtype == "float64"
+    assert df["energy.baseline_power_w"].dtype == "float64"
+    assert list(df["energy.total_j"]) == [100.0, 101.0, 102.0]
+    assert df["cycle"].dtype == "int64" and df["env.mig"].dtype == "bool"
+    assert df["warnings"].isna().all()  # null stays empty, not the text "None"
+
+
+def test_csv_keeps_text_with_commas_quotes_and_newlines(tmp_path: Path) -> None:
+    r = make_result(set={"warnings": ['a, "quoted" one', "second\nline"]})
+    out, _ = export.export([r], "csv", tmp_path / "w.csv")
+    assert pcsv.read_csv(out).column("warnings").to_pylist() == [
+        'a, "quoted" one\nsecond\nline']
+
+
+def test_a_summary_written_before_a_metric_existed_is_rebuilt(tmp_path: Path) -> None:
+    """summary.json from an older llem lacks energy_per_pass: `results show` would list
+    it as null for every configuration although every result has the energy."""
+    study = make_study(tmp_path, batch_sizes=(1, 2), cycles=2)
+    results, _ = results_io.load_results(study)
+    old = stats.summarise(results, metrics=[k for k in metrics.METRICS
+                                            if k != "energy_per_pass"])
+    (study / export.SUMMARY_JSON).write_text(old.model_dump_json())
+    fresh = export.load_summary(study)
+    assert fresh.configs[0].metrics["energy_per_pass"].mean is not None
+    export.aggregate(study)  # a current summary.json is read as it is
+    assert export.load_summary(study).generated_at == json.loads(
+        (study / export.SUMMARY_JSON).read_text())["generated_at"]

@@ -10,13 +10,17 @@ from llem.results import bootstrap, compare, metrics, stats
 from llem_schema.config import ExperimentConfig
 from tests.factories import make_result
 
+#: force scipy's resampling: Monte Carlo at every n, exactly n_resamples resamples
+MONTE_CARLO_1000 = {"exact_max_n": 0, "tail_resamples": 0}
+
 
 @pytest.mark.parametrize("n", [3, 5, 12, 40])
 def test_bca_equals_scipy_on_the_same_random_stream(n: int) -> None:
     x = np.random.default_rng(n).lognormal(0, 1, n)
     ref = sps.bootstrap((x,), np.mean, n_resamples=1000, method="BCa",
                         rng=np.random.default_rng(7)).confidence_interval
-    low, high, methods = bootstrap.bootstrap_mean_ci(x, n_resamples=1000, rng=7)
+    low, high, methods = bootstrap.bootstrap_mean_ci(x, n_resamples=1000, rng=7,
+                                                     **MONTE_CARLO_1000)
     assert methods == ["BCa"]
     assert low[0] == pytest.approx(ref.low, rel=1e-12)
     assert high[0] == pytest.approx(ref.high, rel=1e-12)
@@ -26,15 +30,21 @@ def test_degenerate_data_fall_back_to_percentile_like_scipy() -> None:
     x = np.full(6, 2.5)
     ref = sps.bootstrap((x,), np.mean, n_resamples=1000, method="percentile",
                         rng=np.random.default_rng(3)).confidence_interval
-    low, high, methods = bootstrap.bootstrap_mean_ci(x, rng=3)
+    low, high, methods = bootstrap.bootstrap_mean_ci(x, rng=3, **MONTE_CARLO_1000)
     assert methods == ["percentile"]
     assert (low[0], high[0]) == pytest.approx((ref.low, ref.high))
+    low, high, methods = bootstrap.bootstrap_mean_ci(x)  # exact: the same single atom
+    assert methods == ["percentile"] and low[0] == high[0] == 2.5
     two = np.array([1.0, 2.0])
     ref2 = sps.bootstrap((two,), np.mean, n_resamples=1000, method="percentile",
                          rng=np.random.default_rng(4)).confidence_interval
-    low, high, methods = bootstrap.bootstrap_mean_ci(two, rng=4)
+    low, high, methods = bootstrap.bootstrap_mean_ci(two, rng=4, **MONTE_CARLO_1000)
     assert methods == ["percentile"]
     assert (low[0], high[0]) == pytest.approx((ref2.low, ref2.high))
+    # exact at n=2: atoms 1.0, 1.5, 2.0 with weights 1/4, 1/2, 1/4; 2.5% and 97.5% lie
+    # outside the first and last midpoints (0.125, 0.875), so the ends are the extremes
+    low, high, methods = bootstrap.bootstrap_mean_ci(two)
+    assert methods == ["percentile"] and (low[0], high[0]) == (1.0, 2.0)
 
 
 def test_batched_rows_each_get_their_own_interval() -> None:
@@ -134,7 +144,7 @@ def test_summarise_groups_by_config_and_counts_nulls_and_failures() -> None:
     assert "range shown" in e.ci_note and ">= 5" in e.ci_note
     t = ca.metrics["tokens_per_s"]  # 5 valid cycles: a bootstrap CI
     assert t.n_valid == 5 and t.ci is not None and t.ci.low <= t.mean <= t.ci.high
-    assert t.ci.n_resamples == 1000
+    assert (t.ci.resampling, t.ci.n_resamples) == ("exact", 126)  # C(9, 5) atoms
     assert any("failed run" in w for w in ca.warnings)
     assert any("< 5" in w for w in ca.warnings)  # 4 valid energy values
     assert any("< 5" in w for w in cb.warnings)

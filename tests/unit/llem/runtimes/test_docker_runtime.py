@@ -6,6 +6,7 @@ from pathlib import Path
 
 from llem.images.registry import EnsuredImage
 from llem.runtimes.base import RunRequest
+from llem.runtimes.containers import CONTAINER_TOKEN_PATH
 from llem.runtimes.docker import NVIDIA_HINT, DockerRuntime, start_error_hint
 
 IMG = EnsuredImage(ref="r:5000/llenergymeasure/pytorch:0.1.0-cuda12", run_ref="sha256:" + "1" * 64,
@@ -45,18 +46,29 @@ def test_gpus_become_a_device_request(tmp_path):
         RunRequest(run_dir=tmp_path, backend="pytorch"))["ipc_mode"] == "host"
 
 
-def test_hf_token_only_in_environment_and_hf_cache_read_only(tmp_path, monkeypatch):
+def test_hf_token_never_in_environment_and_hf_cache_read_only(tmp_path, monkeypatch):
+    """The token reaches the container only as a read-only file named by HF_TOKEN_PATH:
+    an environment variable would show in `docker inspect` while the container exists."""
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_secret_value")
     cache = tmp_path / "hub"
     cache.mkdir()
-    kw = _rt(hf_cache=cache).container_kwargs(
-        RunRequest(run_dir=tmp_path / "run", backend="pytorch", env={"HF_HOME": "/root/x"}))
-    assert kw["environment"]["HF_TOKEN"] == "hf_secret_value"
-    assert "hf_secret_value" not in " ".join(kw["command"])
-    assert "HF_HOME" not in kw["environment"]  # a host path would be wrong inside
-    assert kw["environment"]["HF_HUB_CACHE"] == "/llem/hf-cache"
+    token = tmp_path / "secret" / "hf_token"
+    req = RunRequest(run_dir=tmp_path / "run", backend="pytorch",
+                     env={"HF_HOME": "/root/x", "HF_TOKEN": "hf_secret_value"})
+    kw = _rt(hf_cache=cache).container_kwargs(req, token)
+    env = kw["environment"]
+    assert "HF_TOKEN" not in env and "HUGGING_FACE_HUB_TOKEN" not in env
+    assert env["HF_TOKEN_PATH"] == CONTAINER_TOKEN_PATH
+    assert kw["volumes"][str(token)] == {"bind": CONTAINER_TOKEN_PATH, "mode": "ro"}
+    assert "hf_secret_value" not in repr(kw)
+    assert "HF_HOME" not in env  # a host path would be wrong inside
+    assert env["HF_HUB_CACHE"] == "/llem/hf-cache"
     assert kw["volumes"][str(cache.resolve())]["mode"] == "ro"
-    assert kw["network_mode"] == "none" and kw["environment"]["HF_HUB_OFFLINE"] == "1"
+    assert kw["network_mode"] == "none" and env["HF_HUB_OFFLINE"] == "1"
+    no_token = _rt(hf_cache=None).container_kwargs(req)
+    assert "HF_TOKEN_PATH" not in no_token["environment"]
+    assert "hf_secret_value" not in repr(no_token)
 
 
 def test_start_error_hints_are_one_line():

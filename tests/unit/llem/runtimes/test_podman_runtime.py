@@ -1,8 +1,10 @@
 """PodmanRuntime against a stand-in ``podman`` on PATH (no podman/images/GPUs here).
 
-The stand-in records its argv and answers ``info``/``image`` queries with podman's JSON
-shapes; ``run`` executes the bind-mounted run dir's harness locally (fake harness), so the
-runtime's whole path (command, wait, digest lookup, outcome) is exercised.
+The stand-in records its argv and answers ``info``/``image``/``ps``/``inspect`` queries with
+podman's shapes; ``run`` records what the token file mount holds, then executes the
+bind-mounted run dir's harness locally (fake harness), so the runtime's whole path (command,
+wait, digest lookup, outcome) is exercised. ``FAKE_PODMAN_PS`` lists container ids that
+``ps`` reports; ``FAKE_PODMAN_FAIL`` makes ``run`` fail the way podman itself does.
 """
 
 from __future__ import annotations
@@ -35,9 +37,22 @@ elif args[:2] == ["image", "inspect"]:
     print(json.dumps([{"Id": "abc", "RepoDigests": ["r/llem@sha256:" + "1" * 64]}]))
 elif args[:2] == ["image", "exists"]:
     sys.exit(1)
+elif args[:1] == ["ps"]:
+    print("\n".join(os.environ.get("FAKE_PODMAN_PS", "").split()))
+elif args[:1] == ["inspect"]:
+    print(json.dumps([{"Mounts": []}]))
 elif args[:1] == ["run"]:
-    vol = [args[i + 1] for i, a in enumerate(args) if a == "-v"][0]
-    host = vol.split(":")[0]
+    if os.environ.get("FAKE_PODMAN_FAIL"):
+        print("Error: unknown flag: --bogus", file=sys.stderr)
+        sys.exit(125)
+    vols = [args[i + 1] for i, a in enumerate(args) if a == "-v"]
+    for v in vols:
+        src, dst = v.split(":")[:2]
+        if dst == "/run/secrets/llem_hf_token":
+            with open(os.environ["PODMAN_LOG"], "a") as f:
+                f.write(json.dumps({"token_file": open(src).read(),
+                                    "mode": oct(os.stat(src).st_mode & 0o777)}) + "\n")
+    host = vols[0].split(":")[0]
     sys.exit(subprocess.call([os.environ["FAKE_HARNESS"], "-m", "llem_harness", host]))
 '''
 
@@ -57,30 +72,86 @@ def fake_podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-def test_podman_run_uses_cdi_keep_id_and_hides_secrets(tmp_path: Path, fake_podman: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from llem.study.rundir import read_result, write_spec
+def write_run(tmp_path: Path, shm: str = "8g") -> Path:
+    from llem.study.rundir import write_spec
     from llem_schema.config import ExperimentConfig
     from llem_schema.runspec import RunSpec
 
-    assert PodmanRuntime.available() == (True, "")
-    cfg = ExperimentConfig(model="builtin:tiny-llama")
+    cfg = ExperimentConfig.model_validate({"model": "builtin:tiny-llama",
+                                           "runtime": {"shm_size": shm}})
     run_dir = tmp_path / "s" / "e000" / "cycle-0"
     write_spec(run_dir, RunSpec(experiment_id="e000", run_id="s/e000/cycle-0", study_id="s",
                                 config=cfg, config_hash=cfg.config_hash(), runtime="podman"))
+    return run_dir
+
+
+def test_podman_run_uses_cdi_keep_id_and_hands_the_token_as_a_file(
+    tmp_path: Path, fake_podman: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llem.study.rundir import read_result
+
+    assert PodmanRuntime.available() == (True, "")
+    monkeypatch.setenv("HF_TOKEN", "s3cret")
+    run_dir = write_run(tmp_path, shm="256m")
     rt = PodmanRuntime(image="r/llem/pytorch:0.1.0-cuda12")
     rt.ensure_image(None)
     out = rt.run(RunRequest(run_dir=run_dir, backend="pytorch", gpus=[0, "GPU-x"],
-                            env={"HF_TOKEN": "s3cret"}))
+                            env={"HF_TOKEN": "s3cret", "HF_HOME": "/root/hf"}))
     assert out.exit_code == 0 and out.image_digest == "sha256:" + "1" * 64
     read_result(run_dir)
-    calls = [json.loads(line) for line in fake_podman.read_text().splitlines()]
+    lines = [json.loads(line) for line in fake_podman.read_text().splitlines()]
+    calls = [c for c in lines if isinstance(c, list)]
     assert ["pull", "--quiet", "r/llem/pytorch:0.1.0-cuda12"] in calls
     run = next(c for c in calls if c[0] == "run")
     assert "--userns=keep-id" in run
     assert run[run.index("--device") + 1] == "nvidia.com/gpu=0"
     assert "nvidia.com/gpu=GPU-x" in run
-    assert "HF_TOKEN" in run and not any("s3cret" in a for a in run)
+    # hardened like a docker container, with the experiment's shm size and its labels
+    assert "--cap-drop=all" in run and "no-new-privileges" in run
+    assert run[run.index("--shm-size") + 1] == "256m"
+    assert f"io.llenergymeasure.run_dir={run_dir.resolve()}" in run
+    assert "io.llenergymeasure.run_id=s/e000/cycle-0" in run
+    # the token: a 0600 file the container sees, named by HF_TOKEN_PATH; no -e HF_TOKEN
+    assert {"token_file": "s3cret", "mode": "0o600"} in lines
+    assert "HF_TOKEN_PATH=/run/secrets/llem_hf_token" in run
+    assert "HF_TOKEN" not in run and "HF_HOME" not in run
+    assert not any("s3cret" in a for a in run)
+    (src,) = [a.split(":")[0] for a in run if a.endswith(":/run/secrets/llem_hf_token:ro")]
+    assert not Path(src).exists() and not Path(src).parent.exists()
+
+
+def test_failed_container_points_to_podman_log(tmp_path: Path, fake_podman: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """podman's own errors never reach harness.log (the harness never ran): the failure
+    message names podman.log, which holds them."""
+    from llem.study.execute import execute
+    from llem_schema.runspec import RunSpec
+
+    monkeypatch.setenv("FAKE_PODMAN_FAIL", "1")
+    run_dir = write_run(tmp_path)
+    spec = RunSpec.model_validate_json((run_dir / "experiment.json").read_text())
+    report = execute(PodmanRuntime(image="r/llem:1"), spec, run_dir)
+    assert not report.ok and report.outcome.exit_code == 125
+    log = run_dir.resolve() / "podman.log"
+    assert f"[{log}]" in report.message
+    assert "unknown flag: --bogus" in log.read_text()
+    assert not (run_dir / "harness.log").exists()
+
+
+def test_stale_containers_of_the_run_dir_go_before_a_new_one(
+    tmp_path: Path, fake_podman: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PODMAN_PS", "old1 old2")
+    run_dir = write_run(tmp_path)
+    assert PodmanRuntime(image="r/llem:1").run(RunRequest(run_dir, "pytorch")).exit_code == 0
+    calls = [c for c in map(json.loads, fake_podman.read_text().splitlines())
+             if isinstance(c, list)]
+    ps = calls.index(next(c for c in calls if c[0] == "ps"))
+    assert f"label=io.llenergymeasure.run_dir={run_dir.resolve()}" in calls[ps]
+    stop = calls.index(["stop", "--time", "10", "old1", "old2"])
+    rm = calls.index(["rm", "--force", "--ignore", "old1", "old2"])
+    run = calls.index(next(c for c in calls if c[0] == "run"))
+    assert ps < stop < rm < run
 
 
 def test_podman_unavailable_without_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -92,15 +163,20 @@ def test_podman_unavailable_without_binary(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_site_args_network_and_image_env(tmp_path: Path, fake_podman: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     rt = PodmanRuntime(image="r/llem:1")
-    rt._rootless = False  # as root: --user uid:gid instead of keep-id
+    rt._rootless = False  # rootful: --user, never root (nobody when llem runs as root)
     monkeypatch.setenv("LLEM_PODMAN_GLOBAL_ARGS", "--runtime runc --cgroup-manager=cgroupfs")
     monkeypatch.setenv("LLEM_PODMAN_RUN_ARGS", "--ulimit nofile=1024:1024")
     cmd = rt.command(RunRequest(run_dir=tmp_path, backend="pytorch"), "llem-x")
     assert cmd[:5] == ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs", "run"]
     assert cmd[cmd.index("--network") + 1] == "none"
     assert cmd[cmd.index("--ulimit") + 1] == "nofile=1024:1024"
-    assert cmd[cmd.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
+    expected = "65534:65534" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+    assert cmd[cmd.index("--user") + 1] == expected
     assert "LLEM_IMAGE_REF=r/llem:1" in cmd
     assert f"LLEM_IMAGE_DIGEST=sha256:{'1' * 64}" in cmd
     assert cmd[-6:] == ["--entrypoint", "python", "r/llem:1", "-m", "llem_harness",
                         "/llem/run"]
+    explicit = PodmanRuntime(image="r", user="1234:5")
+    explicit._rootless = False
+    argv = explicit.command(RunRequest(run_dir=tmp_path, backend="pytorch"), "x")
+    assert argv[argv.index("--user") + 1] == "1234:5"
