@@ -12,6 +12,12 @@ Run on the GPU machine; every ratio is taken within this one run (issue 12):
 * ``--peer``: optimum-benchmark 0.6.0 (references/optimum_bench.py, its own
   transformers 4.57 stack first on PYTHONPATH) on a saved model of the same shape and the
   same synthetic workload, one process per batch size.
+* ``--peer-interleave``: the same optimum-benchmark runs, but placed in the middle of each
+  batch's alternation (half the rounds before, half after), so llem / peer is taken over
+  the same minutes as llem / bare (the machine drifts up to 30% between minutes).
+* ``--bare-tf4``: a second bare loop, the same file run with the peer's transformers 4.57
+  stack first on PYTHONPATH, in the bare slot of every round: it separates what
+  transformers' version costs from what llem costs.
 * ``--energy``: the harness's energy against an independent NVML reader in another
   process over exactly its windows, other sources side by side (benchmarks/energy_check.py).
 
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +97,9 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
            "llem_j_per_token": med(setting, "j_per_token"),
            "llem_gpu_util_pct": med(setting, "gpu_util_mean_pct")}
     out["throughput_ratio"] = out["llem_tok_per_s"] / out["bare_tok_per_s"]
+    if rows.get("bare-tf4"):
+        out["segments"]["bare-tf4"] = rows["bare-tf4"]
+        out["bare_tf4_tok_per_s"] = med("bare-tf4", "tok_per_s")
     # paired: each llem segment against the bare segment next to it in the ABBA order
     # (same round), so drift between rounds cancels
     pairs = [a["tok_per_s"] / b["tok_per_s"] for a, b in zip(rows[setting], rows["bare"],
@@ -101,18 +111,23 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
     return out
 
 
-def alternate(bare: Worker, llem: Worker, batch: int, rounds: int, seconds: float,
-              settings: list[str]) -> list[dict[str, Any]]:
-    """Segments in ABBA order (the llem slot runs each setting, rotated per round);
-    medians of each side; ratios llem / bare, one row per llem setting."""
-    rows: dict[str, list[dict[str, Any]]] = {"bare": [], **{s: [] for s in settings}}
+def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
+              seconds: float, settings: list[str],
+              midway: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Segments in ABBA order (the bare slot runs each bare worker, the llem slot each
+    setting, rotated per round); medians of each side; ratios llem / bare, one row per llem
+    setting. ``midway(batch)`` runs once, after the first half of the rounds."""
+    rows: dict[str, list[dict[str, Any]]] = {**{k: [] for k in bares},
+                                             **{s: [] for s in settings}}
     for r in range(rounds):
+        if midway is not None and r == rounds // 2:
+            midway(batch)
         order = ("bare", "llem") if r % 2 == 0 else ("llem", "bare")
         turn = settings[r % len(settings):] + settings[:r % len(settings)]
         for side in order:
-            for key in (["bare"] if side == "bare" else turn):
-                if key == "bare":
-                    rows[key].append(bare.ask(batch=batch, seconds=seconds))
+            for key in (list(bares) if side == "bare" else turn):
+                if key in bares:
+                    rows[key].append(bares[key].ask(batch=batch, seconds=seconds))
                 else:
                     rows[key].append(llem.ask(batch=batch, seconds=seconds, setting=key))
                 cpu = rows[key][-1].get("cpu") or {}
@@ -134,17 +149,28 @@ def _pinned(cpus: str | None) -> Any:
 
 
 def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
-           batches: list[int]) -> list[dict[str, Any]]:
-    bare = Worker([sys.executable, str(REFS / "bare_generate.py"), "--serve", "--mode", mode],
-                  _env(""), out / f"bare-{mode}.log", _pinned(args.bare_cpus))
+           batches: list[int], peer_rows: list[dict[str, Any]] | None = None
+           ) -> list[dict[str, Any]]:
+    """llem against the bare loop(s); with ``peer_rows``, optimum-benchmark runs midway
+    through each batch's rounds and its rows are appended there."""
+    argv = [sys.executable, str(REFS / "bare_generate.py"), "--serve", "--mode", mode]
+    bares = {"bare": Worker(argv, _env(""), out / f"bare-{mode}.log", _pinned(args.bare_cpus))}
+    if args.bare_tf4 and mode == "eager":
+        bares["bare-tf4"] = Worker(argv, _env(args.ob_path), out / f"bare-tf4-{mode}.log",
+                                   _pinned(args.bare_cpus))
     llem = Worker([sys.executable, str(HERE / "llem_worker.py"), "--out", str(out / "llem")],
                   _env(None), out / f"llem-{settings[0]}.log", _pinned(args.llem_cpus))
+    midway = None
+    if peer_rows is not None:
+        def midway(batch: int) -> None:
+            peer_rows.extend(peer(args, out, [batch]))
     try:
         return [row for b in batches
-                for row in alternate(bare, llem, b, args.rounds, args.seconds, settings)]
+                for row in alternate(bares, llem, b, args.rounds, args.seconds, settings,
+                                     midway)]
     finally:
-        bare.close()
-        llem.close()
+        for w in (*bares.values(), llem):
+            w.close()
 
 
 def vllm_part(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -223,6 +249,10 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     for part in ("parity", "fast", "peer", "energy", "vllm"):
         ap.add_argument(f"--{part}", action="store_true")
+    ap.add_argument("--peer-interleave", action="store_true",
+                    help="run optimum-benchmark midway through each batch's parity rounds")
+    ap.add_argument("--bare-tf4", action="store_true",
+                    help="a second bare loop on the peer's transformers (--ob-path)")
     ap.add_argument("--vllm-eager", action="store_true", help="enforce_eager on both sides")
     ap.add_argument("--vllm-batches", default="1,32,128")
     ap.add_argument("--vllm-bare-path", default=None, help="PYTHONPATH for the bare vLLM loop")
@@ -247,8 +277,12 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     batches = [int(x) for x in args.batches.split(",")]
     report: dict[str, Any] = {"args": vars(args), "errors": []}
+    interleaved: list[dict[str, Any]] | None = [] if args.peer_interleave else None
+    if interleaved is not None:
+        report["peer"] = interleaved  # filled as the parity part goes
     parts = {
-        "parity": lambda: parity(args, out, "eager", args.llem_settings.split(","), batches),
+        "parity": lambda: parity(args, out, "eager", args.llem_settings.split(","), batches,
+                                 interleaved),
         "fast": lambda: parity(args, out, "static-compile", ["fast"],
                                [int(x) for x in args.fast_batches.split(",")]),
         "peer": lambda: peer(args, out, batches),

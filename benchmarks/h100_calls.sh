@@ -8,7 +8,9 @@
 #   bash benchmarks/h100_calls.sh STEP
 # Session 5, machine A: parity (SETTINGS=default,inproc-bare), fast, vllm-counter; machine B:
 # efficiency.
-#   STEP: parity | efficiency | fast | vllm-parity | vllm-study | vllm-both | vllm-counter
+# Session 6: parity-interleave, vllm-counter2 (session 5's call 8 was the rerun step).
+#   STEP: parity | parity-interleave | efficiency | fast | vllm-parity | vllm-study | vllm-both
+#         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stage=benchmarks/references/stage.sh
@@ -60,6 +62,29 @@ case $1 in
       examples/gpu-vllm-poisson.yaml /tmp/vc/poisson
     vllm_study $((580 - (SECONDS - t0))) /tmp/vc/offline
     tar -C /tmp -czf "$OUT/vllm-counter.tgz" vc ;;
+  parity-interleave)  # issue 12: llem, the bare loop and the bare loop on transformers 4.57
+    # alternating, optimum-benchmark run midway through each batch's rounds (same minutes)
+    bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
+    val 570 --parity --peer-interleave --bare-tf4 --batches "${BATCHES:-1,8,32,128}" \
+      --rounds "${ROUNDS:-4}" --seconds "${SECONDS_SEG:-2}" --llem-cpus 4-5 --bare-cpus 4-5 ;;
+  vllm-counter2)  # issue 13: Poisson again (after the double-wait fix), then offline batch 1
+    # and 8, each a CLI study under the independent counter log
+    t0=$SECONDS
+    bash $stage put .whl/c3 >/dev/null && bash $stage unpack site-vllm /tmp/vsite
+    mkdir -p /tmp/vc/poisson /tmp/vc/small
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=270 bash benchmarks/external_study.sh \
+      examples/gpu-vllm-poisson.yaml /tmp/vc/poisson
+    PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=$((580 - (SECONDS - t0))) bash \
+      benchmarks/external_study.sh examples/gpu-vllm-small-batches.yaml /tmp/vc/small
+    tar -C /tmp -czf "$OUT/vllm-counter.tgz" vc ;;
+  rerun)  # issue 14: one experiment, then llem rerun of its result with --compare
+    bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site
+    python3 -m llem.cli run examples/gpu-rerun.yaml --runtime local --results-dir /tmp/rr \
+      > "$OUT/run.txt" 2>&1; echo "exit $?" >> "$OUT/run.txt"
+    res=$(ls /tmp/rr/h100-rerun-*/e000-*/cycle-0/result.json | head -1)
+    python3 -m llem.cli rerun "$res" --runtime local --compare --results-dir /tmp/rr \
+      > "$OUT/rerun.txt" 2>&1; echo "exit $?" >> "$OUT/rerun.txt"
+    tar -C /tmp -czf "$OUT/rr.tgz" rr; tail -30 "$OUT/rerun.txt" ;;
   parity-probe)  # issue 12: the fixed-order experiment (benchmarks/parity_probe.py)
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site
     timeout 500 python3 benchmarks/parity_probe.py --out /tmp/pp --batches "${BATCHES:-32,128}" \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 
@@ -23,7 +24,8 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         sides = [("llem " + r.get("setting", ""), r["segments"]["llem"])]
         if r["batch"] not in seen:
-            sides.insert(0, ("bare", r["segments"]["bare"]))
+            sides[:0] = [(k, r["segments"][k]) for k in ("bare", "bare-tf4")
+                         if r["segments"].get(k)]
             seen.add(r["batch"])
         for name, segs in sides:
             cpus = [s.get("cpu") or {} for s in segs]
@@ -51,15 +53,24 @@ def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
 
 
 def _peer(rows: list[dict[str, Any]], parity: list[dict[str, Any]]) -> list[str]:
-    llem = {r["batch"]: r["llem_tok_per_s"] for r in parity
-            if r.get("setting", "default") == "default"}
+    """llem and the bare loops' parity medians against optimum-benchmark's runs per batch
+    (the median where a batch ran more than once)."""
+    defaults = {r["batch"]: r for r in parity if r.get("setting", "default") == "default"}
     lines = ["### optimum-benchmark 0.6.0 (same shape, same synthetic workload)", "",
-             "| batch | optimum-benchmark tok/s | llem tok/s (parity medians) | llem / peer |",
-             "|---|---|---|---|"]
-    for r in rows:
-        ob, mine = r.get("tok_per_s"), llem.get(r["batch"])
-        ratio = mine / ob if ob and mine else None
-        lines.append(f"| {r['batch']} | {_f(ob, 1)} | {_f(mine, 1)} | {_f(ratio, 3)} |")
+             "| batch | optimum-benchmark tok/s | llem tok/s (parity medians) | llem / peer "
+             "| bare / peer | bare on transformers 4.57 / peer |", "|---|---|---|---|---|---|"]
+    for b in sorted({r["batch"] for r in rows}):
+        obs = [r["tok_per_s"] for r in rows if r["batch"] == b and r.get("tok_per_s")]
+        ob = statistics.median(obs) if obs else None
+        p = defaults.get(b, {})
+
+        def over(x: float | None, ob: float | None = ob) -> float | None:
+            return x / ob if x and ob else None
+
+        lines.append(f"| {b} | {', '.join(_f(x, 1) for x in obs) or '—'}"
+                     f" | {_f(p.get('llem_tok_per_s'), 1)} | {_f(over(p.get('llem_tok_per_s')), 3)}"
+                     f" | {_f(over(p.get('bare_tok_per_s')), 3)}"
+                     f" | {_f(over(p.get('bare_tf4_tok_per_s')), 3)} |")
     return [*lines, ""]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llem_schema.config import WorkloadConfig
-from llem_schema.datasets import ColumnError, prompt_source
+from llem_schema.datasets import HUB_ALIASES, ColumnError, hub_source, prompt_source
 
 Row = dict[str, Any]
 
@@ -43,13 +43,17 @@ def _mmlu(row: Row) -> str:
     return f"{row['question']}\n{choices}\nAnswer:"
 
 
-#: alias -> (hub id, config, default split, row -> prompt)
+ROW_PROMPT: dict[str, Callable[[Row], str]] = {
+    "alpaca": _alpaca,
+    "sharegpt": _sharegpt,
+    "gsm8k": lambda r: str(r["question"]),
+    "mmlu": _mmlu,
+    "aienergyscore": lambda r: str(r["text"]),
+}
+#: alias -> (hub id, config, default split, row -> prompt); the hub side is shared with
+#: the host's pre-flight (llem_schema.datasets.HUB_ALIASES)
 ALIASES: dict[str, tuple[str, str | None, str, Callable[[Row], str]]] = {
-    "alpaca": ("tatsu-lab/alpaca", None, "train", _alpaca),
-    "sharegpt": ("anon8231489123/ShareGPT_Vicuna_unfiltered", None, "train", _sharegpt),
-    "gsm8k": ("openai/gsm8k", "main", "test", lambda r: str(r["question"])),
-    "mmlu": ("cais/mmlu", "all", "test", _mmlu),
-    "aienergyscore": ("AIEnergyScore/text_generation", None, "train", lambda r: str(r["text"])),
+    alias: (*HUB_ALIASES[alias], row) for alias, row in ROW_PROMPT.items()
 }
 LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -67,10 +71,9 @@ def _rows(w: WorkloadConfig) -> tuple[Any, str]:
             raise DatasetError(f"workload.dataset: file not found: {src}")
         return datasets.load_dataset(LOCAL_BUILDERS[path.suffix], data_files=str(path),
                                      split="train"), src
-    hub, config, split, _ = ALIASES.get(src, (src, None, "train", None))
+    hub, config, split = hub_source(w)
     try:
-        return datasets.load_dataset(hub, w.dataset_config or config,
-                                     split=w.dataset_split or split), hub
+        return datasets.load_dataset(hub, config, split=split), hub
     except Exception as exc:
         raise DatasetError(f"workload.dataset: cannot load '{hub}' ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc

@@ -32,7 +32,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     group or others when the user's umask says so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # its file name, where it has one, is a temporary name
+        raise _named(exc, path, exc.filename) from exc
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -40,11 +43,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise _named(exc, path, tmp) from exc
         raise
     try:  # make the rename durable too
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -54,6 +59,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+def _named(exc: OSError, path: Path, tmp: str | None) -> OSError:
+    """The error named after the file being written: a full disk fails ``write()`` with
+    no file name at all, and the temporary file's name means nothing to the user."""
+    if exc.filename not in (None, tmp) or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -26,7 +26,23 @@ FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
     "aienergyscore": ("text",),
 }
 
+#: hub alias -> (hub id, configuration, default split); the harness adds how each row
+#: becomes a prompt, the host's pre-flight finds the alias's cached copy by it
+HUB_ALIASES: dict[str, tuple[str, str | None, str]] = {
+    "alpaca": ("tatsu-lab/alpaca", None, "train"),
+    "sharegpt": ("anon8231489123/ShareGPT_Vicuna_unfiltered", None, "train"),
+    "gsm8k": ("openai/gsm8k", "main", "test"),
+    "mmlu": ("cais/mmlu", "all", "test"),
+    "aienergyscore": ("AIEnergyScore/text_generation", None, "train"),
+}
+
 PromptSource = tuple[Literal["column", "format"], str]
+
+
+def hub_source(w: WorkloadConfig) -> tuple[str, str | None, str]:
+    """(hub id, configuration or None, split) the harness loads for a hub dataset."""
+    hub, config, split = HUB_ALIASES.get(w.dataset, (w.dataset, None, "train"))
+    return hub, w.dataset_config or config, w.dataset_split or split
 
 
 class ColumnError(ValueError):

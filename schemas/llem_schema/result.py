@@ -180,8 +180,11 @@ class ThroughputMetrics(MeasuredGroup):
 
 
 #: "profiler" (torch.profiler with_flops) is what results before 1.2 name; 1.2 counts with
-#: torch.utils.flop_counter.FlopCounterMode ("flop_counter")
-FlopsMethod = Literal["flop_counter", "profiler", "calflops", "architecture", "params"]
+#: torch.utils.flop_counter.FlopCounterMode ("flop_counter"). "analytic": engine backends
+#: (vLLM, TensorRT-LLM), whose model runs outside the harness process: a formula over the
+#: config.json shape and the safetensors parameter count (grouped-query k/v, QK^T + AV).
+FlopsMethod = Literal["flop_counter", "profiler", "calflops", "architecture", "params",
+                      "analytic"]
 
 
 class FlopsMetrics(MeasuredGroup):

@@ -29,7 +29,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LABEL = "io.llenergymeasure.run_dir"
 TOKEN_PATH = "/run/secrets/llem_hf_token"
-LAUNCH = "import sys; from llem.cli import main; sys.argv[0] = 'llem'; main()"
+#: the CLI in a subprocess, with Ctrl+C's handler installed even when this test process was
+#: started with SIGINT ignored (a shell's background job): the SIGINT tests need it
+LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "from llem.cli import main; sys.argv[0] = 'llem'; main()")
 #: run by `docker exec` in the running container: what the harness's process would see
 PROBE = r"""
 import hashlib, json, os
@@ -123,9 +126,26 @@ def test_running_container_is_hardened_and_finds_the_token_only_as_a_file(
         time.sleep(0.2)
     (container,) = running
 
+    # while the container runs: not in `docker inspect` (env, args, labels, mounts), not in
+    # its log, not in any process's command line on the host (`ps`), not in the environment
+    # of any process in the container
     text = subprocess.run(["docker", "inspect", container.id], capture_output=True,
                           text=True, timeout=120, check=True).stdout
     assert token not in text
+    assert token not in subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True,
+                                       text=True, timeout=120, check=True).stdout
+    assert token.encode() not in container.logs()
+    top = container.top(ps_args="-eo pid,args")
+    assert token not in json.dumps(top)
+    col = top["Titles"].index("PID")
+    in_container = [int(row[col]) for row in top["Processes"]]
+    assert in_container
+    for pid in in_container:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # gone, or not ours to read (then no one else may read it either)
+        assert token.encode() not in environ, f"token in the environment of pid {pid}"
     (info,) = json.loads(text)
     host, conf = info["HostConfig"], info["Config"]
     assert "ALL" in host["CapDrop"]

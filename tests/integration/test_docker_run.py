@@ -23,7 +23,10 @@ from llem_it import base_env, find_result, llem, load_result
 
 QUICK = ["run", "--preset", "quick-test"]
 LABEL = "io.llenergymeasure.run_dir"
-LAUNCH = "import sys; from llem.cli import main; sys.argv[0] = 'llem'; main()"
+#: the CLI in a subprocess, with Ctrl+C's handler installed even when this test process was
+#: started with SIGINT ignored (a shell's background job): the SIGINT tests need it
+LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "from llem.cli import main; sys.argv[0] = 'llem'; main()")
 
 
 def own_containers(client, root: Path) -> list:
@@ -127,7 +130,10 @@ def test_harness_crash_exits_with_its_mapped_message(tmp_path, it_env, client):
     from llem_schema.exit_codes import ExitCode, describe
 
     cfg = tmp_path / "exp.yaml"
-    cfg.write_text("model: builtin:tiny-llama\nextra: {no_such_generate_kwarg: 1}\n")
+    # a real generate() argument with a value only transformers refuses, inside the
+    # container (the launcher's pre-flight checks extra: names, not their values)
+    cfg.write_text("model: builtin:tiny-llama\nextra: {bad_words_ids: not-a-list}\n"
+                   "study: {max_retries: 0}\n")
     r = llem("run", str(cfg), "--preset", "quick-test", "--runtime", "docker",
              "--registry", it_env["LLEM_IT_OPEN_REGISTRY"], "--results-dir", str(tmp_path / "r"))
     assert r.returncode != 0
@@ -137,12 +143,19 @@ def test_harness_crash_exits_with_its_mapped_message(tmp_path, it_env, client):
     assert not own_containers(client, tmp_path)
 
 
-def test_sigint_mid_run_leaves_no_container(tmp_path, it_env, client, cleanup):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_run_leaves_no_container(tmp_path, it_env, client, cleanup, sig):
+    """Ctrl+C or SIGTERM (kill, a stopping CI job) while the container runs: exit 130, the
+    container stopped and removed, the run marked interrupted (no attempt counted), its token
+    directory gone and (as root) its files given back."""
+    token = f"hf_it_signal_SECRET_{uuid.uuid4().hex}"
+    results = tmp_path / "r"
     proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCH, "run", "--runtime", "docker", "--registry",
          it_env["LLEM_IT_OPEN_REGISTRY"], "--num-prompts", "4000", "--max-new-tokens", "64",
-         "--baseline-seconds", "0", "--results-dir", str(tmp_path / "r")],
-        env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--baseline-seconds", "0", "--results-dir", str(results)],
+        env=base_env(HF_TOKEN=token), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
     )
     cleanup.append(proc)
 
@@ -150,12 +163,24 @@ def test_sigint_mid_run_leaves_no_container(tmp_path, it_env, client, cleanup):
         assert proc.poll() is None, proc.stdout.read()
         return [c for c in own_containers(client, tmp_path) if c.status == "running"]
 
-    wait_until("the container to start", running, timeout_s=300)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    (container,) = wait_until("the container to start", running, timeout_s=300)
+    token_dir = Path(next(m["Source"] for m in container.attrs["Mounts"]
+                          if m["Destination"] == "/run/secrets/llem_hf_token")).parent
+    assert token_dir.is_dir()
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out
-    assert "interrupted" in out
+    assert "interrupted" in out and "Traceback" not in out
+    assert token not in out
     assert not own_containers(client, tmp_path)
+    assert not token_dir.exists(), "token dir left after the run"
+    (state_file,) = results.rglob("state.json")
+    state = json.loads(state_file.read_text())
+    assert (state["state"], state["attempts"]) == ("interrupted", 0), state
+    for f in results.rglob("*"):
+        assert f.lstat().st_uid == os.getuid(), f"{f} not given back"
+        if f.is_file():
+            assert token.encode() not in f.read_bytes(), f
 
 
 def test_missing_daemon_gives_one_line_hint(tmp_path):
@@ -278,3 +303,51 @@ def test_daemon_refusing_the_container_leaves_nothing_behind(tmp_path, it_env, c
     assert len(errors) == 1 and "docker could not start the container" in errors[0], r.stderr
     assert net in errors[0]
     _assert_nothing_left(client, tmp_path, tmp_path / "r")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "needs llem.study.runner._settle_orphans to call orphans.stop_study_orphans(study_dir) "
+    "first: the finished run counts as done, so no per-run recovery sees its container"))
+def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_env, client,
+                                                                 cleanup):
+    """SIGKILL the launcher, let its container finish on its own, then `--resume`: the
+    container's result counts (the run is not repeated: no second container ever exists),
+    the exited container and its token directory are removed, and the files are given back."""
+    token = f"hf_it_orphan_SECRET_{uuid.uuid4().hex}"
+    results = tmp_path / "r"
+    argv = [sys.executable, "-c", LAUNCH, *QUICK, "--runtime", "docker",
+            "--registry", it_env["LLEM_IT_OPEN_REGISTRY"], "--results-dir", str(results)]
+    env = base_env(HF_TOKEN=token)
+    watch = LabelWatch(tmp_path)
+    watch.start()
+    try:
+        first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        cleanup.append(first)
+        (old,) = wait_until("the first container", lambda: own_containers(client, tmp_path))
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+        token_src = next(m["Source"] for m in client.containers.get(old.id).attrs["Mounts"]
+                         if m["Destination"] == "/run/secrets/llem_hf_token")
+
+        def exited() -> bool:
+            old.reload()
+            return old.status == "exited"
+
+        wait_until("the orphan to finish on its own", exited, timeout_s=600)
+        assert old.attrs["State"]["ExitCode"] == 0, old.logs()[-2000:]
+        resumed = llem(*argv[3:], "--resume", env=env)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        assert token not in resumed.stdout + resumed.stderr
+    finally:
+        watch.stop()
+    assert {cid for _, ids in watch.seen for cid in ids} == {old.id}, "the run was repeated"
+    assert not own_containers(client, tmp_path)
+    assert not Path(token_src).parent.exists(), "the orphan's token dir was left"
+    (state_file,) = results.rglob("state.json")
+    state = json.loads(state_file.read_text())
+    assert (state["state"], state["attempts"]) == ("done", 1), state
+    for f in results.rglob("*"):
+        assert f.lstat().st_uid == os.getuid(), f"{f} not given back"
+        if f.is_file():
+            assert token.encode() not in f.read_bytes(), f

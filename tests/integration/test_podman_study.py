@@ -60,7 +60,11 @@ if _REASON:
 
 
 LABEL = "io.llenergymeasure.run_dir"
-LAUNCH = [sys.executable, "-m", "llem.cli", "run"]
+#: the CLI, with Ctrl+C's handler installed even when this test process was started with
+#: SIGINT ignored (a shell's background job): the SIGINT test needs it
+LAUNCH = [sys.executable, "-c",
+          "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "from llem.cli import main; sys.argv[0] = 'llem'; main()", "run"]
 
 
 def _podman(*args: str) -> subprocess.CompletedProcess[str]:
@@ -186,14 +190,76 @@ def test_running_podman_container_is_hardened_and_finds_the_token_as_a_file(
     assert seen["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
     assert seen["token_in_env"] is False and seen["uid"] != 0
     assert int(seen["pid1_cap_eff"], 16) == 0 and seen["pid1_no_new_privs"] == "1"
+    (token_mount,) = [m for m in info["Mounts"]
+                      if m["Destination"] == "/run/secrets/llem_hf_token"]
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=180)
+    out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out
     assert token not in out
     assert not own_containers(tmp_path)
+    assert not Path(token_mount["Source"]).parent.exists(), "token dir left after the run"
+    (state_file,) = (tmp_path / "r").rglob("state.json")
+    state = json.loads(state_file.read_text())
+    assert (state["state"], state["attempts"]) == ("interrupted", 0), state
     for f in (tmp_path / "r").rglob("*"):
+        assert f.lstat().st_uid == os.getuid(), f"{f} not given back"
         if f.is_file():
             assert token.encode() not in f.read_bytes(), f
+
+
+def _wait_for(what: str, predicate, timeout_s: float = 600, every_s: float = 0.5):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def test_resume_after_sigkill_stops_the_orphaned_podman_container_first(
+    tmp_path: Path, launched: list[subprocess.Popen]
+) -> None:
+    """A SIGKILLed launcher leaves its podman container running; `--resume` finds it by its
+    run label and removes it before the run's next container starts."""
+    env = _env()
+    assert env is not None
+    cfg = tmp_path / "long.yaml"
+    cfg.write_text("name: podman-orphan\nmodel: builtin:tiny-llama\n"
+                   "workload: {num_prompts: 4000}\ndecoding: {max_new_tokens: 64}\n"
+                   "measurement: {baseline_seconds: 0}\n")
+    argv = [*LAUNCH, str(cfg), "--runtime", "podman", "--registry",
+            env["LLEM_IT_OPEN_REGISTRY"], "--results-dir", str(tmp_path / "r")]
+    penv = {**os.environ, **SANDBOX, "COLUMNS": "200"}
+
+    def running() -> list[dict]:
+        return [d for d in own_containers(tmp_path) if d["State"]["Status"] == "running"]
+
+    first = subprocess.Popen(argv, env=penv, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    launched.append(first)
+    (old,) = _wait_for("the first container", running)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    assert [d["Id"] for d in running()] == [old["Id"]], "the orphan must outlive its launcher"
+
+    resumed = subprocess.Popen([*argv, "--resume"], env=penv, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    launched.append(resumed)
+    seen: list[list[str]] = []
+
+    def new_one() -> list[dict]:
+        now = own_containers(tmp_path)
+        seen.append([d["Id"] for d in now])
+        return [d for d in now if d["Id"] != old["Id"] and d["State"]["Status"] == "running"]
+
+    assert len(_wait_for("the resumed run's container", new_one)) == 1
+    assert all(len(ids) <= 1 for ids in seen), seen  # never two on one run directory
+    assert old["Id"] not in [d["Id"] for d in own_containers(tmp_path)]
+    resumed.send_signal(signal.SIGINT)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 130, out
+    assert not own_containers(tmp_path)
 
 
 def test_failed_podman_container_points_to_podman_log(tmp_path: Path) -> None:

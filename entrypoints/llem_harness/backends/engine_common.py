@@ -11,6 +11,7 @@ import itertools
 import os
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from llem_harness.backends.base import ModelNotFound, Request
@@ -106,3 +107,54 @@ def engine_token_space(architecture: dict[str, Any], tokenizer: Any) -> tuple[in
     model's vocabulary (what the embedding accepts), the tokenizer's special ids left out."""
     vocab = architecture.get("vocab_size") or len(tokenizer)
     return int(vocab), set(getattr(tokenizer, "all_special_ids", []) or [])
+
+
+def local_model_dir(model: str) -> Path | None:
+    """The directory an engine loads ``model`` from: the path itself, or a hub id's snapshot
+    already in the local Hugging Face cache (never a download). None when neither exists."""
+    if not model:
+        return None
+    path = Path(model)
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model, local_files_only=True,
+                                      allow_patterns=["*.json", "*.safetensors"]))
+    except Exception:
+        return None
+
+
+def _config_dict(hf_config: Any) -> dict[str, Any] | None:
+    if hf_config is None:
+        return None
+    if hasattr(hf_config, "to_dict"):
+        return hf_config.to_dict()
+    return dict(vars(hf_config))
+
+
+def engine_architecture(model: str, hf_config: Any = None) -> dict[str, Any]:
+    """Architecture and parameter counts for the FLOPs formula of an engine backend, whose
+    model runs out of the harness's reach: the model directory's config.json and
+    safetensors headers (:func:`llem_harness.flops.model_architecture`), else the config
+    the engine loaded (``hf_config``). ``{}`` when neither gives the transformer's shape."""
+    from llem_harness import flops
+
+    fallback = _config_dict(hf_config)
+    root = local_model_dir(model)
+    arch: dict[str, Any] = {}
+    if root is not None:
+        try:  # a FLOPs estimate must never stop a run: an unreadable config gives none
+            arch = flops.model_architecture(root, fallback)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            arch = flops.analytic_architecture(fallback) if fallback else {}
+            if arch:
+                arch["parameter_source"] += f" (the engine's config; {root}: {exc})"
+    else:
+        arch = flops.analytic_architecture(fallback) if fallback else {}
+    if not arch and fallback:  # the shape only, no counts: keep what the engine said
+        keys = ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "intermediate_size", "vocab_size")
+        arch = {k: fallback[k] for k in keys if fallback.get(k) is not None}
+    return arch

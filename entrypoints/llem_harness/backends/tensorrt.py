@@ -32,6 +32,7 @@ from llem_harness.backends.base import (
     Request,
 )
 from llem_harness.backends.engine_common import (
+    engine_architecture,
     engine_token_space,
     group_requests,
     latencies_from_token_times,
@@ -151,6 +152,11 @@ def materialize(kw: dict[str, Any], trt: dict[str, Any]) -> dict[str, Any]:
 
 class TensorRTBackend(InferenceBackend):
     name = "tensorrt"
+    #: why peak device memory is null (torch's counters see only torch's allocator)
+    memory_null_reason = (
+        "TensorRT-LLM allocates device memory through its own runtime (engine, KV cache "
+        "pool), in its executor's process; torch's counters in the harness see none of it"
+    )
 
     def __init__(self, config, device, device_indices) -> None:  # type: ignore[no-untyped-def]
         super().__init__(config, device, device_indices)
@@ -202,8 +208,11 @@ class TensorRTBackend(InferenceBackend):
         self._prefill_sampling = trt["SamplingParams"](
             **sampling_kwargs(self.config, max_tokens=1)
         )
+        arch = engine_architecture(str(model))
         return LoadInfo(
             load_time_s=max(load_time, 0.0),
+            num_parameters=arch.get("num_parameters"),
+            architecture=arch,
             dtype=self.config.tensorrt.dtype,
             notes=notes,
         )

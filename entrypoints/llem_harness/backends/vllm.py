@@ -33,6 +33,7 @@ from llem_harness.backends.base import (
     Request,
 )
 from llem_harness.backends.engine_common import (
+    engine_architecture,
     engine_token_space,
     group_requests,
     latencies_from_token_times,
@@ -92,6 +93,12 @@ def engine_process_env() -> None:
 
 class VLLMBackend(InferenceBackend):
     name = "vllm"
+    #: why peak device memory is null (torch's counters are per process)
+    memory_null_reason = (
+        "vLLM allocates device memory in its EngineCore process; torch's counters in the "
+        "harness process see none of it (vLLM reserves vllm.gpu_memory_utilization of the "
+        "GPU, or vllm.kv_cache_memory_bytes of KV cache, up front)"
+    )
 
     def __init__(self, config, device, device_indices) -> None:  # type: ignore[no-untyped-def]
         super().__init__(config, device, device_indices)
@@ -103,6 +110,8 @@ class VLLMBackend(InferenceBackend):
         self._sampling: Any = None
         self._prefill_sampling: Any = None
         self._vllm: Any = None
+        self._model_dir: str | None = None
+        self._arch: dict[str, Any] | None = None
         #: one event loop for the async engine's whole life: vLLM's AsyncLLM binds its
         #: output handler to the loop of its first request, so a new loop per batch
         #: (asyncio.run) would leave later requests waiting on a closed loop
@@ -125,7 +134,8 @@ class VLLMBackend(InferenceBackend):
             import vllm
         except ImportError as exc:
             raise BackendNotInstalled(INSTALL_HINT) from exc
-        model = self.model_path or model_directory(self.config)
+        model = self._model_dir = self.model_path or model_directory(self.config)
+        self._arch = None
         pin_visible_devices(self.device_indices)
         self._vllm = vllm
         kw = engine_kwargs(self.config, model_path=model)
@@ -140,9 +150,11 @@ class VLLMBackend(InferenceBackend):
         load_time = time.perf_counter() - start
         self._sampling = vllm.SamplingParams(**sampling_kwargs(self.config))
         self._prefill_sampling = vllm.SamplingParams(**sampling_kwargs(self.config, max_tokens=1))
+        arch = self._architecture()
         return LoadInfo(
             load_time_s=load_time,
-            architecture=self._architecture(),
+            num_parameters=arch.get("num_parameters"),
+            architecture=arch,
             dtype=self._model_dtype(),
             notes=[
                 "engine arguments: " + ", ".join(f"{k}={v!r}" for k, v in sorted(kw.items())),
@@ -174,13 +186,13 @@ class VLLMBackend(InferenceBackend):
         return getattr(engine, "model_config", None)
 
     def _architecture(self) -> dict[str, Any]:
-        model_config = self._model_config()
-        hf = getattr(model_config, "hf_config", None)
-        if hf is None:
-            return {}
-        keys = ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads", "intermediate_size", "vocab_size")
-        return {k: getattr(hf, k) for k in keys if getattr(hf, k, None) is not None}
+        """Shape and parameter counts for the analytic FLOPs formula (the engine's process
+        holds the model, so nothing here can count its ops): the model directory's
+        config.json and safetensors headers, else the config vLLM loaded."""
+        if self._arch is None:
+            hf = getattr(self._model_config(), "hf_config", None)
+            self._arch = engine_architecture(self._model_dir or "", hf)
+        return self._arch
 
     def _model_dtype(self) -> str | None:
         model_config = self._model_config()

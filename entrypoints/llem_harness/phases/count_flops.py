@@ -30,4 +30,8 @@ def run(ctx: RunContext, probe_cache: dict[Any, Any]) -> None:
     m = ctx.measured
     p_lens = [r.input_tokens for b in ctx.batches for r in b.requests] * m.passes
     o_lens = [n for o in m.outputs for n in o.per_request_output_tokens]
-    ctx.flops = flops.best_estimate(fns, ctx.info.architecture, p_lens, o_lens)
+    why = [] if probes else [
+        f"flop_counter, calflops: the {ctx.cfg.backend} engine runs the model outside the "
+        "harness process (no forward here to count); formula from the model's config"
+    ]
+    ctx.flops = flops.best_estimate(fns, ctx.info.architecture, p_lens, o_lens, why=why)

@@ -50,7 +50,9 @@ def flops_metrics(ctx: RunContext, in_tokens: int, out_tokens: int, n_requests: 
     if est is None:
         if not ctx.cfg.measurement.flops:
             return FlopsMetrics.unavailable("disabled (measurement.flops: false)")
-        return FlopsMetrics.unavailable("model exposes no parameter count", fallbacks=why)
+        return FlopsMetrics.unavailable(
+            "model exposes no parameter count and its config no transformer shape",
+            fallbacks=why)
     dec_toks = max(out_tokens - n_requests, 0)
     vals = dict(
         total=est.total,
@@ -68,10 +70,19 @@ def flops_metrics(ctx: RunContext, in_tokens: int, out_tokens: int, n_requests: 
     )
 
 
+def _device_memory_reason(ctx: RunContext) -> str:
+    """Why the backend gave no peak device memory."""
+    if ctx.device != "cuda":
+        return "device memory counters exist only on CUDA"
+    return getattr(ctx.backend, "memory_null_reason", None) or \
+        f"the {ctx.cfg.backend} backend reports no device memory counters"
+
+
 def memory_metrics(ctx: RunContext) -> MemoryMetrics:
     m, model_bytes = ctx.measured, ctx.info.model_bytes
+    reason = _device_memory_reason(ctx)
     reasons = {
-        k: "device memory counters exist only on CUDA"
+        k: reason
         for k, v in (("peak_allocated_bytes", m.peak_allocated),
                      ("peak_reserved_bytes", m.peak_reserved))
         if v is None

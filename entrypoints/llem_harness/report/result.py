@@ -21,7 +21,9 @@ METHODOLOGY = {
     "decode": "full window minus passes x prefill-window energy/time, per decode token "
     "(each request's output tokens but its first, which prefill produces)",
     "flops": "first that works of: torch FlopCounterMode on one prefill forward + "
-    "one decode step, extrapolated per token; calflops; architecture formula; 2*params",
+    "one decode step, extrapolated per token; calflops; architecture formula; 2*params. "
+    "Engine backends (vLLM, TensorRT-LLM, model outside the harness process): analytic "
+    "formula over config.json and the safetensors parameter count",
     "baseline": "idle power with the model resident, before warmup",
 }
 

@@ -30,8 +30,11 @@ def config_validate(
     loaded = config_loader.load(file, preset=preset)
     n = loaded.study.n_experiments() if loaded.is_study else 1
     kind = "study" if loaded.is_study else "experiment"
-    cycles = loaded.study.study.cycles
-    typer.echo(f"{file}: valid {kind} ({n} experiment(s) x {cycles} cycle(s))")
+    ex = loaded.study.study
+    more = "" if ex.target_ci is None else (
+        f", up to {ex.target_ci.max_cycles} until the CI of {ex.target_ci.metric} is within "
+        f"+-{ex.target_ci.rel_half_width:.1%} (study.target_ci)")
+    typer.echo(f"{file}: valid {kind} ({n} experiment(s) x {ex.cycles} cycle(s){more})")
 
 
 @config_app.command("show")

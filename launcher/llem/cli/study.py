@@ -22,52 +22,44 @@ def _check(study_dir: Path) -> Path:
     from llem.study import manifest as mf
     from llem_schema.errors import ConfigError
 
-    if not (study_dir / mf.MANIFEST_FILE).exists():
+    if not ((study_dir / mf.MANIFEST_FILE).exists() or (study_dir / mf.STUDY_FILE).is_file()):
         raise ConfigError(f"{study_dir}: no {mf.MANIFEST_FILE}; pass a results/<study-id> dir")
     readable_manifest(study_dir)
     return study_dir.resolve()
 
 
 def readable_manifest(study_dir: Path) -> None:
-    """manifest.json is a view rebuilt from the runs' own state files. A damaged one (a
-    copy cut short, a hand edit) is rebuilt from study.json and those files, said in one
-    line on stderr, instead of stopping the command: no finished run is lost with it."""
-    from datetime import datetime, timezone
-
-    from llem.config.loader import LoadedConfig
+    """manifest.json is a snapshot of the runs' own state files and the journal. A damaged
+    or deleted one (a copy cut short, a hand edit, an rm) is rebuilt from study.json and
+    the run directories, said in one line on stderr, instead of stopping the command: no
+    finished run is lost with it."""
     from llem.study import manifest as mf
-    from llem.study.runner import plan_runs
     from llem_schema.errors import ConfigError
 
+    path = study_dir / mf.MANIFEST_FILE
     try:
         mf.load_manifest(study_dir)
         return
-    except (OSError, ValueError):
-        pass
-    study_file = study_dir / mf.STUDY_FILE
+    except (OSError, ValueError) as exc:
+        why = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
     try:
-        study = mf.load_study(study_dir)
+        mf.recover(study_dir)
     except (OSError, ValueError):
-        raise ConfigError(f"{study_dir / mf.MANIFEST_FILE}: unreadable, and so is {study_file}; "
-                          f"the results are untouched: llem results show {study_dir}") from None
-    created = datetime.fromtimestamp(study_file.stat().st_mtime, timezone.utc).isoformat()
-    loaded = LoadedConfig(study=study, is_study=True, source=str(study_file))
-    mf.rebuild(study_dir, mf.Manifest(study_id=study_dir.name, name=study.name,
-                                      study_hash=mf.study_hash(study), created_at=created,
-                                      runs=plan_runs(loaded)))
-    typer.echo(f"note: {study_dir / mf.MANIFEST_FILE} was unreadable; rebuilt from "
-               f"{mf.STUDY_FILE} and the runs' state files", err=True)
+        raise ConfigError(f"{path}: {why}, and so is {study_dir / mf.STUDY_FILE}; the "
+                          f"results are untouched: llem results show {study_dir}") from None
+    typer.echo(f"note: {path} was {why}; rebuilt from {mf.STUDY_FILE} and the run "
+               "directories", err=True)
 
 
 def repair_manifests(results_dir: Path, name: str) -> None:
-    """Rebuild the damaged manifests of studies called ``name`` under ``results_dir``, so
-    ``llem run --resume`` finds the study instead of skipping its unreadable manifest."""
+    """Rebuild the damaged or deleted manifests of studies called ``name`` under
+    ``results_dir``, so ``llem run --resume`` finds the study instead of skipping it."""
     from llem.study import manifest as mf
 
     if not results_dir.is_dir():
         return
     for d in results_dir.iterdir():
-        if not (d / mf.MANIFEST_FILE).is_file():
+        if not (d / mf.STUDY_FILE).is_file():
             continue
         try:
             mf.load_manifest(d)
@@ -83,27 +75,25 @@ def repair_manifests(results_dir: Path, name: str) -> None:
 
 
 def recheck_finished(study_dir: Path, write: bool = True) -> dict[str, str]:
-    """Runs counted done whose result.json no longer validates (cut short by a full disk,
-    edited by hand): run dir -> why. ``write``: set them back to pending in their state
-    files, so a resume runs them again; the damaged file stays for inspection. The study
-    runner trusts a done state without re-reading the result, which is right after each
-    run (re-reading every result then is quadratic) but not before resuming a study."""
+    """Runs counted done whose result.json is damaged since (cut short by a full disk,
+    edited, deleted: its checksum in the run state no longer matches): run dir -> why.
+    ``write``: set them back to pending in their state files, so a resume runs them again;
+    the damaged file stays for inspection. The study runner trusts a done state without
+    re-reading the result, which is right after each run but not before resuming."""
     from llem.study import manifest as mf
-    from llem.study.rundir import read_result
-    from llem_schema.errors import ConfigError
 
     damaged: dict[str, str] = {}
     for entry in mf.load_manifest(study_dir).runs:
         current = mf.read_state(study_dir, entry)
         if current.state != "done":
             continue
-        try:
-            read_result(study_dir / entry.run_dir)
-        except ConfigError as exc:
-            damaged[entry.run_dir] = str(exc)
+        problem = mf.result_problem(study_dir / entry.run_dir, current)
+        if problem:
+            damaged[entry.run_dir] = problem
             if write:
                 mf.write_state(study_dir, current.model_copy(update={
-                    "state": "pending", "message": f"finished, but its result is damaged: {exc}"}))
+                    "state": "pending",
+                    "message": f"finished, but its result is damaged: {problem}"}))
     return damaged
 
 

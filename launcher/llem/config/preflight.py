@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from llem_schema.builtins import BUILTIN_MODELS, BUILTIN_PREFIX
-from llem_schema.config import ExperimentConfig
-from llem_schema.datasets import TABLE_SUFFIXES, ColumnError, prompt_source
+from llem_schema.config import ExperimentConfig, WorkloadConfig
+from llem_schema.datasets import TABLE_SUFFIXES, ColumnError, hub_source, prompt_source
 from llem_schema.study import StudyConfig
 
 DATASET_SUFFIXES = (".txt", *TABLE_SUFFIXES)
@@ -80,10 +82,58 @@ def problems(exp: ExperimentConfig, paths: bool = False) -> list[str]:
             check_no_credentials(exp.runtime.registry)
         except ConfigError as exc:
             out.append(f"runtime.{exc}")
+    out += extra_problems(exp)
     out += dataset_problems(exp, paths)
     if paths:
         out += gpu_problems("runtime.gpus", exp.runtime.gpus)
     return out
+
+
+# ------------------------------------------------------------------------------- extra:
+
+
+def _did_you_mean(key: str, known: frozenset[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def extra_problems(exp: ExperimentConfig) -> list[str]:
+    """``extra:`` keys the chosen engine does not take, checked against its real parameter
+    names (:mod:`llem.config.engine_names`, the lists the backend mappings are tested
+    against): pytorch's go to ``generate()``, vLLM's to ``EngineArgs`` and TensorRT-LLM's to
+    ``LLM()``, with ``extra.sampling`` going to their ``SamplingParams``."""
+    from llem.config import engine_names as names
+
+    if exp.backend == "pytorch":
+        known = names.PYTORCH_GENERATE | names.PYTORCH_MODEL_KWARGS
+        what = f"a generate() argument or generation setting of transformers " \
+               f"{names.VERSIONS['transformers']}"
+        sampling: frozenset[str] = frozenset()
+    elif exp.backend == "vllm":
+        known, sampling = names.VLLM_ENGINE_ARGS, names.VLLM_SAMPLING
+        what = f"a vLLM {names.VERSIONS['vllm']} EngineArgs name"
+    else:
+        known, sampling = names.TENSORRT_LLM_ARGS, names.TENSORRT_SAMPLING
+        what = f"a TensorRT-LLM {names.VERSIONS['tensorrt']} LLM() argument"
+    for key, value in exp.extra.items():
+        if key == "sampling" and sampling:
+            if not isinstance(value, dict):
+                return [f"extra.sampling: must be a mapping of SamplingParams names "
+                        f"(got {type(value).__name__})"]
+            for name in value:
+                if name not in sampling:
+                    return [f"extra.sampling.{name}: not a {exp.backend} SamplingParams "
+                            f"name{_did_you_mean(str(name), sampling)}"]
+            continue
+        if key in known:
+            continue
+        hint = _did_you_mean(str(key), known)
+        if not hint and key in sampling:
+            hint = " (a SamplingParams name: put it under extra.sampling)"
+        return [f"extra.{key}: not {what}{hint}"]
+    return []
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -94,9 +144,10 @@ def dataset_problems(exp: ExperimentConfig, paths: bool) -> list[str]:
     harness will read prompts from (the rule of :mod:`llem_schema.datasets`)."""
     w = exp.workload
     ds = w.dataset
-    if ds in ("builtin:prompts", "synthetic") or not (
-            ds.endswith(DATASET_SUFFIXES) or _looks_like_path(ds)):
-        return []  # a hub dataset (or an alias): only the harness can see its columns
+    if ds in ("builtin:prompts", "synthetic"):
+        return []
+    if not (ds.endswith(DATASET_SUFFIXES) or _looks_like_path(ds)):
+        return hub_problems(w)
     path = Path(ds).expanduser()
     if not path.exists():
         return [f"workload.dataset: file not found: {ds}"] if paths else []
@@ -113,6 +164,65 @@ def dataset_problems(exp: ExperimentConfig, paths: bool) -> list[str]:
     except ColumnError as exc:
         return [str(exc)]
     return []
+
+
+def hub_problems(w: WorkloadConfig) -> list[str]:
+    """A hub dataset (or alias) loaded on this host before: its cached copy in the
+    ``datasets`` cache says which columns and splits it has, so a missing column or split
+    is refused here, naming the cached file. Not cached here: only the harness can see it."""
+    cached = _hub_cache_info(*hub_source(w), str(hub_datasets_cache()))
+    if cached is None:
+        return []
+    info_path, columns, splits = cached
+    hub, _config, split = hub_source(w)
+    name = f"{hub} (cached: {info_path})"
+    asked = [re.sub(r"\[.*", "", part).strip() for part in split.split("+")]  # train[:10%]
+    if splits and any(a not in splits for a in asked):
+        field = "dataset_split" if w.dataset_split else "dataset"
+        return [f"workload.{field}: split '{split}' is not in {name}; splits: "
+                f"{', '.join(splits)}"]
+    try:
+        prompt_source(w, columns, name)
+    except ColumnError as exc:
+        return [str(exc)]
+    return []
+
+
+def hub_datasets_cache() -> Path:
+    """Where the ``datasets`` library keeps prepared hub datasets (its own rule)."""
+    if os.environ.get("HF_DATASETS_CACHE"):
+        return Path(os.environ["HF_DATASETS_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "huggingface")
+    return Path(home).expanduser() / "datasets"
+
+
+def _snake(name: str) -> str:
+    """datasets.naming.camelcase_to_snakecase: the cache directory of a dataset name."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name).lower()
+
+
+@functools.lru_cache(maxsize=64)
+def _hub_cache_info(hub: str, config: str | None, split: str,
+                    cache: str) -> tuple[str, list[str], list[str]] | None:
+    """(dataset_info.json, columns, splits) of the newest cached copy of ``hub`` (in
+    configuration ``config`` when given), as ``datasets`` itself picks it offline."""
+    parts = hub.split("/")
+    parts[-1] = _snake(parts[-1])
+    root = Path(cache) / "___".join(parts)
+    infos = [p for p in root.glob(f"{config or '*'}/*/*/dataset_info.json") if p.is_file()]
+    if not infos:
+        return None
+    info = max(infos, key=lambda p: p.parent.stat().st_mtime)
+    try:
+        data = json.loads(info.read_text("utf-8"))
+        columns = [str(c) for c in data.get("features") or {}]
+        splits = [str(s) for s in data.get("splits") or {}]
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (str(info), columns, splits) if columns else None
 
 
 @functools.lru_cache(maxsize=64)

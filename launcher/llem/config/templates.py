@@ -52,6 +52,10 @@ sweep:                           # the grid: every combination is one experiment
 
 study:
   cycles: 5                      # >= 5 for meaningful confidence intervals
+  # target_ci:                   # add cycles until each configuration's 95% CI is narrow:
+  #   metric: energy_per_token   #   a metric of `llem results show`
+  #   rel_half_width: 0.05       #   (high - low) / 2 / mean <= 5%
+  #   max_cycles: 20             #   most cycles per configuration, planned ones included
   order: interleaved             # grouped | interleaved | shuffled
   seed: 0
   cooldown_seconds: 0

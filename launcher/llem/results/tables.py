@@ -112,12 +112,21 @@ def summary_table(summary: Any, metrics: list[str], width: int = 80) -> tuple[An
              for j, m in enumerate(metrics)]
     rows = [[f"{c.label}\n[dim]{c.config_hash[:8]}[/]", f"{c.n_runs - c.n_failed}/{c.n_runs}",
              *(_summary_cell(c.metrics.get(m)) for m in metrics)] for c in summary.configs]
-    return fit_table(
-        cols, rows, width,
-        title=f"{summary.study_id}: mean [{summary.confidence_level:.0%} CI] across cycles; "
-              f"below {MIN_CYCLES} cycles the range, not a CI",
-        caption=f"* percentile CI (BCa degenerate) · range: min to max of fewer than "
-                f"{MIN_CYCLES} cycles (a 95% CI needs more) · ! outlier cycle flagged, kept")
+    shown = [c.metrics[m] for c in summary.configs for m in metrics if c.metrics.get(m)]
+    level = f"{summary.confidence_level:.0%} CI"
+    cis = any(s.ci for s in shown)
+    ranges = any(not s.ci and interval_text(s) for s in shown)
+    # say "CI" only where a CI is shown: a study of 2-3 cycles shows ranges alone
+    spread = (f"[{level}] across cycles; below {MIN_CYCLES} cycles the range, not a CI"
+              if cis and ranges else f"[{level}] across cycles" if cis
+              else f"and range across cycles (a {level} needs >= {MIN_CYCLES} cycles)")
+    notes = [*(["* percentile CI (BCa degenerate)"] if any(
+                 s.ci and s.ci.method == "percentile" for s in shown) else []),
+             *([f"range: min to max of fewer than {MIN_CYCLES} cycles"] if ranges else []),
+             *(["! outlier cycle flagged, kept"] if any(s.outlier_cycles for s in shown)
+               else [])]
+    return fit_table(cols, rows, width, title=f"{summary.study_id}: mean {spread}",
+                     caption=" · ".join(notes) or None)
 
 
 def pareto_table(summary: Any, front: list[Any], x: str, y: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ class ChildExit:
 class SessionChild:
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        #: set by :meth:`cancel` (Ctrl+C / SIGTERM seen by another thread): the child running
+        #: now, or the next one if none is, ends as interrupted; the run reporting it clears it
+        self._cancelled = threading.Event()
+        #: set while no :meth:`run` is in progress (cancel() from another thread waits on it)
+        self._idle = threading.Event()
+        self._idle.set()
+        self._running_in: int | None = None
 
     def run(
         self,
@@ -44,9 +53,15 @@ class SessionChild:
         stop = on_stop or self.stop
         t0 = time.monotonic()
         timed_out = interrupted = False
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=stdout, stderr=stderr, start_new_session=True
-        )
+        with self._lock:
+            if self._cancelled.is_set():  # interrupted before it began: nothing starts
+                self._cancelled.clear()
+                return ChildExit(int(ExitCode.INTERRUPTED), 0.0, interrupted=True)
+            self.proc = subprocess.Popen(
+                cmd, env=env, stdout=stdout, stderr=stderr, start_new_session=True
+            )
+            self._running_in = threading.get_ident()
+            self._idle.clear()
         try:
             code = self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -58,8 +73,26 @@ class SessionChild:
             stop()
             code = ExitCode.INTERRUPTED
         finally:
-            self.proc = None
+            with self._lock:
+                self.proc = None
+                self._running_in = None
+                self._idle.set()
+        if not timed_out and self._cancelled.is_set() and code != 0:
+            # stopped by cancel() from another thread: an interruption, not a failure
+            interrupted, code = True, ExitCode.INTERRUPTED
+        if interrupted:
+            self._cancelled.clear()
         return ChildExit(int(code), time.monotonic() - t0, timed_out, interrupted)
+
+    def cancel(self, on_stop: Callable[[], None] | None = None) -> None:
+        """Ctrl+C / SIGTERM from any thread: stop the child (``on_stop``, default
+        :meth:`stop`); one about to start does not start."""
+        with self._lock:
+            self._cancelled.set()
+            elsewhere = self._running_in not in (None, threading.get_ident())
+        (on_stop or self.stop)()
+        if elsewhere:  # the launcher may exit on this interrupt: let the run return first
+            self._idle.wait(timeout=60)
 
     def stop(self) -> None:
         """SIGTERM to the child's process group; SIGKILL after 10 s."""

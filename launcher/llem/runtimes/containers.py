@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,8 @@ UNPRIVILEGED_UID = UNPRIVILEGED_GID = 65534
 CONTAINER_TOKEN_PATH = "/run/secrets/llem_hf_token"
 #: the environment variables that may hold an HF token; never handed to a container
 TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-#: prefix of the private token directories (orphan recovery removes only these)
+#: prefix of the private token directories (orphan recovery removes only these); the
+#: launcher's pid follows it, so one left by a killed launcher is recognised as stale
 TOKEN_DIR_PREFIX = "llem-secret-"
 
 #: ``--shm-size`` when a run directory has no experiment.json (ad-hoc calls, tests)
@@ -99,6 +102,46 @@ def shm_size(run_dir: Path, fallback: str | None = DEFAULT_SHM_SIZE) -> str | No
     """The experiment's ``runtime.shm_size`` (what its result records), else ``fallback``."""
     spec = read_spec(run_dir)
     return spec.config.runtime.shm_size if spec is not None else fallback
+
+
+class ActiveRun:
+    """Which thread is inside a runtime's ``run`` (a study runs one per GPU slot thread,
+    and its Ctrl+C / SIGTERM handler calls ``cleanup`` from the main thread).
+
+    ``cleanup`` stops the container at once but must not return before that run has removed
+    the token file and given the run directory back: the launcher exits right after it,
+    and a slot thread dies with the process, mid-teardown.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: int | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        with self._lock:
+            self._thread = threading.get_ident()
+            self._idle.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._thread = None
+                self._idle.set()
+
+    def in_other_thread(self) -> bool:
+        with self._lock:
+            return self._thread not in (None, threading.get_ident())
+
+    def wait(self, timeout_s: float) -> bool:
+        """Until no run is in progress (True), or ``timeout_s`` passed (False)."""
+        return self._idle.wait(timeout=timeout_s)
+
+
+#: how long a runtime's cleanup waits for the interrupted run to tidy up
+CLEANUP_WAIT_S = 120
 
 
 # -- run-directory ownership (only matters when llem runs as root) ---------------------------
@@ -169,7 +212,8 @@ def token_file(token: str | None, user: ContainerUser) -> Iterator[Path | None]:
     if not token:
         yield None
         return
-    d = Path(tempfile.mkdtemp(prefix=TOKEN_DIR_PREFIX, dir=_secret_parent()))
+    sweep_stale_token_dirs()
+    d = Path(tempfile.mkdtemp(prefix=f"{TOKEN_DIR_PREFIX}{os.getpid()}-", dir=_secret_parent()))
     try:
         path = d / "hf_token"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -190,3 +234,37 @@ def discard_token_source(source: str | None) -> None:
     d = Path(source).parent
     if d.name.startswith(TOKEN_DIR_PREFIX) and Path(source).name == "hf_token":
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_token_dirs() -> int:
+    """Remove token directories of launchers that no longer run (killed between writing the
+    file and removing it, before a container was there to find it by). Only this user's
+    directories named ``llem-secret-<pid>-...`` whose pid is gone; returns how many."""
+    removed = 0
+    for parent in {p for p in (_secret_parent(), tempfile.gettempdir()) if p}:
+        try:
+            entries = list(Path(parent).glob(f"{TOKEN_DIR_PREFIX}*"))
+        except OSError:
+            continue
+        for d in entries:
+            pid_s = d.name[len(TOKEN_DIR_PREFIX):].split("-", 1)[0]
+            try:
+                st = d.lstat()
+            except OSError:
+                continue
+            if not pid_s.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            if int(pid_s) != os.getpid() and not _pid_alive(int(pid_s)):
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+    return removed

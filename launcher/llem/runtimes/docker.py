@@ -95,6 +95,11 @@ class DockerRuntime(Runtime):
         self.command = command or [CONTAINER_RUN_DIR]
         self._container: Any = None
         self._lock = threading.Lock()
+        #: set by :meth:`cleanup` (Ctrl+C / SIGTERM, from whichever thread sees it): the run
+        #: in progress, or the next one if none is, ends as interrupted without a container
+        #: left running; the run that reports it clears it
+        self._interrupt = threading.Event()
+        self._active = ct.ActiveRun()
 
     # -- Runtime API -------------------------------------------------------------------
     @classmethod
@@ -190,23 +195,40 @@ class DockerRuntime(Runtime):
         return [DeviceRequest(driver="nvidia", device_ids=gpus, capabilities=[["gpu"]])]
 
     def run(self, request: RunRequest) -> RunOutcome:
+        with self._active.running():
+            return self._run(request)
+
+    def _run(self, request: RunRequest) -> RunOutcome:
         run_dir = Path(request.run_dir).resolve()
         log_path = run_dir / LOG_FILE
         image = self.image_for(request.backend)
-        # a container that a killed launcher left on this run directory goes first: never
-        # two containers writing one run directory
-        stop_run_containers(self.client, run_dir)
         t0 = time.monotonic()
-        token = ct.hf_token(request.env)
-        with ct.run_dir_lent(run_dir, self.user), ct.token_file(token, self.user) as token_path:
-            container = self._start(self.container_kwargs(request, token_path), image)
-            exit_code, timed_out, interrupted = self._follow(container, request, run_dir, t0)
-            _fill_missing_harness_log(run_dir)
-            if timed_out:
-                _append(log_path, f"[llem] timed out after {request.timeout_s:g} s; "
-                                  "container stopped")
-            if interrupted:
-                _append(log_path, "[llem] interrupted (Ctrl+C); container stopped and removed")
+        timed_out = False
+        if self._interrupt.is_set():  # interrupted before this run began: nothing starts
+            exit_code, interrupted = 130, True
+        else:
+            # a container that a killed launcher left on this run directory goes first:
+            # never two containers writing one run directory
+            stop_run_containers(self.client, run_dir)
+            token = ct.hf_token(request.env)
+            with ct.run_dir_lent(run_dir, self.user), \
+                    ct.token_file(token, self.user) as token_path:
+                container = self._start(self.container_kwargs(request, token_path), image,
+                                        run_dir)
+                if container is None:  # cleanup() came while it was being created
+                    exit_code, interrupted = 130, True
+                else:
+                    exit_code, timed_out, interrupted = self._follow(
+                        container, request, run_dir, t0)
+                _fill_missing_harness_log(run_dir)
+                if timed_out:
+                    _append(log_path, f"[llem] timed out after {request.timeout_s:g} s; "
+                                      "container stopped")
+                if interrupted:
+                    _append(log_path, "[llem] interrupted (Ctrl+C / SIGTERM); container "
+                                      "stopped and removed")
+        if interrupted:
+            self._interrupt.clear()
         return RunOutcome(
             exit_code=exit_code,
             duration_s=time.monotonic() - t0,
@@ -218,9 +240,10 @@ class DockerRuntime(Runtime):
             interrupted=interrupted,
         )
 
-    def _start(self, kwargs: dict[str, Any], image: EnsuredImage) -> Any:
-        """Create, then start. A container that cannot start is removed at once: a daemon
-        error leaves nothing behind in the ``Created`` state."""
+    def _start(self, kwargs: dict[str, Any], image: EnsuredImage, run_dir: Path) -> Any:
+        """Create, then start; None when :meth:`cleanup` came first (nothing is left). A
+        container that cannot start is removed at once: a daemon error leaves nothing behind
+        in the ``Created`` state."""
         from docker.errors import APIError, DockerException, ImageNotFound
 
         try:
@@ -233,12 +256,23 @@ class DockerRuntime(Runtime):
             raise RuntimeUnavailable(start_error_hint(str(exc.explanation or exc))) from exc
         except DockerException as exc:
             raise RuntimeUnavailable(daemon_hint(exc)) from exc
+        except BaseException:
+            # Ctrl+C while the daemon was creating it: the container may exist all the same
+            with contextlib.suppress(Exception):
+                stop_run_containers(self.client, run_dir, grace_s=0)
+            raise
         with self._lock:
+            if self._interrupt.is_set():
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+                return None
             self._container = container
         try:
             container.start()
         except APIError as exc:
             self._remove()
+            if self._interrupt.is_set():  # cleanup() removed it under our feet
+                return None
             raise RuntimeUnavailable(start_error_hint(str(exc.explanation or exc))) from exc
         except BaseException:
             self._remove()
@@ -268,10 +302,16 @@ class DockerRuntime(Runtime):
             interrupted = True
             exit_code = 130
         finally:
-            if timed_out or interrupted:
+            if timed_out:
+                self._stop_current()
+            elif interrupted:
                 self.cleanup()
             pump.join(timeout=5)
             self._remove()
+        if not timed_out and exit_code != 0 and self._interrupt.is_set():
+            # stopped by cleanup() from another thread (the study's Ctrl+C / SIGTERM): an
+            # interruption, not a failure of the run
+            interrupted, exit_code = True, 130
         return exit_code, timed_out, interrupted
 
     def _wait(self, container: Any, timeout_s: float | None, t0: float) -> int:
@@ -289,13 +329,23 @@ class DockerRuntime(Runtime):
                 continue
 
     def cleanup(self) -> None:
-        """Stop the container (SIGTERM, then SIGKILL after a grace period) and remove it."""
+        """Ctrl+C / SIGTERM: stop the container (SIGTERM, then SIGKILL after a grace period)
+        and remove it. Safe from any thread and at any moment: a container being created
+        right now is removed as soon as it exists, and the run reports itself interrupted."""
+        with self._lock:
+            self._interrupt.set()
+        elsewhere = self._active.in_other_thread()
+        self._stop_current()
+        if elsewhere:  # let that run remove its token file and give the run dir back
+            self._active.wait(ct.CLEANUP_WAIT_S)
+
+    def _stop_current(self) -> None:
         with self._lock:
             c = self._container
-            if c is None:
-                return
-            with contextlib.suppress(Exception):
-                c.stop(timeout=STOP_GRACE_S)
+        if c is None:
+            return
+        with contextlib.suppress(Exception):
+            c.stop(timeout=STOP_GRACE_S)
         self._remove()
 
     def _remove(self) -> None:
@@ -313,6 +363,14 @@ def run_containers(client: Any, run_dir: Path) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": label}, ignore_removed=True))
 
 
+def study_containers(client: Any, study_dir: Path) -> list[Any]:
+    """Every container (any state) whose run directory lies in ``study_dir``."""
+    prefix = str(Path(study_dir).resolve()) + os.sep
+    found = client.containers.list(all=True, filters={"label": ct.LABEL_RUN_DIR},
+                                   ignore_removed=True)
+    return [c for c in found if (c.labels or {}).get(ct.LABEL_RUN_DIR, "").startswith(prefix)]
+
+
 def stop_run_containers(client: Any, run_dir: Path, grace_s: float = STOP_GRACE_S) -> int:
     """Stop (SIGTERM, SIGKILL after ``grace_s``) and remove the containers labelled with
     ``run_dir`` -- left by a launcher that was killed -- and the token directory each was
@@ -323,14 +381,34 @@ def stop_run_containers(client: Any, run_dir: Path, grace_s: float = STOP_GRACE_
         found = run_containers(client, run_dir)
     except DockerException as exc:
         raise RuntimeUnavailable(daemon_hint(exc)) from exc
+    return stop_containers(found, grace_s)
+
+
+def stop_study_containers(client: Any, study_dir: Path, grace_s: float = STOP_GRACE_S) -> int:
+    """:func:`stop_run_containers` for every run directory of ``study_dir`` at once (a killed
+    launcher's container that finished on its own: its run counts as done and is never run
+    again, so nothing else would find it)."""
+    from docker.errors import DockerException
+
+    try:
+        found = study_containers(client, study_dir)
+    except DockerException as exc:
+        raise RuntimeUnavailable(daemon_hint(exc)) from exc
+    return stop_containers(found, grace_s)
+
+
+def stop_containers(found: list[Any], grace_s: float = STOP_GRACE_S) -> int:
+    """Stop and remove ``found``, remove each one's token directory, and give each one's run
+    directory back (a root llem lent it to the container's uid)."""
     for c in found:
         with contextlib.suppress(Exception):
             c.stop(timeout=grace_s)
         with contextlib.suppress(Exception):
             c.remove(force=True)
         ct.discard_token_source(_token_source(c.attrs))
-    if found:
-        ct.take_back(Path(run_dir).resolve())
+        run_dir = (c.labels or {}).get(ct.LABEL_RUN_DIR)
+        if run_dir:
+            ct.take_back(Path(run_dir))
     return len(found)
 
 

@@ -61,4 +61,4 @@ class LocalRuntime(Runtime):
         )
 
     def cleanup(self) -> None:
-        self._child.stop()
+        self._child.cancel()

@@ -19,6 +19,7 @@ failed run points to.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -111,6 +112,7 @@ class PodmanRuntime(Runtime):
         self._container: str | None = None
         self._child = SessionChild()
         self._rootless: bool | None = None
+        self._active = ct.ActiveRun()
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -192,6 +194,10 @@ class PodmanRuntime(Runtime):
         return cmd
 
     def run(self, request: RunRequest) -> RunOutcome:
+        with self._active.running():
+            return self._run(request)
+
+    def _run(self, request: RunRequest) -> RunOutcome:
         run_dir = request.run_dir.resolve()
         # a container that a killed launcher left on this run directory goes first
         stop_run_containers(run_dir)
@@ -205,7 +211,7 @@ class PodmanRuntime(Runtime):
             with open(run_dir / PODMAN_LOG, "ab") as log:
                 res = self._child.run(
                     cmd, env, request.timeout_s, stdout=log, stderr=subprocess.STDOUT,
-                    on_stop=self.cleanup,
+                    on_stop=self._stop_container,
                 )
         ref = request.image or self.image
         return RunOutcome(
@@ -216,13 +222,26 @@ class PodmanRuntime(Runtime):
         )
 
     def cleanup(self) -> None:
-        if self._container is None:
+        """Ctrl+C / SIGTERM, from any thread: stop and remove the container; a run about to
+        start does not start, and the run reports itself interrupted."""
+        elsewhere = self._active.in_other_thread()
+        self._child.cancel(on_stop=self._stop_container)
+        if elsewhere:  # let that run remove its token file and give the run dir back
+            self._active.wait(ct.CLEANUP_WAIT_S)
+
+    def _stop_container(self) -> None:
+        """Stop (SIGTERM, SIGKILL after the grace period) and remove the container, then end
+        the ``podman run`` client (SIGTERM to its group: podman proxies it to a container
+        that was still being created, and ``--rm`` removes that)."""
+        name = self._container
+        if name is None:
             return
-        _podman("stop", "--time", str(STOP_GRACE_S), self._container, timeout=60)
-        _podman("rm", "--force", "--ignore", self._container, timeout=60)
-        proc = self._child.proc
-        if proc is not None and proc.poll() is None:
-            proc.wait(timeout=30)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _podman("stop", "--ignore", "--time", str(STOP_GRACE_S), name,
+                    timeout=STOP_GRACE_S + 60)
+        self._child.stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _podman("rm", "--force", "--ignore", name, timeout=60)
 
 
 def run_containers(run_dir: Path) -> list[str]:
@@ -238,19 +257,50 @@ def run_containers(run_dir: Path) -> list[str]:
     return out.stdout.split()
 
 
+def study_containers(study_dir: Path) -> list[str]:
+    """Ids of the containers (any state) whose run directory lies in ``study_dir``."""
+    prefix = str(Path(study_dir).resolve()) + os.sep
+    try:
+        out = _podman("ps", "--all", "--no-trunc", "--filter", f"label={ct.LABEL_RUN_DIR}",
+                      "--format", "json", timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeUnavailable(f"podman ps did not answer in {exc.timeout:g} s") from None
+    if out.returncode != 0:
+        raise RuntimeUnavailable(f"podman ps failed: {out.stderr.strip()}")
+    try:
+        rows = json.loads(out.stdout or "[]") or []
+    except ValueError:
+        return []
+    return [r["Id"] for r in rows
+            if ((r.get("Labels") or {}).get(ct.LABEL_RUN_DIR) or "").startswith(prefix)]
+
+
 def stop_run_containers(run_dir: Path, grace_s: float = STOP_GRACE_S) -> int:
     """Stop and remove the containers labelled with ``run_dir`` (left by a launcher that
     was killed) and the token directory each was given; returns how many there were."""
     ids = run_containers(run_dir)
-    if not ids:
-        return 0
+    if ids:
+        stop_containers(ids, grace_s)
+        ct.take_back(Path(run_dir).resolve())
+    return len(ids)
+
+
+def stop_study_containers(study_dir: Path, grace_s: float = STOP_GRACE_S) -> int:
+    """:func:`stop_run_containers` for every run directory of ``study_dir`` at once."""
+    ids = study_containers(study_dir)
+    if ids:
+        stop_containers(ids, grace_s)
+        for d in Path(study_dir).glob("*/cycle-*"):
+            ct.take_back(d.resolve())
+    return len(ids)
+
+
+def stop_containers(ids: list[str], grace_s: float = STOP_GRACE_S) -> None:
     sources = [_token_source(i) for i in ids]
-    _podman("stop", "--time", str(int(grace_s)), *ids, timeout=grace_s + 60)
+    _podman("stop", "--ignore", "--time", str(int(grace_s)), *ids, timeout=grace_s + 60)
     _podman("rm", "--force", "--ignore", *ids, timeout=60)
     for src in sources:
         ct.discard_token_source(src)
-    ct.take_back(Path(run_dir).resolve())
-    return len(ids)
 
 
 def _token_source(container_id: str) -> str | None:

@@ -11,7 +11,13 @@ a second harness on the same run directory:
   The launcher that watched it is gone, and with it the container's timeout, its log copy,
   the hand-back of the files it wrote and the removal of its token file; it may also hold
   GPUs the resumed study gives to another run. A container that already finished leaves
-  its result, which counts as usual.
+  its result, which counts as usual; its run is then ``done`` on resume, and
+  :func:`stop_study_orphans` (every container of the study, whatever its run's state)
+  removes the container, its token directory, and gives its files back.
+
+The runtimes check again before every container they start (:func:`llem.runtimes.docker.
+stop_run_containers`), so a run directory never has two containers, even when the engine
+could not be asked here.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from llem.runtimes.containers import read_spec
+from llem.runtimes.containers import read_spec, sweep_stale_token_dirs, take_back
+from llem_schema.runspec import EXPERIMENT_FILE
 
 
 def harness_pids(run_dir: Path) -> list[int]:
@@ -62,16 +69,66 @@ def stop_orphan_containers(run_dir: Path) -> int:
 
     spec = read_spec(run_dir)
     engine = spec.runtime if spec is not None else None
+    if engine not in ("docker", "podman"):
+        return 0
+    found = 0
     try:
         if engine == "docker":
-            return _stop_docker(run_dir)
-        if engine == "podman":
+            found = _stop_docker(run_dir)
+        else:
             from llem.runtimes import podman
 
-            return podman.stop_run_containers(run_dir)
+            found = podman.stop_run_containers(run_dir)
     except (ImageError, RuntimeUnavailable, ImportError, OSError, subprocess.TimeoutExpired):
         return 0
-    return 0
+    finally:
+        # a launcher killed before its container existed (or after it was gone) leaves no
+        # container to find its token directory by, and (as root) a run directory lent to
+        # the container's uid
+        with contextlib.suppress(OSError):
+            sweep_stale_token_dirs()
+            take_back(run_dir.resolve())
+    return found
+
+
+def stop_study_orphans(study_dir: Path) -> int:
+    """Stop and remove every container of the study, whatever its run's state says: the
+    runs marked ``running`` are settled by :func:`wait_for_orphans`, but a killed launcher's
+    container that finished on its own leaves a valid result, its run counts as done and is
+    never run again, and nothing else would remove that container (nor its token directory,
+    nor give its files back). Call it on resume, before any run starts. Returns how many
+    containers there were; an engine that cannot be asked finds none."""
+    from llem.images.base import ImageError
+    from llem.runtimes.base import RuntimeUnavailable
+
+    engines = set()
+    for spec_file in Path(study_dir).glob(f"*/*/{EXPERIMENT_FILE}"):
+        spec = read_spec(spec_file.parent)
+        if spec is not None:
+            engines.add(spec.runtime)
+    found = 0
+    for engine in sorted(engines & {"docker", "podman"}):
+        try:
+            if engine == "docker":
+                from llem.images.registry import docker_client
+                from llem.runtimes import docker
+
+                client = docker_client(timeout=120)
+                try:
+                    found += docker.stop_study_containers(client, study_dir)
+                finally:
+                    client.close()
+            else:
+                from llem.runtimes import podman
+
+                found += podman.stop_study_containers(study_dir)
+        except (ImageError, RuntimeUnavailable, ImportError, OSError,
+                subprocess.TimeoutExpired):
+            continue
+    if engines & {"docker", "podman"}:
+        with contextlib.suppress(OSError):
+            sweep_stale_token_dirs()
+    return found
 
 
 def _stop_docker(run_dir: Path) -> int:

@@ -93,7 +93,7 @@ def check_and_rebuild(loaded: LoadedConfig, study_dir: Path) -> mf.Manifest:
             f"(hash {manifest.study_hash} -> {mf.study_hash(loaded.study)}); use --fresh to "
             "start over in a new directory"
         )
-    return mf.rebuild(study_dir, manifest)
+    return mf.rebuild(study_dir, manifest, verify=True)  # a damaged result runs again
 
 
 def todo_entries(manifest: mf.Manifest, max_retries: int) -> list[mf.RunEntry]:
@@ -236,8 +236,8 @@ def _reach_target(ctx: _Ctx, slots: list[Slot], batch_python: str | None) -> int
         code = _execute_all(ctx, slots, ex.max_retries, ex.reuse_model, batch_python)
         return code, ctx.manifest
 
-    code, ctx.manifest = target.run_to_target(ctx.study_dir, ctx.manifest, ctx.experiments,
-                                              ex.target_ci, ctx.console, run_more)
+    code, ctx.manifest = target.run_to_target(ctx.study_dir, ctx.manifest, ex.target_ci,
+                                              ctx.console, run_more)
     return code
 
 
@@ -381,8 +381,8 @@ def _run_unit(
                         f"[red]stopping[/]: {ctx.failures} failure(s) (study.max_failures)"
                     )
                     pool.stop()
-    with ctx.lock:
-        ctx.manifest = mf.rebuild(ctx.study_dir, ctx.manifest)
+    # nothing more per run: the state files and the journal hold it (O(1) bytes per run);
+    # the manifest is rebuilt at the end of the pass (_execute_all), not after each run
 
 
 def _run_batch(

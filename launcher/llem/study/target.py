@@ -63,15 +63,22 @@ def _rel_half_width(low: float, high: float, mean: float) -> float:
     return half / abs(mean)
 
 
-def evaluate(study_dir: Path, manifest: mf.Manifest, experiments: list[ExperimentConfig],
-             target: TargetCI, cache: dict[str, ExperimentResult]) -> list[mf.TargetStatus]:
+def _key(experiment_index: int) -> str:
+    return f"experiment-{experiment_index}"
+
+
+def evaluate(study_dir: Path, manifest: mf.Manifest, target: TargetCI,
+             cache: dict[str, ExperimentResult]) -> list[mf.TargetStatus]:
     """Each configuration's standing against the target, from its finished results."""
     from llem.results import stats
 
     results = _done_results(study_dir, manifest, cache)
-    summary = stats.summarise([r for rs in results.values() for r in rs],
-                              metrics=[target.metric])
-    by_hash = {c.config_hash: c for c in summary.configs}
+    # grouped by experiment, not by config hash: two experiments of one study may share a
+    # hash (a sweep that changes only the name), and each has its own cycles to count
+    summary = stats.summarise(
+        [r.model_copy(update={"config_hash": _key(i)}) for i, rs in results.items() for r in rs],
+        metrics=[target.metric])
+    by_key = {c.config_hash: c for c in summary.configs}
     cycles: dict[int, int] = {}
     ids: dict[int, str] = {}
     for r in manifest.runs:
@@ -79,7 +86,7 @@ def evaluate(study_dir: Path, manifest: mf.Manifest, experiments: list[Experimen
         ids[r.experiment_index] = r.experiment_id
     out = []
     for i in sorted(cycles):
-        config = by_hash.get(experiments[i].config_hash()) if i in results else None
+        config = by_key.get(_key(i))
         m = config.metrics[target.metric] if config is not None else None
         base = {"experiment_id": ids[i], "metric": target.metric,
                 "target": target.rel_half_width, "cycles": cycles[i],
@@ -124,9 +131,8 @@ def next_entries(manifest: mf.Manifest, statuses: list[mf.TargetStatus]) -> list
     return out
 
 
-def run_to_target(study_dir: Path, manifest: mf.Manifest, experiments: list[ExperimentConfig],
-                  target: TargetCI, console: Console, run_more: RunMore
-                  ) -> tuple[int, mf.Manifest]:
+def run_to_target(study_dir: Path, manifest: mf.Manifest, target: TargetCI, console: Console,
+                  run_more: RunMore) -> tuple[int, mf.Manifest]:
     """Rounds of one more cycle per configuration above the target, until none is.
 
     Returns ``(code, manifest)``: 0 when no configuration needs more, else the first
@@ -136,20 +142,33 @@ def run_to_target(study_dir: Path, manifest: mf.Manifest, experiments: list[Expe
     cache: dict[str, ExperimentResult] = {}
     round_no = 0
     while True:
-        statuses = evaluate(study_dir, manifest, experiments, target, cache)
+        statuses = evaluate(study_dir, manifest, target, cache)
         manifest = manifest.model_copy(update={"target_ci": statuses})
         new = next_entries(manifest, statuses)
         if not new:
             return 0, mf.rebuild(study_dir, manifest)
         round_no += 1
-        console.print(f"target_ci: {len(new)} configuration(s) above "
-                      f"+-{target.rel_half_width:.1%} on {target.metric}: one more cycle each "
-                      f"(round {round_no})")
+        console.print(round_line(round_no, target, statuses), highlight=False)
         manifest = mf.rebuild(study_dir, manifest.model_copy(
             update={"runs": [*manifest.runs, *new]}))
         code, manifest = run_more(manifest)
         if code != 0:
             return code, manifest
+
+
+def round_line(round_no: int, target: TargetCI, statuses: list[mf.TargetStatus]) -> str:
+    """What one round adds and why: above the target, or no CI yet (fewer than 5 cycles)."""
+    from llem.results.stats import MIN_CYCLES
+
+    adding = [s for s in statuses if s.status == "adding"]
+    wide = sum(s.rel_half_width is not None for s in adding)
+    why = []
+    if wide:
+        why.append(f"{wide} above +-{target.rel_half_width:.1%} on {target.metric}")
+    if len(adding) - wide:
+        why.append(f"{len(adding) - wide} without a CI yet (needs {MIN_CYCLES} valid cycles)")
+    return (f"target_ci round {round_no}: one more cycle for {len(adding)} "
+            f"configuration(s) ({'; '.join(why)})")
 
 
 def status_line(s: mf.TargetStatus, name: str | None) -> str:

@@ -6,12 +6,17 @@ A pre-flight case (the default) must also leave the test's directory exactly as 
 no study directory, no results, no file written. A fault case works on a copy of a study
 that really ran (one run finished, one failed at run time) and must keep every file that
 study had; what it must report is checked per case.
+
+Filesystem faults are real, not mocked: a case with ``as_nobody`` runs the CLI in a new
+user namespace (``unshare --user``) where the process is the unmapped user, so a file of
+mode 000 is unreadable even when the tests run as root. The namespace goes with the
+process, so the test's directory is left as it was.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -24,6 +29,7 @@ import pytest
 
 from llem.config.preflight import MAX_RUNS_UNCONFIRMED
 from tests.conftest import llem_cmd, subprocess_env
+from tests.unit.llem.config.hub_cache import write_hub_cache
 
 #: a two-run study: the first finishes, the second fails at run time (a hub dataset that
 #: cannot be fetched offline), the failure kept as it is (no retry)
@@ -56,7 +62,9 @@ class Case:
     study: bool = False  # a copy of the finished study at {study}
     fault: bool = False  # after runs finished: may update the study, must keep its files
     check: Callable[[subprocess.CompletedProcess[str], Path], None] | None = None
-    skip_as_root: bool = False
+    #: run as the unmapped user of a new user namespace (root's permissions do not apply)
+    as_nobody: bool = False
+    env: tuple[tuple[str, str], ...] = ()  # extra environment (placeholders filled)
 
 
 def cfg(yaml: str, *expect: str, **kw: object) -> Case:
@@ -98,6 +106,52 @@ def _unreadable(tmp: Path) -> None:
     (tmp / "exp.yaml").chmod(0)
 
 
+def _hub_cached(tmp: Path) -> None:
+    """org/set in the datasets cache of HF_HOME={tmp}/hf-cache, as a first load leaves it."""
+    write_hub_cache(tmp / "hf-cache" / "datasets", "org/set",
+                    {"question": ["a?", "b?"], "answer": ["1", "2"]})
+
+
+def _newer_study_named_alike(tmp: Path) -> None:
+    """A newer study 'finished-big' beside 'finished': --resume must not pick it."""
+    other = tmp / "results" / "finished-big-20991231-000000"
+    other.mkdir(parents=True)
+    (other / "manifest.json").write_text(json.dumps({
+        "study_id": other.name, "name": "finished-big", "study_hash": "0" * 16,
+        "created_at": "2099-12-31T00:00:00+00:00", "runs": []}))
+
+
+def _symlink_loop(tmp: Path) -> None:
+    """A run whose result.json is a symlink to itself (a copy tool gone wrong)."""
+    run = _study_dir(tmp) / "e001-loop" / "cycle-0"
+    run.mkdir(parents=True)
+    (run / "result.json").symlink_to("result.json")
+
+
+def _nan_metric(tmp: Path) -> None:
+    """The finished run's throughput is NaN (json.dumps writes it; a bad meter can)."""
+    (path,) = _study_dir(tmp).glob(DONE_RESULT)
+    data = json.loads(path.read_text())
+    data["throughput"]["output_tokens_per_s"] = float("nan")
+    path.write_text(json.dumps(data))
+
+
+def _edited_result(tmp: Path) -> None:
+    """The finished run's result.json changed after the run (still valid JSON and schema)."""
+    (path,) = _study_dir(tmp).glob(DONE_RESULT)
+    data = json.loads(path.read_text())
+    data["throughput"]["output_tokens_per_s"] = 1.0e9
+    path.write_text(json.dumps(data))
+
+
+def _delete(*patterns: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        for pattern in patterns:
+            for path in _study_dir(tmp).glob(pattern):
+                path.unlink()
+    return setup
+
+
 def _sweep(n_axes: int, n_values: int, cycles: int = 1) -> str:
     axes = ("workload.seed", "decoding.seed", "workload.traffic.seed")[:n_axes]
     values = list(range(n_values))
@@ -115,7 +169,9 @@ def _damage(*patterns: str, text: str = "") -> Callable[[Path], None]:
 
 
 def _study_dir(tmp: Path) -> Path:
-    return next((tmp / "results").iterdir())
+    """The copy of the finished study (a case may put other studies beside it)."""
+    return next(d for d in sorted((tmp / "results").iterdir())
+                if re.fullmatch(r"finished-\d{8}-\d{6}(-\d+)?", d.name))
 
 
 DONE_RUN = "e000-*/cycle-0"
@@ -146,6 +202,18 @@ def _resumed_nothing_lost(p: subprocess.CompletedProcess[str], tmp: Path) -> Non
 
 def _damaged_is_pending(p: subprocess.CompletedProcess[str], tmp: Path) -> None:
     assert "2 run(s): 0 done, 0 running, 1 failed, 0 interrupted, 1 pending" in p.stdout, p.stdout
+
+
+def _counted(p: subprocess.CompletedProcess[str], tmp: Path) -> None:
+    """Status of the intact study: nothing lost, whatever was damaged around it."""
+    assert "2 run(s): 1 done, 0 running, 1 failed, 0 interrupted, 0 pending" in p.stdout, p.stdout
+    _result_is_valid(tmp)
+
+
+def _other_study_untouched(p: subprocess.CompletedProcess[str], tmp: Path) -> None:
+    _resumed_nothing_lost(p, tmp)
+    other = tmp / "results" / "finished-big-20991231-000000"
+    assert sorted(x.name for x in other.iterdir()) == ["manifest.json"]
 
 
 def _damaged_runs_again(p: subprocess.CompletedProcess[str], tmp: Path) -> None:
@@ -233,8 +301,8 @@ CASES: dict[str, Case] = {
     "config-under-a-file": cli(("run", "{tmp}/afile/exp.yaml", "--results-dir", "{results}"),
                                "afile/exp.yaml", "a part of this path is a file",
                                setup=_write("afile", "x")),
-    "unreadable-config": cli(RUN, "exp.yaml", "Permission denied", setup=_unreadable,
-                             skip_as_root=True),
+    "unreadable-config": cli(RUN, "exp.yaml", "is not readable", setup=_unreadable,
+                             as_nobody=True),
     # sweeps
     "sweep-unknown-path": cfg("sweep: {workload.bsz: [1, 2]}\n", "workload.bsz",
                               "has no field 'bsz'"),
@@ -408,11 +476,24 @@ def _fill(text: str, tmp: Path) -> str:
             .replace("{done}", str(done)))
 
 
+def _nobody_prefix(tmp: Path) -> list[str]:
+    """``unshare --user`` where this kernel allows it (the test's directories opened to the
+    unmapped user, as a user's own directory would be); skip where it does not."""
+    probe = subprocess.run(["unshare", "--user", "true"], capture_output=True, timeout=30) \
+        if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("no unprivileged user namespaces here (unshare --user)")
+    for d in (tmp, *tmp.parents):
+        if d == Path("/"):
+            break
+        d.chmod(d.stat().st_mode | 0o005)
+    return ["unshare", "--user"]
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     case = CASES[name]
-    if case.skip_as_root and os.geteuid() == 0:
-        pytest.skip("root reads a file of mode 000; config-under-a-file covers an unreadable path")
+    prefix = _nobody_prefix(tmp_path) if case.as_nobody else []
     if case.study:
         study, _ = request.getfixturevalue("finished_study")
         shutil.copytree(study, tmp_path / "results" / study.name)
@@ -422,7 +503,7 @@ def test_bad_input(name: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         (tmp_path / "exp.yaml").write_text(_fill(case.yaml, tmp_path))
     before = _tree(tmp_path)
     args = [_fill(a, tmp_path) for a in case.args]
-    p = subprocess.run([*llem_cmd(), *args], capture_output=True, text=True,
+    p = subprocess.run([*prefix, *llem_cmd(), *args], capture_output=True, text=True,
                        env=subprocess_env() | {"COLUMNS": "400"}, timeout=300)
     out = p.stdout + p.stderr
     assert p.returncode == case.code, (p.returncode, out)

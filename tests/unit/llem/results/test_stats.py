@@ -11,7 +11,7 @@ from llem_schema.config import ExperimentConfig
 from tests.factories import make_result
 
 #: force scipy's resampling: Monte Carlo at every n, exactly n_resamples resamples
-MONTE_CARLO_1000 = {"exact_max_n": 0, "tail_resamples": 0}
+MONTE_CARLO_1000 = {"exact_max_n": 0, "grid": False, "tail_resamples": 0}
 
 
 @pytest.mark.parametrize("n", [3, 5, 12, 40])

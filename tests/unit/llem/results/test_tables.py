@@ -90,3 +90,43 @@ def test_run_table_reads_at_80_columns() -> None:
     text = _text(tables.run_table(r, 80))
     assert rendered_headers(text) == ["metric", "value", "unit", "note / reason it is null"]
     assert widest_line(text) <= 80 and "offline batch: no streaming" in text
+
+
+H100_STUDY = (Path(__file__).resolve().parents[4] / "benchmarks" / "results" / "h100-batch-study"
+              / "h100-batch-study-20261123-065358")
+
+
+def test_committed_h100_study_shows_ranges_and_the_adjusted_energy_per_token() -> None:
+    """Issue 16's acceptance: 3 cycles a configuration, so no "95% CI" anywhere, every spread
+    a range, and the idle-adjusted J/token beside the gross one with its own range."""
+    results, _ = results_io.load_results(H100_STUDY)
+    s = stats.summarise(results)
+    keys = ["energy_per_token", "energy_per_token_adjusted", "tokens_per_s", "tokens_per_joule"]
+    table, hidden = tables.summary_table(s, keys, 160)
+    text = _text(table, 160)
+    assert hidden == [] and "CI]" not in text and "percentile CI" not in text
+    assert "mean and range across cycles (a 95% CI needs >= 5 cycles)" in text
+    assert text.count("range ") == 2 * len(keys) + 1  # one per cell, one in the caption
+    for c in s.configs:
+        adj = c.metrics["energy_per_token_adjusted"]
+        assert adj.ci is None and adj.n_valid == 3 and adj.range_low < adj.range_high
+        assert f"range {tables.fmt(adj.range_low)} to {tables.fmt(adj.range_high)}" in text
+    # batch 32 / batch 8: 0.22 gross, 0.55 adjusted (docs/methodology.md)
+    gross, adj = ([c.metrics[k].mean for c in s.configs] for k in keys[:2])
+    assert gross[1] / gross[0] == pytest.approx(0.22, abs=0.005)
+    assert adj[1] / adj[0] == pytest.approx(0.55, abs=0.005)
+
+
+def test_summary_title_says_ci_only_where_one_is_shown(summary: stats.StudySummary,
+                                                       tmp_path: Path) -> None:
+    def words(s: stats.StudySummary) -> str:
+        return " ".join(_text(tables.summary_table(s, ["tokens_per_s"], 120)[0], 120).split())
+
+    five = words(summary)
+    assert "mean [95% CI] across cycles" in five and "range" not in five
+    mixed = stats.summarise(
+        [*results_io.load_results(make_study(tmp_path / "a", batch_sizes=(1,), cycles=5))[0],
+         *results_io.load_results(make_study(tmp_path / "b", batch_sizes=(4,), cycles=3))[0]])
+    text = words(mixed)
+    assert "mean [95% CI] across cycles; below 5 cycles the range, not a CI" in text
+    assert "range: min to max of fewer than 5 cycles" in text

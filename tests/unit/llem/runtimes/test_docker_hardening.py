@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ class FakeContainer:
         self.labels = dict(kwargs.get("labels") or {})
         self.attrs = {"Mounts": [{"Source": src, "Destination": v["bind"]}
                                  for src, v in (kwargs.get("volumes") or {}).items()]}
+        self.stopped = threading.Event()
 
     def start(self) -> None:
         self.client.events.append(("start", self.id))
@@ -42,13 +45,18 @@ class FakeContainer:
             raise self.client.start_error
 
     def wait(self, timeout: float) -> dict[str, int]:
-        return {"StatusCode": self.client.exit_code}
+        import requests
+
+        if self.client.block and not self.stopped.wait(timeout):
+            raise requests.exceptions.ReadTimeout("still running")
+        return {"StatusCode": 143 if self.stopped.is_set() else self.client.exit_code}
 
     def logs(self, **_: object) -> list[bytes]:
         return [b"harness says hello\n"]
 
     def stop(self, timeout: float) -> None:
         self.client.events.append(("stop", self.id))
+        self.stopped.set()
 
     def remove(self, force: bool = False) -> None:
         self.client.events.append(("remove", self.id))
@@ -62,8 +70,9 @@ class FakeContainers:
 
     def list(self, all: bool = False, filters: dict[str, str] | None = None,
              ignore_removed: bool = False) -> list[Any]:
-        key, _, value = (filters or {}).get("label", "").partition("=")
-        return [c for c in self.client.live if c.labels.get(key) == value]
+        key, has_value, value = (filters or {}).get("label", "").partition("=")
+        return [c for c in self.client.live
+                if key in c.labels and (not has_value or c.labels[key] == value)]
 
     def create(self, **kwargs: Any) -> FakeContainer:
         self.client.events.append(("create", ""))
@@ -90,6 +99,8 @@ class FakeClient:
         self.start_error: BaseException | None = None
         self.on_create: Any = None
         self.on_start: Any = None
+        #: containers run until stopped (wait() times out like the SDK's until then)
+        self.block = False
 
 
 def make_run(tmp_path: Path, shm: str = "64m") -> Path:
@@ -267,3 +278,83 @@ def test_stop_run_containers_removes_only_llem_token_dirs(tmp_path: Path) -> Non
         assert not client.live
         assert not ours.parent.exists() and (keep / "hf_token").exists()
     assert stop_run_containers(client, run_dir) == 0
+
+
+def _poll(what: str, predicate: Any, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _token_dir(c: FakeContainer) -> Path:
+    return Path(next(m["Source"] for m in c.attrs["Mounts"]
+                     if m["Destination"] == ct.CONTAINER_TOKEN_PATH)).parent
+
+
+def test_cleanup_from_another_thread_is_an_interruption_and_waits_for_the_teardown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study's Ctrl+C / SIGTERM handler calls cleanup() on the main thread while the run
+    is on a slot thread: the run ends interrupted (not failed), and cleanup() returns only
+    once that run removed its token file and gave the run directory back (the launcher exits
+    right after; the slot thread would die mid-teardown)."""
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    run_dir = make_run(tmp_path)
+    client = FakeClient()
+    client.block = True
+    rt = runtime(client)
+    out: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: out.update(o=rt.run(RunRequest(
+        run_dir, "pytorch", quiet=True, env={"HF_TOKEN": TOKEN}))))
+    worker.start()
+    try:
+        _poll("the container to start", lambda: ("start", "c0") in client.events)
+        token_dir = _token_dir(client.created[0])
+        assert token_dir.is_dir()
+        rt.cleanup()
+        assert not token_dir.exists(), "cleanup returned before the run's teardown"
+    finally:
+        client.block = False
+        for c in client.created:
+            c.stopped.set()
+        worker.join(timeout=60)
+    o = out["o"]
+    assert (o.exit_code, o.interrupted, o.timed_out) == (130, True, False)
+    assert not client.live
+    assert "interrupted" in (run_dir / "harness.log").read_text()
+    # reported once: the runtime's next run is an ordinary one
+    assert rt.run(RunRequest(run_dir, "pytorch", quiet=True)).exit_code == 0
+
+
+def test_cleanup_while_the_container_is_being_created_leaves_none(tmp_path: Path) -> None:
+    client = FakeClient()
+    rt = runtime(client)
+    client.on_create = lambda c: rt.cleanup()  # the signal lands mid-create
+    out = rt.run(RunRequest(make_run(tmp_path), "pytorch", quiet=True))
+    assert (out.exit_code, out.interrupted) == (130, True)
+    (c,) = client.created
+    assert ("start", c.id) not in client.events and not client.live
+
+
+def test_cleanup_between_runs_stops_the_next_one_before_it_starts(tmp_path: Path) -> None:
+    client = FakeClient()
+    rt = runtime(client)
+    rt.cleanup()  # nothing running: the next run (already dispatched) does not start
+    out = rt.run(RunRequest(make_run(tmp_path), "pytorch", quiet=True))
+    assert out.interrupted and not client.created
+    assert rt.run(RunRequest(make_run(tmp_path), "pytorch", quiet=True)).exit_code == 0
+
+
+def test_study_containers_are_those_under_the_study_dir(tmp_path: Path) -> None:
+    from llem.runtimes.docker import stop_study_containers
+
+    run_dir = make_run(tmp_path)  # tmp/study-1/e000-abc/cycle-0
+    client = FakeClient()
+    mine = FakeContainer(client, {"labels": ct.run_labels(run_dir)})
+    sibling = FakeContainer(client, {"labels": {
+        ct.LABEL_RUN_DIR: str(tmp_path / "study-10" / "e000-abc" / "cycle-0")}})
+    unlabelled = FakeContainer(client, {"labels": {"other": "x"}})
+    client.live += [mine, sibling, unlabelled]
+    assert stop_study_containers(client, tmp_path / "study-1") == 1
+    assert client.live == [sibling, unlabelled]

@@ -4,7 +4,8 @@ The stand-in records its argv and answers ``info``/``image``/``ps``/``inspect`` 
 podman's shapes; ``run`` records what the token file mount holds, then executes the
 bind-mounted run dir's harness locally (fake harness), so the runtime's whole path (command,
 wait, digest lookup, outcome) is exercised. ``FAKE_PODMAN_PS`` lists container ids that
-``ps`` reports; ``FAKE_PODMAN_FAIL`` makes ``run`` fail the way podman itself does.
+``ps`` reports (``FAKE_PODMAN_PS_JSON``: what ``ps --format json`` prints);
+``FAKE_PODMAN_FAIL`` makes ``run`` fail the way podman itself does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +41,8 @@ elif args[:2] == ["image", "inspect"]:
     print(json.dumps([{"Id": "abc", "RepoDigests": ["r/llem@sha256:" + "1" * 64]}]))
 elif args[:2] == ["image", "exists"]:
     sys.exit(1)
+elif args[:1] == ["ps"] and "json" in args:
+    print(os.environ.get("FAKE_PODMAN_PS_JSON", "[]"))
 elif args[:1] == ["ps"]:
     print("\n".join(os.environ.get("FAKE_PODMAN_PS", "").split()))
 elif args[:1] == ["inspect"]:
@@ -148,7 +154,7 @@ def test_stale_containers_of_the_run_dir_go_before_a_new_one(
              if isinstance(c, list)]
     ps = calls.index(next(c for c in calls if c[0] == "ps"))
     assert f"label=io.llenergymeasure.run_dir={run_dir.resolve()}" in calls[ps]
-    stop = calls.index(["stop", "--time", "10", "old1", "old2"])
+    stop = calls.index(["stop", "--ignore", "--time", "10", "old1", "old2"])
     rm = calls.index(["rm", "--force", "--ignore", "old1", "old2"])
     run = calls.index(next(c for c in calls if c[0] == "run"))
     assert ps < stop < rm < run
@@ -180,3 +186,58 @@ def test_site_args_network_and_image_env(tmp_path: Path, fake_podman: Path,
     explicit._rootless = False
     argv = explicit.command(RunRequest(run_dir=tmp_path, backend="pytorch"), "x")
     assert argv[argv.index("--user") + 1] == "1234:5"
+
+
+def _calls(log: Path) -> list[list[str]]:
+    return [c for c in map(json.loads, log.read_text().splitlines()) if isinstance(c, list)]
+
+
+def test_cleanup_from_another_thread_interrupts_the_run_after_its_teardown(
+    tmp_path: Path, fake_podman: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The study's Ctrl+C / SIGTERM handler (main thread) stops the container of a run on a
+    slot thread: the run is interrupted, not failed, and cleanup() returns only after that
+    run removed its token file."""
+    monkeypatch.setenv("LLEM_FAKE_SLEEP", "300")
+    run_dir = write_run(tmp_path)
+    rt = PodmanRuntime(image="r/llem:1")
+    out: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: out.update(o=rt.run(RunRequest(
+        run_dir, "pytorch", env={"HF_TOKEN": "s3cret"}))))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (fake_podman.exists() and any(c[0] == "run" for c in _calls(fake_podman))
+                   and (tmp_path / "count.log").exists()):
+            assert time.monotonic() < deadline, "the container never started"
+            time.sleep(0.02)
+        run = next(c for c in _calls(fake_podman) if c[0] == "run")
+        (src,) = [a.split(":")[0] for a in run if a.endswith(":/run/secrets/llem_hf_token:ro")]
+        name = run[run.index("--name") + 1]
+        rt.cleanup()
+        assert not Path(src).parent.exists(), "cleanup returned before the run's teardown"
+    finally:
+        rt._child.stop()
+        worker.join(timeout=60)
+    o = out["o"]
+    assert (o.exit_code, o.interrupted, o.timed_out) == (130, True, False)
+    calls = _calls(fake_podman)
+    assert ["stop", "--ignore", "--time", "10", name] in calls
+    assert ["rm", "--force", "--ignore", name] in calls
+
+
+def test_study_containers_are_those_under_the_study_dir(
+    tmp_path: Path, fake_podman: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llem.runtimes.podman import stop_study_containers, study_containers
+
+    study = tmp_path / "s"
+    rows = [{"Id": "mine", "Labels": {"io.llenergymeasure.run_dir": f"{study}/e000/cycle-0"}},
+            {"Id": "sibling", "Labels": {"io.llenergymeasure.run_dir": f"{study}-2/e/cycle-0"}},
+            {"Id": "bare", "Labels": None}]
+    monkeypatch.setenv("FAKE_PODMAN_PS_JSON", json.dumps(rows))
+    assert study_containers(study) == ["mine"]
+    assert stop_study_containers(study) == 1
+    calls = _calls(fake_podman)
+    assert ["stop", "--ignore", "--time", "10", "mine"] in calls
+    assert ["rm", "--force", "--ignore", "mine"] in calls

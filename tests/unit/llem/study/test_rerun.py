@@ -3,7 +3,7 @@ the study runner into a new directory, and the comparison with the original (iss
 
 The rerun that really runs uses ``builtin:tiny-llama`` on the local runtime (a few seconds
 on a CPU); the image choice runs against a stand-in Docker client, as the real daemon is
-exercised in tests/integration/test_rerun.py.
+exercised in tests/integration/test_rerun_in_docker.py.
 """
 
 from __future__ import annotations
