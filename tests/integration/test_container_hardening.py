@@ -99,6 +99,7 @@ def _no_token_in_files(root: Path, token: str) -> None:
         assert token.encode() not in f.read_bytes(), f"token leaked into {f}"
 
 
+@pytest.mark.timing
 def test_running_container_is_hardened_and_finds_the_token_only_as_a_file(
     tmp_path: Path, it_env: dict[str, str], client, launched: list[subprocess.Popen]
 ) -> None:

@@ -143,6 +143,7 @@ def test_harness_crash_exits_with_its_mapped_message(tmp_path, it_env, client):
     assert not own_containers(client, tmp_path)
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_run_leaves_no_container(tmp_path, it_env, client, cleanup, sig):
     """Ctrl+C or SIGTERM (kill, a stopping CI job) while the container runs: exit 130, the
@@ -223,6 +224,7 @@ class LabelWatch(threading.Thread):
         return max(t for t, ids in self.seen if cid in ids)
 
 
+@pytest.mark.timing
 def test_resume_after_sigkill_stops_the_orphaned_container_first(tmp_path, it_env, client,
                                                                   cleanup):
     """A SIGKILLed launcher leaves its container running; `--resume` finds it by its run
@@ -308,6 +310,7 @@ def test_daemon_refusing_the_container_leaves_nothing_behind(tmp_path, it_env, c
 @pytest.mark.xfail(strict=True, reason=(
     "needs llem.study.runner._settle_orphans to call orphans.stop_study_orphans(study_dir) "
     "first: the finished run counts as done, so no per-run recovery sees its container"))
+@pytest.mark.timing
 def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_env, client,
                                                                  cleanup):
     """SIGKILL the launcher, let its container finish on its own, then `--resume`: the

@@ -151,6 +151,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.timing
 def test_running_podman_container_is_hardened_and_finds_the_token_as_a_file(
     tmp_path: Path, launched: list[subprocess.Popen]
 ) -> None:
@@ -217,6 +218,7 @@ def _wait_for(what: str, predicate, timeout_s: float = 600, every_s: float = 0.5
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
+@pytest.mark.timing
 def test_resume_after_sigkill_stops_the_orphaned_podman_container_first(
     tmp_path: Path, launched: list[subprocess.Popen]
 ) -> None:

@@ -119,6 +119,7 @@ def test_slurm_study_completes_and_matches_local(tmp_path: Path, slurm_env: Path
     print(f"slurm (max_parallel 2): {t_slurm:.1f}s, local (serial): {t_local:.1f}s")
 
 
+@pytest.mark.timing
 def test_scancel_then_resume_loses_and_repeats_nothing(tmp_path: Path, slurm_env: Path) -> None:
     study_dir, _job = slurm.submit_study(tiny_study("cx"), tmp_path / "r",
                                         slurm.SlurmOptions(max_parallel=1))

@@ -292,6 +292,7 @@ def _token_dir(c: FakeContainer) -> Path:
                      if m["Destination"] == ct.CONTAINER_TOKEN_PATH)).parent
 
 
+@pytest.mark.timing
 def test_cleanup_from_another_thread_is_an_interruption_and_waits_for_the_teardown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,6 +328,7 @@ def test_cleanup_from_another_thread_is_an_interruption_and_waits_for_the_teardo
     assert rt.run(RunRequest(run_dir, "pytorch", quiet=True)).exit_code == 0
 
 
+@pytest.mark.timing
 def test_cleanup_while_the_container_is_being_created_leaves_none(tmp_path: Path) -> None:
     client = FakeClient()
     rt = runtime(client)
@@ -337,6 +339,7 @@ def test_cleanup_while_the_container_is_being_created_leaves_none(tmp_path: Path
     assert ("start", c.id) not in client.events and not client.live
 
 
+@pytest.mark.timing
 def test_cleanup_between_runs_stops_the_next_one_before_it_starts(tmp_path: Path) -> None:
     client = FakeClient()
     rt = runtime(client)

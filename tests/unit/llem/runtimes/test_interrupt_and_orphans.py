@@ -21,6 +21,8 @@ from llem.study.rundir import write_spec
 from llem_schema.config import ExperimentConfig
 from llem_schema.runspec import RunSpec
 
+pytestmark = pytest.mark.timing
+
 SLEEP = [sys.executable, "-c", "import sys, time; open(sys.argv[1], 'w').close(); "
          "time.sleep(300)"]
 

@@ -192,6 +192,7 @@ def _calls(log: Path) -> list[list[str]]:
     return [c for c in map(json.loads, log.read_text().splitlines()) if isinstance(c, list)]
 
 
+@pytest.mark.timing
 def test_cleanup_from_another_thread_interrupts_the_run_after_its_teardown(
     tmp_path: Path, fake_podman: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

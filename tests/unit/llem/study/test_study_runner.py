@@ -82,9 +82,11 @@ def test_runs_every_run_once_in_interleaved_order(tmp_path: Path, counter: Path)
     assert [r.cycle for r in sorted(m.runs, key=lambda r: r.position)] == [0, 0, 1, 1, 2, 2]
 
 
+@pytest.mark.timing
 def test_parallel_slots_never_share_a_gpu(tmp_path: Path, counter: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLEM_FAKE_SLEEP", "0.3")
+    monkeypatch.setenv("LLEM_FAKE_AWAIT", "2")  # a run finishes only once two have started
     ld = loaded({"cycles": 2, "gpus": [0, 1, 2, 3], "gpus_per_experiment": 2},
                 sweep={"workload.batch_size": [1, 2, 4]})
     assert run(ld, tmp_path / "r") == 0
@@ -95,8 +97,11 @@ def test_parallel_slots_never_share_a_gpu(tmp_path: Path, counter: Path,
     for slot in ("0,1", "2,3"):
         starts = sorted(t for _, t, g in ex if g == slot)
         assert all(b - a >= 0.3 for a, b in itertools.pairwise(starts))
-    both = sorted(t for _, t, _g in ex)
-    assert both[1] - both[0] < 0.3  # the two slots really ran at the same time
+    # the two slots really ran at the same time: the first run waited, without a timeout,
+    # for a second one to start, and that could only be on the other slot (starts on one
+    # slot are >= 0.3 s apart, and the first slot's run was still waiting)
+    first_two = sorted(ex, key=lambda e: e[1])[:2]
+    assert {g for _, _, g in first_two} == {"0,1", "2,3"}
 
 
 def test_gpu_slots_validation() -> None:
@@ -228,6 +233,7 @@ class _InterruptingRuntime(LocalRuntime):
         return super().run(request)
 
 
+@pytest.mark.timing
 def test_interruption_is_not_a_failed_attempt(tmp_path: Path, counter: Path) -> None:
     """Two Ctrl+Cs on the same run with max_retries 0: each leaves it `interrupted` with no
     attempt counted, and --resume still finishes the study (issue 15: it used to be skipped
