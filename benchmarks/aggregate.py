@@ -3,7 +3,8 @@
 Target: < 10 s on 2 cores for load + migrate + validate 10k result.json files, flatten to
 study.parquet and per-config bootstrap CIs (BCa at the expanded level; the bootstrap
 distribution enumerated exactly up to 8 cycles, on the FFT grid above) for every metric of
-the registry (8).
+the registry (13 since the per-phase and FLOPs/J metrics; summarise costs ~0.35 s CPU
+more than with 8).
 
     python benchmarks/aggregate.py [--configs N] [--cycles K]
 

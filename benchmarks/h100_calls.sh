@@ -9,6 +9,7 @@
 # Session 5, machine A: parity (SETTINGS=default,inproc-bare), fast, vllm-counter; machine B:
 # efficiency.
 # Session 6: parity-interleave, vllm-counter2 (session 5's call 8 was the rerun step).
+# Session 7: BATCHES=32,128 parity-interleave, then batches 1,8 of it inline (README there).
 #   STEP: parity | parity-interleave | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail

@@ -12,6 +12,7 @@ TARGET_S = 1.0
 def main() -> None:
     study = StudyConfig(
         name="bench",
+        base={"decoding": {"strategy": "sampling"}},  # a temperature needs sampling
         sweep={
             "workload.batch_size": list(range(1, 26)),
             "decoding.max_new_tokens": list(range(1, 21)),

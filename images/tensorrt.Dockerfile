@@ -15,6 +15,10 @@ RUN python3 -m venv --system-site-packages /opt/llem \
  && /opt/llem/bin/python -c "import llem_harness, llem_schema"
 
 FROM ${BASE_IMAGE}
+# An ARG declared before the first FROM is out of scope after it: declared again (without a
+# default, so it keeps the value given to the build) for the base-image label below.
+ARG BASE_IMAGE
+ARG ENGINE_VERSION=unknown
 ARG LLEM_VERSION=0.0.0
 ARG VCS_REF=unknown
 ARG CUDA=unknown
@@ -26,6 +30,7 @@ LABEL org.opencontainers.image.title="llenergymeasure-tensorrt" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.base.name="${BASE_IMAGE}" \
       io.llenergymeasure.backend="tensorrt" \
+      io.llenergymeasure.engine.version="${ENGINE_VERSION}" \
       io.llenergymeasure.cuda="${CUDA}"
 USER root
 COPY --from=install /opt/llem /opt/llem

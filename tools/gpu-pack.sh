@@ -33,7 +33,13 @@ rm -rf "$work"
 rm -rf .whl/c1 .whl/c2 .whl/c3 .whl/c4 "$out"/site-vllm.tar.xz.part-*
 mkdir -p .whl/c1 .whl/c2 .whl/c3
 cp "$out/site-llem.tar.xz" "$out/tf4.tar.xz" .whl/c1/
-head -c 46000000 "$out/site-vllm.tar.xz" > .whl/c1/site-vllm.tar.xz.part-a
-tail -c +46000001 "$out/site-vllm.tar.xz" | head -c 58000000 > .whl/c2/site-vllm.tar.xz.part-b
-tail -c +104000001 "$out/site-vllm.tar.xz" > .whl/c3/site-vllm.tar.xz.part-c
+# dd, not tail | head: head closing the pipe early kills tail with SIGPIPE, which pipefail
+# turns into this script's failure before part c is written
+part() {  # part SKIP COUNT DEST (COUNT 0: to the end)
+  dd if="$out/site-vllm.tar.xz" of="$3" bs=1M iflag=skip_bytes,count_bytes skip="$1" \
+    $( [ "$2" -gt 0 ] && echo count="$2" ) status=none
+}
+part 0 46000000 .whl/c1/site-vllm.tar.xz.part-a
+part 46000000 58000000 .whl/c2/site-vllm.tar.xz.part-b
+part 104000000 0 .whl/c3/site-vllm.tar.xz.part-c
 du -sh .whl/c1 .whl/c2 .whl/c3

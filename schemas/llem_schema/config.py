@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from llem_schema.backends import PyTorchConfig, TensorRTConfig, VLLMConfig
 from llem_schema.base import ConfigModel
@@ -57,6 +57,19 @@ class DecodingConfig(ConfigModel):
         if self.strategy != "beam" and self.num_beams != 1:
             raise ValueError("decoding.num_beams > 1 requires strategy: beam")
         return self
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_needs_sampling(cls, v: float, info: ValidationInfo) -> float:
+        """Greedy and beam decoding never sample: every backend drops the temperature (vLLM
+        runs greedy at 0.0), so a result would record a value that was not used. Refused
+        like num_beams without beam. 1.0 (the default) and 0.0 (greedy) claim nothing."""
+        strategy = info.data.get("strategy")
+        if strategy is not None and strategy != "sampling" and v not in (0.0, 1.0):
+            raise ValueError(f"has no effect with {strategy} decoding, which never samples; "
+                             "set decoding.strategy: sampling, or leave decoding.temperature "
+                             "unset")
+        return v
 
 
 class TrafficConfig(ConfigModel):

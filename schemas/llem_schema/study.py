@@ -18,6 +18,8 @@ from llem_schema.config import ExperimentConfig, check_gpu_ids
 TARGET_METRICS = (
     "energy_per_token", "tokens_per_s", "ttft_p50", "itl_p50", "energy_per_pass",
     "total_energy", "energy_per_token_adjusted", "tokens_per_joule",
+    "prefill_energy_per_token", "decode_energy_per_token", "prefill_energy_per_token_adjusted",
+    "decode_energy_per_token_adjusted", "flops_per_joule",
 )
 
 

@@ -284,3 +284,51 @@ def test_failed_podman_container_points_to_podman_log(tmp_path: Path) -> None:
     assert f"[{log}]" in p.stdout.replace("\n", ""), p.stdout  # however rich wrapped it
     assert "llem-it-no-such-flag" in log.read_text()
     assert not (log.parent / "harness.log").exists()
+
+
+def test_lock_runs_the_pinned_digest_and_refuses_other_bytes(tmp_path: Path) -> None:
+    """podman honours --lock as docker does (issue 14): the pinned digest runs and is
+    recorded; a lock whose image id is not what podman holds under it: one line, exit 2,
+    no container."""
+    import yaml
+
+    env = _env()
+    assert env is not None
+    (info,) = json.loads(_podman("image", "inspect", "--format", "json",
+                                 env["LLEM_IT_IMAGE"]).stdout)
+    repo = env["LLEM_IT_IMAGE"].rsplit(":", 1)[0]
+    digest = next(d.split("@", 1)[1] for d in info["RepoDigests"] if d.startswith(repo + "@"))
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(
+        "name: podman-locked\nmodel: builtin:tiny-llama\n"
+        "workload: {num_prompts: 2, batch_size: 1}\ndecoding: {max_new_tokens: 4}\n"
+        "measurement: {baseline_seconds: 0, warmup_max_runs: 1, warmup_min_runs: 0, "
+        "min_window_seconds: 0}\n")
+
+    def run(image_id: str, results: str) -> subprocess.CompletedProcess[str]:
+        lock = tmp_path / f"{results}.lock"
+        lock.write_text(yaml.safe_dump({"lock_version": 1, "images": {"pytorch": {
+            "ref": env["LLEM_IT_IMAGE"], "digest": digest, "image_id": image_id}}}))
+        return subprocess.run(
+            [sys.executable, "-m", "llem.cli", "run", str(cfg), "--runtime", "podman",
+             "--lock", str(lock), "--registry", "elsewhere.invalid:5000",
+             "--results-dir", str(tmp_path / results), "-q"],
+            capture_output=True, text=True, timeout=900,
+            env={**os.environ, **SANDBOX, "COLUMNS": "200"})
+
+    ok = run(f"sha256:{info['Id']}", "ok")
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    from llem.results.io import load_result
+
+    (result,) = (tmp_path / "ok").rglob("result.json")
+    r = load_result(result)
+    assert r.environment.runtime == "podman"
+    assert (r.environment.image_ref, r.environment.image_digest) == (f"{repo}@{digest}", digest)
+
+    other = "sha256:" + "0" * 64
+    bad = run(other, "bad")
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert len(lines) == 1 and "refused" in lines[0] and other[:19] in lines[0], bad.stderr
+    assert not list((tmp_path / "bad").rglob("result.json"))
+    assert not own_containers(tmp_path)

@@ -66,7 +66,7 @@ def run_checks(registry: str | None = None, backend: str = "pytorch",
                cuda: str | None = None) -> list[Check]:
     from llem.images.base import ImageError
     from llem.images.cuda import DriverCuda, detect_driver_cuda
-    from llem.images.registry import docker_client, local_image
+    from llem.images.registry import daemon_problem, docker_client, local_image
     from llem.images.resolve import resolve_image
 
     checks: list[Check] = []
@@ -76,8 +76,9 @@ def run_checks(registry: str | None = None, backend: str = "pytorch",
         v = client.version()
         checks.append(Check("Docker daemon", True,
                             f"reachable, server {v.get('Version')} (API {v.get('ApiVersion')})"))
-    except ImageError as exc:
-        checks.append(Check("Docker daemon", False, "not reachable", str(exc)))
+    except ImageError as exc:  # not running / no permission / other: each has its own fix
+        where, what, fix = daemon_problem(exc.__cause__ or exc)
+        checks.append(Check("Docker daemon", False, f"{what} ({where})", fix))
 
     gpu, n_gpus = _gpu_check()
     driver: DriverCuda | None = None
@@ -94,25 +95,27 @@ def run_checks(registry: str | None = None, backend: str = "pytorch",
                         f"CUDA {driver} (from {driver.source})" if driver else "no NVIDIA driver"))
 
     resolved = None
+    present = False
     try:
         resolved = resolve_image(backend, registry=registry, cuda=cuda)
-        present = ""
+        note = ""
         if client is not None:
-            present = " (present locally)" if local_image(client, resolved.ref) else \
-                " (not pulled yet: `llem images pull`)"
-        checks.append(Check("Chosen image", True, f"{resolved.ref}{present}"))
+            present = local_image(client, resolved.ref) is not None
+            note = " (present locally)" if present else " (not pulled yet: `llem images pull`)"
+        checks.append(Check("Chosen image", True, f"{resolved.ref}{note}"))
     except (ImageError, ValueError) as exc:
         checks.append(Check("Chosen image", False, str(exc), "pass --image REF or --cuda"))
 
     if client is not None and resolved is not None:
-        checks.append(_registry_check(client, resolved.ref))
+        checks.append(_registry_check(client, resolved.ref, present))
     return checks
 
 
-def _registry_check(client: Any, ref: str) -> Check:
-    """Ask the registry for the manifest (HEAD-like, no layers): reachable + authorised."""
-    from docker.errors import APIError
+def _registry_check(client: Any, ref: str, present: bool = False) -> Check:
+    """Ask the registry for the manifest (HEAD-like, no layers): reachable + authorised.
 
+    A registry that fails while the chosen image is present locally is not a failure: runs
+    use the local image (``--pull missing``); the line says what is wrong, for pulls."""
     from llem.images.registry import is_auth_error, registry_host
 
     host = registry_host(ref)
@@ -120,16 +123,22 @@ def _registry_check(client: Any, ref: str) -> Check:
         data = client.api.inspect_distribution(ref)
         digest = (data.get("Descriptor") or {}).get("digest", "?")
         return Check("Registry", True, f"{host}: reachable and authorised ({digest[:19]})")
-    except APIError as exc:
-        msg = " ".join(str(exc.explanation or exc).split())
+    except Exception as exc:  # APIError from the daemon, or no answer from it in time
+        msg = " ".join(str(getattr(exc, "explanation", None) or exc).split())
         low = msg.lower()
         if is_auth_error(msg):
-            fix = f"`docker login {host}` (llem uses Docker's stored credentials)"
+            what, fix = "credentials refused", (
+                f"`docker login {host}` (llem uses Docker's stored credentials)")
         elif "manifest unknown" in low or "not found" in low:
-            fix = "the image is not in that registry: check --registry, or push/mirror it there"
+            what, fix = "image not there", (
+                "the image is not in that registry: check --registry, or push/mirror it there")
         else:
-            fix = f"check network access to {host}, or use --registry / `llem images load`"
-        return Check("Registry", False, f"{host}: {msg[:160]}", fix)
+            what, fix = "unreachable", (
+                f"check network access to {host}, or use --registry / `llem images load`")
+        if present:
+            return Check("Registry", None, f"{host}: {what}, but the chosen image is present "
+                         f"locally, so runs can use it (for pulls: {fix}; {msg[:120]})")
+        return Check("Registry", False, f"{host}: {what} ({msg[:160]})", fix)
 
 
 def doctor(

@@ -7,6 +7,7 @@ traceback: these commands are run by people setting up a machine.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import subprocess
 import sys
@@ -185,7 +186,8 @@ def lock(
 
 
 def _refs_for(client: Any, lock: Path | None, backends: list[str] | None,
-              registry: str | None, cuda: str | None) -> list[EnsuredImage]:
+              registry: str | None, cuda: str | None) -> list[tuple[str, EnsuredImage]]:
+    """(backend, the local image it resolves to), pinned ones checked against the lock."""
     from llem.images.lock import LockFile
     from llem.images.registry import ensure_image
     from llem.images.resolve import resolve_image
@@ -195,8 +197,27 @@ def _refs_for(client: Any, lock: Path | None, backends: list[str] | None,
     found = []
     for b in chosen:
         res = resolve_image(b, registry=registry, cuda=cuda, lock=lf)
-        found.append(ensure_image(client, res, "never", console))
+        found.append((b, ensure_image(client, res, "never", console)))
     return found
+
+
+def _tag_is_pinned(client: Any, backend: str, ens: EnsuredImage, lock: Path) -> None:
+    """``docker save`` archives an image under the tag it is given: make sure the tag names
+    the pinned image (tagging it where the tag is missing, e.g. after a pull by digest), or
+    refuse, so that a moved tag never ships other bytes under a lock."""
+    from llem.images.refs import split_ref
+    from llem.images.registry import local_image
+    from llem_schema.errors import ConfigError
+
+    tagged = local_image(client, ens.ref)
+    if tagged is None:
+        repo, tag, _ = split_ref(ens.ref)
+        client.images.get(ens.image_id).tag(repo, tag or "latest")
+    elif tagged.id != ens.image_id:
+        raise ConfigError(
+            f"{ens.ref} is {tagged.id[:19]} here but {lock} pins {ens.image_id[:19]} for "
+            f"{backend}: refused, the bundle would hold other bytes under that name; "
+            f"`docker tag {ens.image_id[:19]} {ens.ref}` or re-lock")
 
 
 @app.command()
@@ -207,25 +228,40 @@ def save(
     registry: str | None = typer.Option(None),
     cuda: str | None = typer.Option(None),
 ) -> None:
-    """Write images to one tar for an air-gapped host (`llem images load -i` there)."""
-    from llem.images.registry import docker_client
+    """Write images to one tar for an air-gapped host (`llem images load -i` there).
+
+    The bundle carries the lock of what it holds (llem.lock inside the tar), which
+    `llem images load` checks; with --lock, exactly the pinned images."""
+    from llem.images import bundle
+    from llem.images.lock import LockFile
+    from llem.images.registry import docker_client, lock_entry
 
     def go() -> None:
         client = docker_client(timeout=600)
         images = _refs_for(client, lock, backends, registry, cuda)
-        names = [i.ref for i in images]
+        if lock is not None:
+            for b, ens in images:
+                _tag_is_pinned(client, b, ens, lock)
+        held = LockFile(images={b: lock_entry(client, ens) for b, ens in images})
         tmp = output.with_name(f".{output.name}.tmp")
-        # `docker save` of several names in one archive: the SDK's Image.save takes one, the
-        # API takes many (GET /images/get?names=a&names=b).
-        res = client.api._get(client.api._url("/images/get"), params={"names": names},
-                              stream=True)
-        client.api._raise_for_status(res)
-        with open(tmp, "wb") as fh:
-            for chunk in res.iter_content(chunk_size=2 * 1024 * 1024):
-                fh.write(chunk)
-        tmp.replace(output)
-        for i in images:
-            out.print(f"saved {i.ref} {i.image_id[:19]}", highlight=False)
+        try:
+            # `docker save` of several names in one archive: the SDK's Image.save takes one,
+            # the API takes many (GET /images/get?names=a&names=b).
+            res = client.api._get(client.api._url("/images/get"),
+                                  params={"names": [ens.ref for _, ens in images]}, stream=True)
+            client.api._raise_for_status(res)
+            with open(tmp, "wb") as fh:
+                for chunk in res.iter_content(chunk_size=2 * 1024 * 1024):
+                    fh.write(chunk)
+            # what was written, not what was asked for: a tag moved meanwhile is caught here
+            bundle.check(f"in {output}", bundle.read_index(tmp), held,
+                         "a tag moved while saving; save again")
+            bundle.append_lock(tmp, held)
+            tmp.replace(output)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for _, ens in images:
+            out.print(f"saved {ens.ref} {ens.image_id[:19]}", highlight=False)
 
     _guard(go)
 
@@ -233,22 +269,47 @@ def save(
 @app.command()
 def load(
     input: Path = typer.Option(..., "-i", "--input", help="Bundle tar from `images save`."),
+    lock: Path | None = typer.Option(
+        None, help="Check against this lock (default: the one inside the bundle)."),
 ) -> None:
-    """Load a bundle written by `llem images save` (no registry needed)."""
+    """Load a bundle written by `llem images save` (no registry needed).
+
+    Before anything is loaded, every image the lock pins must be in the bundle under its
+    tag with the pinned id, and after loading the daemon must hold it: otherwise refused
+    (exit 2). A bundle without a lock (plain `docker save`) loads unchecked, with a note."""
+    from llem.images import bundle
     from llem.images.base import ImageError
-    from llem.images.registry import docker_client
+    from llem.images.lock import LockFile
+    from llem.images.registry import docker_client, local_image
     from llem_schema.errors import ConfigError
 
     def go() -> None:
-        client = docker_client(timeout=600)
         if not input.is_file():
             raise ConfigError(f"{input}: no such file")
+        expected = LockFile.read(lock) if lock else None
+        index = bundle.read_index(input)
+        expected = expected or index.lock
+        if expected is not None:
+            bundle.check(f"in {input}", index, expected, "nothing was loaded")
+        client = docker_client(timeout=600)
         with open(input, "rb") as fh:
             for ev in client.api.load_image(fh):
                 if "error" in ev:
                     raise ImageError(f"load {input}: {ev['error']}")
                 if ev.get("stream", "").strip():
                     out.print(ev["stream"].strip(), highlight=False)
+        if expected is None:
+            console.print(f"note: {input} carries no {bundle.BUNDLE_LOCK}: loaded unchecked "
+                          "(pass --lock to check it)", highlight=False)
+            return
+        for b, entry in sorted(expected.images.items()):
+            img = local_image(client, entry.ref)
+            problem = bundle.mismatch("on this host after loading", b, entry,
+                                      img.id if img is not None else None)
+            if problem:
+                raise ConfigError(f"{problem}: refused; `docker rmi {entry.ref}` and get "
+                                  "the bundle again")
+            out.print(f"verified {b}: {entry.ref} {entry.image_id[:19]}", highlight=False)
 
     _guard(go)
 
@@ -263,24 +324,24 @@ def mirror(
 ) -> None:
     """Copy (pinned) images to a private registry; then run with --registry TO."""
     from llem.images.base import ImageError
-    from llem.images.refs import split_ref
+    from llem.images.matrix import load_matrix
+    from llem.images.refs import mirror_ref, split_ref
     from llem.images.registry import docker_client, pull_error_hint
 
     def go() -> None:
         client = docker_client(timeout=600)
-        for ens in _refs_for(client, lock, backends, registry, cuda):
-            repo, tag, _ = split_ref(ens.ref)
-            path = repo.split("/", 1)[1] if "." in repo.split("/")[0] or ":" in repo.split("/")[0] \
-                else repo
-            target = f"{to.rstrip('/')}/{path}"
-            client.images.get(ens.image_id).tag(target, tag or "latest")
+        namespace = load_matrix().namespace
+        for b, ens in _refs_for(client, lock, backends, registry, cuda):
+            target = mirror_ref(b, ens.ref, to, namespace)
+            repo, tag, _ = split_ref(target)
+            client.images.get(ens.image_id).tag(repo, tag)
             digest = None
-            for ev in client.api.push(target, tag=tag or "latest", stream=True, decode=True):
+            for ev in client.api.push(repo, tag=tag, stream=True, decode=True):
                 if "error" in ev:
-                    raise ImageError(pull_error_hint(f"{target}:{tag}", ev["error"]).replace(
+                    raise ImageError(pull_error_hint(target, ev["error"]).replace(
                         "pull ", "push ", 1))
                 digest = (ev.get("aux") or {}).get("Digest", digest)
-            out.print(f"{target}:{tag} {digest}", highlight=False)
+            out.print(f"{target} {digest}", highlight=False)
 
     _guard(go)
 
@@ -306,6 +367,28 @@ def _build_context(entry: MatrixEntry, root: Path, wheelhouse: Path | None) -> I
         yield ctx
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+
+
+#: the classic builder's " ---> 3f2a1b0c9d8e" line: the image one build step left
+STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$", re.M)
+
+
+def remove_dangling(client: Any, step_ids: set[str]) -> list[str]:
+    """Remove the images of ``step_ids`` that the build left dangling (untagged and no
+    image's parent): the last image of each earlier stage of a multi-stage build (the
+    ``install`` stage) and, after a failed build, the last step that succeeded. Steps of
+    the final image are its parents, never dangling, and stay; dangling images of other
+    builds on the daemon are not ours and stay too. Returns the ids removed."""
+    from docker.errors import APIError
+
+    removed = []
+    for img in client.images.list(filters={"dangling": True}):
+        short = img.id.split(":", 1)[-1]
+        if any(short.startswith(s) for s in step_ids):
+            with contextlib.suppress(APIError):  # in use by a container: not ours to force
+                client.images.remove(img.id, noprune=False)
+                removed.append(img.id)
+    return removed
 
 
 @app.command()
@@ -342,18 +425,24 @@ def build(
         for e in todo:
             tag = image_ref(e.backend, e.cuda, reg, version, matrix.namespace)
             args = {"BASE_IMAGE": base_image or e.base_image, "LLEM_VERSION": version,
-                    "VCS_REF": rev, "CUDA": e.cuda}
+                    "VCS_REF": rev, "CUDA": e.cuda, "ENGINE_VERSION": matrix.engine_version(e)}
             with _build_context(e, root, wheelhouse) as ctx:
                 console.print(f"building {tag} FROM {args['BASE_IMAGE']}", highlight=False)
                 kw: dict[str, Any] = {"path": str(ctx), "tag": tag, "buildargs": args,
                                       "decode": True, "rm": True, "forcerm": True}
                 if network:
                     kw["network_mode"] = network
-                for ev in client.api.build(**kw):
-                    if "error" in ev:
-                        raise ImageError(f"build {tag}: {' '.join(ev['error'].split())}")
-                    if ev.get("stream", "").strip():
-                        console.print(ev["stream"].rstrip(), highlight=False, markup=False)
+                steps: set[str] = set()  # every image a build step made
+                try:
+                    for ev in client.api.build(**kw):
+                        if "error" in ev:
+                            raise ImageError(f"build {tag}: {' '.join(ev['error'].split())}")
+                        text = ev.get("stream", "")
+                        steps.update(STEP_IMAGE.findall(text))
+                        if text.strip():
+                            console.print(text.rstrip(), highlight=False, markup=False)
+                finally:
+                    remove_dangling(client, steps)
             out.print(f"built {tag} {client.images.get(tag).id}", highlight=False)
 
     _guard(go)

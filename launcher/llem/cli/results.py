@@ -129,7 +129,7 @@ def show(
             console.print(f"[yellow]warning:[/] {w}")
         return
     _, summary = _load_summary(str(path), results_dir)
-    metrics = [registry.metric(m).key for m in (metric or registry.default_keys())]
+    metrics = [registry.metric(m).key for m in (metric or _show_defaults(summary))]
     _print_fitted(console, *tables.summary_table(summary, metrics, console.width),
                   hint=", or pick metrics with -m")
     _print_efficiency(console, results_io.load_results(path)[0])
@@ -138,6 +138,25 @@ def show(
     for c in summary.configs:
         for w in c.warnings:
             console.print(f"[yellow]{c.label}:[/] {w}")
+
+
+def _show_defaults(summary: Any) -> list[str]:
+    """``results show``'s metrics without -m: the idle-adjusted energy per token first
+    where every configuration has a baseline (it is what the work cost; the narrow-terminal
+    table leaves columns out from the end), the gross one first otherwise; a stderr line
+    says which."""
+    from llem.results import compare
+    from llem.results import metrics as registry
+
+    keys = registry.default_keys()
+    if compare.summary_has_baseline(summary):
+        keys = [registry.ENERGY_ADJUSTED, *(k for k in keys if k != registry.ENERGY_ADJUSTED)]
+        _note(f"note: {compare.energy_basis(registry.ENERGY_ADJUSTED)} in the first column; "
+              f"the gross beside it ({registry.ENERGY_GROSS})")
+    elif compare.summary_has_values(summary, registry.ENERGY_GROSS):
+        _note(f"note: {compare.energy_basis(registry.ENERGY_GROSS)}; no idle baseline: "
+              f"{compare.summary_null_reason(summary, registry.ENERGY_ADJUSTED)}")
+    return keys
 
 
 def _print_efficiency(console: Any, results: list[Any]) -> None:
@@ -163,8 +182,9 @@ def compare(
     a: Annotated[str, typer.Argument(help="Baseline: RUN, STUDY or STUDY:CONFIG.")],
     b: Annotated[str, typer.Argument(help="Candidate: RUN, STUDY or STUDY:CONFIG.")],
     metric: Annotated[str | None, typer.Option(
-        "--metric", "-m", help="Metric to compare [default: energy_per_token, or the first "
-        "metric with values in both selections].")] = None,
+        "--metric", "-m", help="Metric to compare [default: energy_per_token_adjusted where "
+        "both selections have an idle baseline, else energy_per_token, else the first metric "
+        "with values in both].")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
@@ -216,7 +236,9 @@ def _compare_metric(asked: str | None, a: tuple[str, list[Any]],
             where = "" if len(empty) == 2 else f"{empty[0][0]}: "
             raise _config_error(where + compare.no_values(asked, why(asked)))
         return asked
-    key, note = compare.choose_metric("energy_per_token", has, why, flag="--metric")
+    key, note = compare.choose_energy_metric(
+        compare.results_have_baseline(a[1]) and compare.results_have_baseline(b[1]), has, why,
+        flag="--metric")
     _note(note)
     return key
 
@@ -226,16 +248,17 @@ def _note(note: str | None) -> None:
         typer.echo(note, err=True)
 
 
-def _summary_metric(summary: Any, asked: str | None, default: str, flag: str,
+def _summary_metric(summary: Any, asked: str | None, flag: str,
                     exclude: tuple[str, ...] = ()) -> str:
-    """A study command's metric: the one asked for, else ``default`` or the first metric
-    with values (said on stderr)."""
+    """A study command's metric: the one asked for, else the energy per token (idle-adjusted
+    where every configuration has a baseline, else gross) or the first metric with values;
+    which, on stderr."""
     from llem.results import compare
 
     if asked is not None:
         return asked
-    key, note = compare.choose_metric(
-        default, lambda k: compare.summary_has_values(summary, k),
+    key, note = compare.choose_energy_metric(
+        compare.summary_has_baseline(summary), lambda k: compare.summary_has_values(summary, k),
         lambda k: compare.summary_null_reason(summary, k), flag=flag, exclude=exclude)
     _note(note)
     return key
@@ -327,7 +350,9 @@ def aggregate_cmd(
 def pareto(
     study: Annotated[str, typer.Argument(help="Study id or path.")],
     x: Annotated[str | None, typer.Option("--x", help="Metric on x [default: "
-                                          "energy_per_token, or the first with values].")]
+                                          "energy_per_token_adjusted with an idle baseline, "
+                                          "else energy_per_token, else the first with "
+                                          "values].")]
     = None,
     y: Annotated[str, typer.Option("--y", help="Metric on y.")] = "tokens_per_s",
     results_dir: ResultsDir = DEFAULT_RESULTS,
@@ -336,7 +361,7 @@ def pareto(
     from llem.results import compare, tables
 
     _, summary = _load_summary(study, results_dir)
-    x = _summary_metric(summary, x, "energy_per_token", "--x", exclude=(y,))
+    x = _summary_metric(summary, x, "--x", exclude=(y,))
     front = compare.pareto_configs(summary, x, y)
     console = _console()
     _print_fitted(console, *tables.pareto_table(summary, front, x, y, console.width))
@@ -385,8 +410,9 @@ def plot_power(
 @_one_line_errors
 def plot_pareto(
     study: Annotated[str, typer.Argument(help="Study id or path.")],
-    x: Annotated[str | None, typer.Option("--x", help="[default: energy_per_token, or the "
-                                          "first metric with values]")] = None,
+    x: Annotated[str | None, typer.Option("--x", help="[default: energy_per_token_adjusted "
+                                          "with an idle baseline, else energy_per_token, "
+                                          "else the first metric with values]")] = None,
     y: Annotated[str, typer.Option("--y")] = "tokens_per_s",
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
@@ -395,7 +421,7 @@ def plot_pareto(
     from llem.results import plots
 
     path, summary = _load_summary(study, results_dir)
-    x = _summary_metric(summary, x, "energy_per_token", "--x", exclude=(y,))
+    x = _summary_metric(summary, x, "--x", exclude=(y,))
     _report(plots.pareto_scatter(summary, output or _default_out(path, f"pareto-{x}-{y}"),
                                  x=x, y=y))
 
@@ -407,8 +433,8 @@ def plot_sweep(
     param: Annotated[str, typer.Option("--param", "-p", help="Swept parameter, e.g. "
                                        "workload.batch_size.")],
     metric: Annotated[str | None, typer.Option(
-        "--metric", "-m", help="[default: energy_per_token, or the first metric with "
-        "values]")] = None,
+        "--metric", "-m", help="[default: energy_per_token_adjusted with an idle baseline, "
+        "else energy_per_token, else the first metric with values]")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     results_dir: ResultsDir = DEFAULT_RESULTS,
 ) -> None:
@@ -416,6 +442,6 @@ def plot_sweep(
     from llem.results import plots
 
     path, summary = _load_summary(study, results_dir)
-    metric = _summary_metric(summary, metric, "energy_per_token", "--metric")
+    metric = _summary_metric(summary, metric, "--metric")
     out = output or _default_out(path, f"sweep-{param.split('.')[-1]}-{metric}")
     _report(plots.sweep_line(summary, out, param=param, metric_key=metric))

@@ -78,24 +78,39 @@ def detect_driver_cuda(override: str | None = None) -> DriverCuda | None:
     return _cuda_from_nvml() or _cuda_from_nvidia_smi()
 
 
+def image_cuda(variant: str) -> tuple[int, int] | None:
+    """'12.8' -> (12, 8); '12' -> (12, 0) (an image whose minor the matrix does not say is
+    taken as X.0: only its major is compared); 'cpu' -> None."""
+    if variant == CPU:
+        return None
+    m = re.fullmatch(r"(\d+)(?:\.(\d+))?", str(variant).strip())
+    if not m:
+        raise ImageError(f"image CUDA version {variant!r}: expected MAJOR or MAJOR.MINOR or 'cpu'")
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
 def choose_variant(
     driver: DriverCuda | None, available: Iterable[str], backend: str = "pytorch"
 ) -> str:
-    """Tag variant to use: the newest CUDA major <= the driver's, or 'cpu' without a driver."""
+    """Tag variant to use: the CUDA major of the newest image whose CUDA (major.minor, as
+    listed in ``available``: '12.8', or '12' when the minor is not known) does not exceed
+    the driver's, or 'cpu' without a driver. A driver at CUDA 12.6 does not get a 12.8
+    image: the design's rule that within a major the image's minor must not exceed the
+    driver's, so a kernel built for a newer runtime never meets an older driver."""
     available = list(available)
-    majors = sorted({int(a) for a in available if a.isdigit()})
-    listed = ", ".join(str(m) for m in majors) or "none"
+    versions = sorted((v, a) for a in available if (v := image_cuda(a)) is not None)
+    listed = ", ".join(a for _, a in versions) or "none"
     if driver is None:
         if CPU in available:
             return CPU
         raise ImageError(
             f"no NVIDIA driver found and backend '{backend}' has no CPU image "
-            f"(CUDA majors: {listed}); pass --cuda MAJOR or --image REF, or use --runtime local"
+            f"(CUDA: {listed}); pass --cuda MAJOR or --image REF, or use --runtime local"
         )
-    fitting = [m for m in majors if m <= driver.major]
+    fitting = [v for v, _ in versions if v <= (driver.major, driver.minor)]
     if not fitting:
         raise ImageError(
             f"the NVIDIA driver supports CUDA {driver} (from {driver.source}) but '{backend}' "
-            f"images exist only for CUDA majors {listed}: update the driver or pass --image REF"
+            f"images need CUDA {listed}: update the driver or pass --image REF"
         )
-    return str(fitting[-1])
+    return str(fitting[-1][0])

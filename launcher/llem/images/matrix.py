@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llem.images.base import CPU
 from llem_schema.errors import ConfigError
@@ -22,8 +22,27 @@ class MatrixEntry(BaseModel):
 
     backend: str
     cuda: str = Field(description="CUDA major ('12') or 'cpu'.")
+    cuda_version: str | None = Field(
+        None, pattern=r"^\d+\.\d+$",
+        description="The base image's CUDA major.minor ('12.8'): a driver whose CUDA is older "
+                    "does not get this image. Unset: only the major is compared.")
     base_image: str
+    engine_version: str | None = Field(
+        None, description="The engine version in this image when the matrix's `engines:` "
+                          "table has none for the backend (torch's version for pytorch).")
     pip_args: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _major_agrees(self) -> MatrixEntry:
+        if self.cuda_version and self.cuda_version.split(".")[0] != self.cuda:
+            raise ValueError(f"{self.backend}: cuda_version {self.cuda_version} is not in "
+                             f"CUDA major {self.cuda}")
+        return self
+
+    @property
+    def cuda_choice(self) -> str:
+        """What :func:`llem.images.cuda.choose_variant` compares: '12.8', '12' or 'cpu'."""
+        return self.cuda_version or self.cuda
 
     @property
     def tag_suffix(self) -> str:
@@ -46,6 +65,10 @@ class Matrix(BaseModel):
 
     def entry(self, backend: str, cuda: str) -> MatrixEntry | None:
         return next((e for e in self.for_backend(backend) if e.cuda == cuda), None)
+
+    def engine_version(self, entry: MatrixEntry) -> str:
+        """The engine version an image of ``entry`` carries (its ENGINE_VERSION label)."""
+        return entry.engine_version or self.engines.get(entry.backend) or "unknown"
 
 
 def matrix_path() -> Path:

@@ -70,13 +70,26 @@ def pull_auth() -> dict[str, str] | None:
     return {"username": user, "password": password} if user and password else None
 
 
+def image_repo(backend: str, registry: str | None = None,
+               namespace: str = "llenergymeasure") -> str:
+    """Where a backend's images live: ``<registry>/<namespace>/<backend>``."""
+    repo = f"{namespace}/{backend}"
+    return f"{registry}/{repo}" if registry else repo
+
+
 def image_ref(backend: str, variant: str, registry: str | None = None,
               version: str | None = None, namespace: str = "llenergymeasure") -> str:
     suffix = CPU if variant == CPU else f"cuda{variant}"
-    repo = f"{namespace}/{backend}"
-    if registry:
-        repo = f"{registry}/{repo}"
-    return f"{repo}:{version or llem_version()}-{suffix}"
+    return f"{image_repo(backend, registry, namespace)}:{version or llem_version()}-{suffix}"
+
+
+def mirror_ref(backend: str, ref: str, to: str, namespace: str = "llenergymeasure") -> str:
+    """Where ``llem images mirror --to TO`` puts ``ref``: the reference that resolving with
+    ``--registry TO`` names (the source registry's own path, e.g. the ``/llenergymeasure``
+    of ``ghcr.io/llenergymeasure``, is not carried over), same tag."""
+    to = to.rstrip("/")
+    check_no_credentials(to)
+    return f"{image_repo(backend, to, namespace)}:{split_ref(ref)[1] or 'latest'}"
 
 
 def split_ref(ref: str) -> tuple[str, str | None, str | None]:

@@ -40,12 +40,47 @@ def docker_client(timeout: int = 60) -> docker.DockerClient:
         raise ImageError(daemon_hint(exc)) from exc
 
 
-def daemon_hint(exc: BaseException | None = None) -> str:
+def _os_errno(exc: BaseException | None) -> int | None:
+    """The errno of the first OSError in an exception's chain (the docker SDK wraps it in
+    requests' and urllib3's errors, as a cause or as an argument)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno:
+            return e.errno
+        todo += [e.__cause__, e.__context__, *e.args]
+    return None
+
+
+def daemon_problem(exc: BaseException | None = None) -> tuple[str, str, str]:
+    """(where, what is wrong, the fix) for a Docker daemon that did not answer: not
+    running, no permission on its socket, or something else on the way."""
+    import errno
+
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    return (
-        f"cannot reach the Docker daemon at {where}: start it (e.g. `sudo systemctl start "
-        f"docker`), check DOCKER_HOST and your access to the socket, or use --runtime local"
-    )
+    code = _os_errno(exc)
+    text = str(exc or "").lower()
+    if code in (errno.EACCES, errno.EPERM) or "permission denied" in text:
+        return (where, "permission denied on its socket",
+                "add yourself to the docker group (`sudo usermod -aG docker $USER`, then log "
+                "in again), use rootless Docker, or --runtime podman/local")
+    start = "start it (`sudo systemctl start docker`), check DOCKER_HOST, or use --runtime local"
+    if code == errno.ENOENT or "no such file" in text:
+        return where, "not running (no socket there)", start
+    if code == errno.ECONNREFUSED or "connection refused" in text:
+        return where, "not running (nothing listens there)", start
+    cause = " ".join(str(exc).split())[:160] if exc is not None else "no answer"
+    return where, f"no answer ({cause})", start
+
+
+def daemon_hint(exc: BaseException | None = None) -> str:
+    """One line for a daemon that did not answer, starting 'cannot reach the Docker daemon'."""
+    where, what, fix = daemon_problem(exc)
+    return f"cannot reach the Docker daemon at {where}: {what}; {fix}"
 
 
 def repo_digest(attrs: dict[str, Any], repo: str) -> str | None:
@@ -199,7 +234,7 @@ def _ensure_locked(client: docker.DockerClient, resolved: ResolvedImage, pull_po
         if cand is not None and cand.id == entry.image_id:
             img = cand
         elif cand is not None and pull_policy == "never":
-            raise ImageError(_mismatch(entry, cand.id))
+            raise ImageError(lock_mismatch(entry, cand.id))
     if img is None and pinned and pull_policy != "never":
         img = pull_image(client, pinned, console, show_progress)
     if img is None:
@@ -208,11 +243,11 @@ def _ensure_locked(client: docker.DockerClient, resolved: ResolvedImage, pull_po
             f"cannot be pulled: load the bundle (`llem images load`) or allow pulling"
         )
     if img.id != entry.image_id:
-        raise ImageError(_mismatch(entry, img.id))
+        raise ImageError(lock_mismatch(entry, img.id))
     return EnsuredImage(entry.ref, img.id, entry.digest, img.id)
 
 
-def _mismatch(entry: LockEntry, found: str) -> str:
+def lock_mismatch(entry: LockEntry, found: str) -> str:
     return (
         f"image {entry.ref} is {found[:19]} here but llem.lock pins {entry.image_id[:19]} "
         f"(digest {entry.digest or 'n/a'}): refused; restore the pinned image or re-lock"

@@ -58,7 +58,7 @@ def resolve_image(
     entries = matrix.for_backend(backend)
     if not entries:
         raise ImageError(f"images/matrix.yaml lists no image for backend '{backend}'")
-    variant = choose_variant(driver, [e.cuda for e in entries], backend)
+    variant = choose_variant(driver, [e.cuda_choice for e in entries], backend)
     ref = image_ref(backend, variant, resolve_registry(registry, matrix),
                     namespace=matrix.namespace)
     return ResolvedImage(backend, ref, "resolved", variant=variant, driver=driver)

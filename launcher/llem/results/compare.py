@@ -15,7 +15,7 @@ from llem.results.bootstrap import (
     Resampling,
     expanded_level,
 )
-from llem.results.metrics import METRICS, metric
+from llem.results.metrics import ENERGY_ADJUSTED, ENERGY_GROSS, METRICS, metric
 from llem.results.stats import MIN_CYCLES, ConfidenceInterval, ConfigSummary, StudySummary
 from llem_schema.errors import ConfigError
 from llem_schema.result import ExperimentResult
@@ -237,6 +237,59 @@ def choose_metric(preferred: str, has_values: Callable[[str], bool],
             return key, (f"note: {preferred} has no values in the selected results ({why}); "
                          f"using {key} (choose with {flag})")
     raise ConfigError(f"no metric has values in the selected results; {no_values(preferred, why)}")
+
+
+# ------------------------------------------------- which energy per token by default
+#
+# Gross energy per token includes the GPU's idle power, which at small batches is most of
+# it (issue 16: 10-14% of the gross is the work itself at batch 8); the idle-adjusted one
+# is what the work cost. Where every selected result has an idle baseline the commands
+# default to the adjusted one, else to the gross, and say which in one line.
+
+
+def energy_basis(key: str) -> str | None:
+    """What an energy per token includes, for a note or a figure caption; None for any
+    other metric."""
+    if key == ENERGY_ADJUSTED:
+        return (f"energy per token is idle-adjusted ({ENERGY_ADJUSTED}: the baseline's idle "
+                "power x time subtracted)")
+    if key == ENERGY_GROSS:
+        return f"energy per token is gross ({ENERGY_GROSS}: idle power included)"
+    return None
+
+
+def summary_has_baseline(summary: StudySummary) -> bool:
+    """Every configuration with a gross energy per token has the idle-adjusted one too."""
+    def has(c: ConfigSummary, key: str) -> bool:
+        return c.metrics.get(key) is not None and c.metrics[key].mean is not None
+
+    gross = [c for c in summary.configs if has(c, ENERGY_GROSS)]
+    return bool(gross) and all(has(c, ENERGY_ADJUSTED) for c in gross)
+
+
+def results_have_baseline(results: Sequence[ExperimentResult]) -> bool:
+    """Every result with a gross energy per token has the idle-adjusted one too."""
+    gross, adj = metric(ENERGY_GROSS), metric(ENERGY_ADJUSTED)
+    measured = [r for r in results if gross.get(r) is not None]
+    return bool(measured) and all(adj.get(r) is not None for r in measured)
+
+
+def choose_energy_metric(have_baseline: bool, has_values: Callable[[str], bool],
+                         reason: Callable[[str], str], *, flag: str,
+                         exclude: Sequence[str] = ()) -> tuple[str, str | None]:
+    """A command's default metric: the idle-adjusted energy per token where the selected
+    results have a baseline, else the gross one, else (a CPU host: no energy) the first
+    metric with values (:func:`choose_metric`). The note (one line for stderr) says which
+    energy per token it is, or why it fell back."""
+    if have_baseline and ENERGY_ADJUSTED not in exclude and has_values(ENERGY_ADJUSTED):
+        return ENERGY_ADJUSTED, (f"note: {energy_basis(ENERGY_ADJUSTED)}; the gross with "
+                                 f"{flag} {ENERGY_GROSS}")
+    key, note = choose_metric(ENERGY_GROSS, has_values, reason, flag=flag, exclude=exclude)
+    if note is None:
+        why = (f"no idle baseline: {reason(ENERGY_ADJUSTED)}" if not has_values(ENERGY_ADJUSTED)
+               else "not every selected result has an idle baseline")
+        note = f"note: {energy_basis(ENERGY_GROSS)}; {why}"
+    return key, note
 
 
 def require_values(summary: StudySummary, *keys: str) -> None:

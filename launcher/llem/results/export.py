@@ -39,7 +39,7 @@ SUMMARY_JSON = "summary.json"
 
 #: the suffix a column carries for each unit of the metric registry
 UNIT_SUFFIX: dict[str, str] = {"J": "_j", "W": "_w", "s": "_s", "B": "_bytes",
-                               "tok/s": "_per_s", "tok/J": "_per_j"}
+                               "tok/s": "_per_s", "tok/J": "_per_j", "FLOP/J": "_per_j"}
 
 _ID_FIELDS = ("study_id", "experiment_id", "run_id", "cycle", "status", "config_hash", "backend",
               "model", "schema_version", "started_at", "finished_at")

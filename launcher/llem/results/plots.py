@@ -161,6 +161,17 @@ def interval_label(summaries: Sequence[Any]) -> str:
     return "; ".join(parts) or "none (one value each)"
 
 
+def _energy_caption(fig: Any, *keys: str) -> None:
+    """Below the axes, one line saying whether a plotted energy per token is gross (idle
+    power included) or idle-adjusted: the axis label alone does not say."""
+    from llem.results import compare
+
+    lines = [b for b in dict.fromkeys(compare.energy_basis(k) for k in keys) if b]
+    if lines:
+        fig.text(0.01, 0.0, "; ".join(lines), ha="left", va="top", fontsize=7,
+                 color="#455a64")
+
+
 def _candidates(summary: Any, x: str, y: str) -> list[Any]:
     return [c for c in summary.configs
             if c.metrics.get(x) and c.metrics.get(y)
@@ -201,6 +212,7 @@ def pareto_figure(summary: Any, *, x: str = "energy_per_token",
     ax.set_ylabel(f"{dy.label} ({dy.unit})")
     ax.set_title(f"{summary.study_id or 'study'}: {dx.label} vs {dy.label}")
     _legend_outside(ax)
+    _energy_caption(fig, x, y)
     return fig
 
 
@@ -299,6 +311,7 @@ def sweep_figure(summary: Any, *, param: str, metric_key: str) -> Any:
     ax.set_ylabel(f"{d.label} ({d.unit})")
     ax.set_title(f"{summary.study_id or 'study'}: {d.label} vs {param.split('.')[-1]}")
     _legend_outside(ax, title=f"error bars: {bars}", title_fontsize=8)
+    _energy_caption(fig, metric_key)
     return fig
 
 

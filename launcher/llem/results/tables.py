@@ -25,11 +25,17 @@ def run_table(r: Any, width: int = 80) -> Any:
         d = getattr(r.latency, name)
         return None if d is None else d.p50
 
+    def registry_row(key: str, name: str) -> tuple[str, float | None, str, str]:
+        d = METRICS[key]
+        v = d.get(r)
+        return (name, v, d.unit, "" if v is not None else d.reason(r) or "")
+
     e, tp = r.energy, r.throughput
     passes = r.setup.measured_passes
     rows: list[tuple[str, float | int | None, str, str]] = [
         ("energy / output token", e.per_output_token_j, "J",
-         e.null_reasons.get("per_output_token_j", "")),
+         e.null_reasons.get("per_output_token_j", "") or "gross (idle power in)"),
+        registry_row("energy_per_token_adjusted", "  idle-adjusted"),
         ("output tokens / s", tp.output_tokens_per_s, "tok/s",
          tp.null_reasons.get("output_tokens_per_s", "")),
         ("TTFT p50", p50("ttft"), "s", r.latency.null_reasons.get("ttft", "")),
@@ -42,14 +48,15 @@ def run_table(r: Any, width: int = 80) -> Any:
         ("baseline-adjusted energy", e.adjusted_j, "J", e.null_reasons.get("adjusted_j", "")),
         ("baseline power", e.baseline_power_w, "W", e.null_reasons.get("baseline_power_w", "")),
         ("mean power", e.mean_power_w, "W", e.null_reasons.get("mean_power_w", "")),
-        ("prefill energy / token", r.prefill.energy_per_token_j, "J",
-         r.prefill.null_reasons.get("energy_per_token_j", "")),
-        ("decode energy / token", r.decode.energy_per_token_j, "J",
-         r.decode.null_reasons.get("energy_per_token_j", "")),
+        registry_row("prefill_energy_per_token", "prefill energy / token"),
+        registry_row("prefill_energy_per_token_adjusted", "  idle-adjusted"),
+        registry_row("decode_energy_per_token", "decode energy / token"),
+        registry_row("decode_energy_per_token_adjusted", "  idle-adjusted"),
         ("output tokens", tp.output_tokens, "", tp.null_reasons.get("output_tokens", "")),
         ("wall time", tp.wall_time_s, "s", tp.null_reasons.get("wall_time_s", "")),
         ("FLOPs / output token", r.flops.per_output_token, "",
          r.flops.null_reasons.get("per_output_token", "") or f"method: {r.flops.method}"),
+        registry_row("flops_per_joule", "FLOPs / J"),
         ("peak memory", r.memory.peak_allocated_bytes, "B",
          r.memory.null_reasons.get("peak_allocated_bytes", "")),
     ]

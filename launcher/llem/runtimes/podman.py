@@ -29,6 +29,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llem.images.lock import LockEntry
+from llem.images.refs import split_ref
 from llem.runtimes import containers as ct
 from llem.runtimes.base import RunOutcome, RunRequest, Runtime, RuntimeUnavailable
 from llem.runtimes.child import SessionChild
@@ -103,7 +105,13 @@ class PodmanRuntime(Runtime):
     name = "podman"
 
     def __init__(self, image: str | None = None, shm_size: str | None = None,
-                 user: str | None = None) -> None:
+                 user: str | None = None, locked: LockEntry | None = None) -> None:
+        #: with a lock entry: the pinned digest (``repo@sha256:...``), else its tag, and
+        #: :meth:`ensure_image` refuses an image whose id is not the pinned one
+        self.locked = locked
+        if locked is not None:
+            image = (f"{split_ref(locked.ref)[0]}@{locked.digest}" if locked.digest
+                     else locked.ref)
         self.image = image
         #: only when a run directory has no experiment.json; otherwise runtime.shm_size
         self.shm_size = shm_size or ct.DEFAULT_SHM_SIZE
@@ -133,17 +141,35 @@ class PodmanRuntime(Runtime):
         ref = image or self.image
         if ref is None:
             raise RuntimeUnavailable("podman: no image; set runtime.image (or --image)")
-        if _podman("image", "exists", ref).returncode == 0:
-            return
-        out = _podman("pull", "--quiet", ref, timeout=3600)
-        if out.returncode != 0:
-            raise RuntimeUnavailable(f"podman pull {ref}: {out.stderr.strip()}")
+        if _podman("image", "exists", ref).returncode != 0:
+            out = _podman("pull", "--quiet", ref, timeout=3600)
+            if out.returncode != 0:
+                raise RuntimeUnavailable(f"podman pull {ref}: {out.stderr.strip()}")
+        if self.locked is not None and ref == self.image:
+            self._check_pinned(ref)
 
-    def image_digest(self, ref: str) -> str | None:
+    def _check_pinned(self, ref: str) -> None:
+        """The image under ``ref`` is the one the lock pins (its id, the config digest, is
+        the same under docker and podman), as the docker runtime checks."""
+        from llem.images.registry import lock_mismatch
+
+        assert self.locked is not None
+        images = self._inspect(ref)
+        found = images[0].Id if images else "none"
+        found = found if found.startswith("sha256:") else f"sha256:{found}"
+        if found != self.locked.image_id:
+            raise RuntimeUnavailable(lock_mismatch(self.locked, found))
+
+    def _inspect(self, ref: str) -> list[PodmanImage]:
         out = _podman("image", "inspect", "--format", "json", ref)
         if out.returncode != 0:
-            return None
-        images = [PodmanImage.model_validate(d) for d in json.loads(out.stdout)]
+            return []
+        return [PodmanImage.model_validate(d) for d in json.loads(out.stdout)]
+
+    def image_digest(self, ref: str) -> str | None:
+        if self.locked is not None and self.locked.digest and ref == self.image:
+            return self.locked.digest  # the pinned one, not whichever RepoDigest comes first
+        images = self._inspect(ref)
         for img in images:
             for d in img.RepoDigests:
                 if "@" in d:
@@ -317,10 +343,30 @@ def _token_source(container_id: str) -> str | None:
     return None
 
 
+def make(backend: str = "pytorch", image: str | None = None, registry: str | None = None,
+         cuda: str | None = None, lock: Path | None = None, **_: object) -> PodmanRuntime:
+    """The podman runtime with the image the docker runtime would run: the CUDA-matched
+    reference, an explicit ``--image``, or with ``--lock`` the pinned digest, refused
+    (one line) when the image found there is not the pinned one."""
+    from llem.images.base import ImageError
+    from llem.images.lock import LockFile
+    from llem.images.resolve import resolve_image
+
+    ensure_available()
+    lockfile = LockFile.read(lock) if lock is not None else None  # ConfigError: exit 2
+    try:
+        res = resolve_image(backend, image=image, registry=registry, cuda=cuda, lock=lockfile)
+    except ImageError as exc:
+        raise RuntimeUnavailable(str(exc)) from None
+    rt = PodmanRuntime(image=res.ref, locked=res.locked)
+    rt.ensure_image(None)
+    return rt
+
+
 def ensure_available() -> None:
     ok, why = PodmanRuntime.available()
     if not ok:
         raise RuntimeUnavailable(why)
 
 
-__all__ = ["PodmanRuntime", "ensure_available", "info"]
+__all__ = ["PodmanRuntime", "ensure_available", "info", "make"]

@@ -35,26 +35,15 @@ def make_runtime(name: str, backend: str = "pytorch", **docker_options: object) 
     from llem.runtimes.local import LocalRuntime
 
     if name == "local":
+        if not importable_here(backend):  # else a vLLM CPU build may well run here
+            require_gpu(backend, docker_options.get("cuda"))
         return LocalRuntime()
     require_gpu(backend, docker_options.get("cuda"))
     if name == "podman":
-        from llem.images import base as images_base
-        from llem.images import resolve as images_resolve
         from llem.runtimes import podman
 
-        podman.ensure_available()
-        try:  # the same CUDA-matched reference the docker runtime would pick
-            ref = images_resolve.resolve_image(
-                backend,
-                image=docker_options.get("image"),  # type: ignore[arg-type]
-                registry=docker_options.get("registry"),  # type: ignore[arg-type]
-                cuda=docker_options.get("cuda"),  # type: ignore[arg-type]
-            ).ref
-        except images_base.ImageError as exc:
-            raise RuntimeUnavailable(str(exc)) from None
-        rt = podman.PodmanRuntime(image=ref)
-        rt.ensure_image(ref)
-        return rt
+        # the same reference the docker runtime would pick (CUDA match, --image, --lock)
+        return podman.make(backend=backend, **docker_options)  # type: ignore[arg-type]
     if name in ("docker", "auto"):
         return _docker_or_local(name, backend, docker_options)
     raise ConfigError(

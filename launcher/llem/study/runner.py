@@ -152,6 +152,8 @@ class _Ctx:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: dotted path -> where its value came from, saved with each result
     provenance: dict[str, str] = field(default_factory=dict)
+    #: slot index -> why the cooldown before its next unit gave up (lock.cooldown)
+    cooldown_notes: dict[int, str] = field(default_factory=dict)
 
 
 def run_study(
@@ -313,7 +315,12 @@ def _make_pool(
         _run_unit(ctx, pool, unit, slot, batch_python)
 
     def between(slot: Slot) -> None:
-        cooldown(ex.cooldown_seconds, ex.cooldown_max_temp_c, slot.gpus)
+        note = cooldown(ex.cooldown_seconds, ex.cooldown_max_temp_c, slot.gpus)
+        with ctx.lock:
+            if note:
+                ctx.cooldown_notes[slot.index] = note
+            else:
+                ctx.cooldown_notes.pop(slot.index, None)
 
     pool: SlotPool[list[mf.RunEntry]] = SlotPool(slots, work=work, between=between)
     return pool
@@ -330,6 +337,8 @@ def _run_unit(
 ) -> None:
     runtime = ctx.runtimes[slot.index]
     before = [e.model_copy() for e in unit]
+    with ctx.lock:  # a cooldown that gave up before this unit: in its state and log line
+        cooled = ctx.cooldown_notes.pop(slot.index, None)
     specs = []
     for entry in unit:
         cfg = ctx.experiments[entry.experiment_index]
@@ -338,7 +347,7 @@ def _run_unit(
         specs.append(spec)
         entry.state = "running"
         entry.attempts += 1
-        entry.message = None
+        entry.message = cooled
         mf.write_state(ctx.study_dir, entry)
     total = len(ctx.manifest.runs)
     for entry, spec in zip(unit, specs, strict=False):
@@ -347,6 +356,7 @@ def _run_unit(
             f"{escape(spec.config.name or '')} "
             f"cycle {entry.cycle} ({runtime.name}, gpus {slot.label()})"
             + (" [shared model]" if len(unit) > 1 else "")
+            + (f" [yellow]{escape(cooled)}[/]" if cooled else "")
         )
     if len(unit) == 1:
         try:
@@ -369,7 +379,7 @@ def _run_unit(
             pool.stop()
             continue
         entry.state = "done" if ok else "failed"
-        entry.message = None if ok else message
+        entry.message = (cooled if ok else f"{message}; {cooled}" if cooled else message)
         mf.write_state(ctx.study_dir, entry)
         if not ok:
             ctx.console.print(f"[red]failed[/] {entry.run_id}: {escape(message)}")

@@ -80,3 +80,26 @@ def test_a_boolean_is_never_a_number(section: str, field: str) -> None:
         ExperimentConfig.model_validate({section: {field: True}})
     assert ExperimentConfig.model_validate({"measurement": {"flops": False}}).measurement.flops \
         is False
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_a_temperature_without_sampling_is_refused_like_num_beams(strategy: str) -> None:
+    """Issue 17: greedy (and beam) decoding never sample, so decoding.temperature 0.5 was
+    dropped silently (the dry run showed 0.0); now it is refused, naming the field and the
+    fix, as num_beams without beam is."""
+    beams = {"num_beams": 2} if strategy == "beam" else {}
+    with pytest.raises(ValidationError) as exc:
+        ExperimentConfig.model_validate(
+            {"decoding": {"strategy": strategy, "temperature": 0.5, **beams}})
+    err = exc.value.errors()[0]
+    assert err["loc"] == ("decoding", "temperature")
+    assert f"no effect with {strategy} decoding" in err["msg"]
+    assert "set decoding.strategy: sampling" in err["msg"]
+    sampled = ExperimentConfig.model_validate(
+        {"decoding": {"strategy": "sampling", "temperature": 0.5}})
+    assert sampled.decoding.temperature == 0.5
+    # the default (1.0) and 0.0 claim nothing; results written before keep loading
+    for t in (0.0, 1.0):
+        cfg = ExperimentConfig.model_validate(
+            {"decoding": {"strategy": strategy, "temperature": t, **beams}})
+        assert cfg.decoding.temperature == t

@@ -50,11 +50,14 @@ def test_results_show_study_at_80_columns(tmp_path: Path) -> None:
     make_study(tmp_path, "sweep-20260101-120000", batch_sizes=(1, 4, 16), cycles=5)
     out = _at_80(results_app, "show", "sweep", "--results-dir", str(tmp_path))
     headers = rendered_headers(out)
-    assert headers[:3] == ["configuration", "ok/runs", "energy / output token (J)"]
+    # the results have an idle baseline: the adjusted J/token leads, the gross follows
+    assert headers[:4] == ["configuration", "ok/runs", "idle-adjusted energy / output token (J)",
+                           "energy / output token (J)"]
     flat = " ".join(out.split())
     note = flat[flat.index("left out at 80 columns: "):].split(": ", 1)[1].split(" (a wider")[0]
-    labels = [f"{metrics.metric(k).label} ({metrics.metric(k).unit})"
-              for k in metrics.default_keys()]
+    keys = metrics.default_keys()
+    keys.insert(0, keys.pop(keys.index(metrics.ENERGY_ADJUSTED)))
+    labels = [f"{metrics.metric(k).label} ({metrics.metric(k).unit})" for k in keys]
     assert headers[2:] + note.split("; ") == labels  # each shown whole or named as left out
     assert "energy / workload pass (J)" in labels and "window total" not in flat
     assert widest_line(out) <= 80 and "pick metrics with -m" in flat

@@ -72,7 +72,7 @@ def test_predecessor_flags_reach_their_fields_with_cli_provenance(tmp_path) -> N
     from llem.config.loader import load
 
     f = tmp_path / "exp.yaml"
-    f.write_text("backend: vllm\nmodel: /m\n")
+    f.write_text("backend: vllm\nmodel: /m\ndecoding: {strategy: sampling}\n")
     ld = load(f, overrides(cycles=3, order="shuffled", dtype="float16", quantization="fp8",
                            seed=7, dataset="synthetic", temperature=0.5, timeout=60.0,
                            fail_fast=True))

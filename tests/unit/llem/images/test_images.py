@@ -112,8 +112,8 @@ def test_dockerfiles_follow_the_contract():
 def test_reference_and_registry_precedence(monkeypatch, tmp_path):
     monkeypatch.setattr(images_refs, "user_config_path", lambda: tmp_path / "config.yaml")
     monkeypatch.delenv("LLEM_REGISTRY", raising=False)
-    monkeypatch.setattr(images_resolve, "detect_driver_cuda",
-                        lambda override=None: DriverCuda(12, 4, "t"))
+    monkeypatch.setattr(images_resolve, "detect_driver_cuda",  # CUDA 12.8 gets the 12.8 image
+                        lambda override=None: DriverCuda(12, 8, "t"))
     v = images_matrix.llem_version()
     # nothing set: the matrix's registry, where the release workflow pushes
     assert resolve_image("pytorch").ref == \

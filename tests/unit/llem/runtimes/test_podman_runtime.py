@@ -5,7 +5,8 @@ podman's shapes; ``run`` records what the token file mount holds, then executes 
 bind-mounted run dir's harness locally (fake harness), so the runtime's whole path (command,
 wait, digest lookup, outcome) is exercised. ``FAKE_PODMAN_PS`` lists container ids that
 ``ps`` reports (``FAKE_PODMAN_PS_JSON``: what ``ps --format json`` prints);
-``FAKE_PODMAN_FAIL`` makes ``run`` fail the way podman itself does.
+``FAKE_PODMAN_FAIL`` makes ``run`` fail the way podman itself does; ``FAKE_PODMAN_ID`` is
+the image id ``image inspect`` answers, ``FAKE_PODMAN_EXISTS`` the exit code of ``image exists``.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ if args[:1] == ["info"]:
     print(json.dumps({"host": {"security": {"rootless": True}, "cgroupVersion": "v2"},
                       "version": {"Version": "4.3.1"}}))
 elif args[:2] == ["image", "inspect"]:
-    print(json.dumps([{"Id": "abc", "RepoDigests": ["r/llem@sha256:" + "1" * 64]}]))
+    print(json.dumps([{"Id": os.environ.get("FAKE_PODMAN_ID", "abc"),
+                       "RepoDigests": ["r/llem@sha256:" + "1" * 64]}]))
 elif args[:2] == ["image", "exists"]:
-    sys.exit(1)
+    sys.exit(int(os.environ.get("FAKE_PODMAN_EXISTS", "1")))
 elif args[:1] == ["ps"] and "json" in args:
     print(os.environ.get("FAKE_PODMAN_PS_JSON", "[]"))
 elif args[:1] == ["ps"]:
@@ -242,3 +244,60 @@ def test_study_containers_are_those_under_the_study_dir(
     calls = _calls(fake_podman)
     assert ["stop", "--ignore", "--time", "10", "mine"] in calls
     assert ["rm", "--force", "--ignore", "mine"] in calls
+
+
+# --------------------------------------------------------------- --lock (issue 14)
+
+PINNED_ID = "sha256:" + "7" * 64
+PINNED_DIGEST = "sha256:" + "5" * 64
+
+
+def _write_lock(tmp_path: Path) -> Path:
+    from llem.images.lock import LockEntry, LockFile
+
+    path = tmp_path / "llem.lock"
+    LockFile(images={"pytorch": LockEntry(ref="reg.lab/llenergymeasure/pytorch:0.1.0-cpu",
+                                          digest=PINNED_DIGEST, image_id=PINNED_ID)}).write(path)
+    return path
+
+
+def test_lock_pulls_and_runs_the_pinned_digest(tmp_path: Path, fake_podman: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with docker: the pinned digest is what is pulled and run, and its id is checked."""
+    from llem.study.execute import make_runtime
+
+    monkeypatch.setenv("FAKE_PODMAN_ID", PINNED_ID.split(":")[1])  # podman's ids: bare hex
+    rt = make_runtime("podman", backend="pytorch", image=None, registry="elsewhere.lab",
+                      pull_policy="missing", cuda="cpu", lock=_write_lock(tmp_path))
+    pinned = f"reg.lab/llenergymeasure/pytorch@{PINNED_DIGEST}"
+    assert rt.image == pinned
+    out = rt.run(RunRequest(run_dir=write_run(tmp_path), backend="pytorch"))
+    assert out.exit_code == 0 and out.image_digest == PINNED_DIGEST
+    calls = _calls(fake_podman)
+    assert ["pull", "--quiet", pinned] in calls
+    run = next(c for c in calls if c[0] == "run")
+    assert run[-4] == pinned and f"LLEM_IMAGE_DIGEST={PINNED_DIGEST}" in run
+
+
+def test_lock_refuses_other_bytes_in_one_line(tmp_path: Path, fake_podman: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image under the pinned name whose id is not the pinned one never runs: `llem run
+    --runtime podman --lock` exits 2 with one line, and no container is started."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    monkeypatch.setenv("FAKE_PODMAN_ID", "9" * 64)
+    monkeypatch.setenv("FAKE_PODMAN_EXISTS", "0")  # present here, under the pinned name
+    env = subprocess_env() | {"HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, "-m", "llem.cli", "run", "--preset", "quick-test",
+                        "--runtime", "podman", "--lock", str(_write_lock(tmp_path)),
+                        "--results-dir", str(tmp_path / "res")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert len(lines) == 1 and "refused" in lines[0] and PINNED_ID[:19] in lines[0], r.stderr
+    assert "sha256:9999999999" in lines[0]
+    assert not any(c[0] in ("run", "pull") for c in _calls(fake_podman))
+    assert not list((tmp_path / "res").rglob("result.json"))

@@ -52,3 +52,15 @@ def test_auto_with_a_daemon_but_no_image_says_why(monkeypatch, capsys) -> None:
     assert "not found in the registry" in capsys.readouterr().err
     with pytest.raises(RuntimeUnavailable, match="not found in the registry"):
         execute.make_runtime("docker", backend="pytorch")
+
+
+@pytest.mark.parametrize("backend", ["vllm", "tensorrt"])
+def test_local_gpu_engine_that_is_not_here_needs_a_gpu_too(no_gpu, backend: str,
+                                                            monkeypatch) -> None:
+    """`llem run --backend tensorrt examples/quickstart.yaml` (runtime: local) on a CPU host:
+    the GPU requirement in one line, not a harness that fails on the missing package."""
+    monkeypatch.setattr(execute, "importable_here", lambda b: False)
+    with pytest.raises(RuntimeUnavailable, match=f"the {backend} engine needs an NVIDIA GPU"):
+        execute.make_runtime("local", backend=backend)
+    monkeypatch.setattr(execute, "importable_here", lambda b: True)  # e.g. a vLLM CPU build
+    assert isinstance(execute.make_runtime("local", backend=backend), LocalRuntime)

@@ -123,7 +123,8 @@ def test_pinned_list_equals_the_real_public_fields():
 
 
 def test_greedy_is_temperature_zero():
-    kw = vm.sampling_kwargs(ExperimentConfig(backend="vllm", decoding={"temperature": 0.3}))
+    # the default temperature (1.0; any other is refused without sampling) becomes 0.0
+    kw = vm.sampling_kwargs(ExperimentConfig(backend="vllm"))
     assert kw["temperature"] == 0.0
     assert kw["top_k"] == -1
 
