@@ -8,6 +8,7 @@ import socket
 import sys
 from importlib import metadata
 
+from llem_schema import hostfacts
 from llem_schema.result import EnvironmentInfo, GPUInfo, HostInfo
 
 _PACKAGES = (
@@ -25,26 +26,8 @@ _PACKAGES = (
 )
 
 
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _mem_total() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
+_cpu_model = hostfacts.cpu_model
+_mem_total = hostfacts.mem_total
 
 
 def host_info() -> HostInfo:

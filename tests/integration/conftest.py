@@ -6,11 +6,12 @@ missing, so a unit-only run stays green on a machine without Docker.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llem_it import STATE
+from llem_it import STATE, docker_skip_reason, own_containers
 
 
 def _read_env() -> dict[str, str] | None:
@@ -25,19 +26,7 @@ def _read_env() -> dict[str, str] | None:
     return out
 
 
-def _skip_reason() -> str | None:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-    except Exception as exc:
-        return f"no reachable Docker daemon ({type(exc).__name__}); run .ci/integration-setup.sh"
-    if _read_env() is None:
-        return f"{STATE}/env missing: run .ci/integration-setup.sh first"
-    return None
-
-
-_REASON = _skip_reason()
+_REASON = docker_skip_reason()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -72,3 +61,17 @@ def docker_config(tmp_path: Path) -> Iterator[Path]:
     d.mkdir()
     (d / "config.json").write_text("{}")
     yield d
+
+
+@pytest.fixture
+def launched(client, tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
+    """Launchers the test starts (appended to the list) are killed, and llem's containers
+    under its tmp_path removed, however the test ends."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=60)
+    for c in own_containers(client, tmp_path):
+        c.remove(force=True)

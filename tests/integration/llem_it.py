@@ -13,6 +13,20 @@ STATE = Path(os.environ.get("LLEM_IT_STATE", "/tmp/llem-it"))
 PYTHONPATH = os.pathsep.join(str(REPO / p) for p in ("launcher", "entrypoints", "schemas"))
 
 
+def docker_skip_reason() -> str | None:
+    """Why the tests that need dockerd and .ci/integration-setup.sh's state cannot run here
+    (None: they can)."""
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as exc:
+        return f"no reachable Docker daemon ({type(exc).__name__}); run .ci/integration-setup.sh"
+    if not (STATE / "env").is_file():
+        return f"{STATE}/env missing: run .ci/integration-setup.sh first"
+    return None
+
+
 def base_env(**extra: str) -> dict[str, str]:
     """The environment for a `llem` subprocess: this checkout on PYTHONPATH, no user config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLEM_", "HF_"))}
@@ -49,3 +63,17 @@ def load_result(results_dir: Path) -> dict:
     return json.loads(find_result(results_dir).read_text())
 
 
+#: the label every llem container carries: its run directory (runtimes/containers.py)
+LABEL = "io.llenergymeasure.run_dir"
+#: ``llem`` in a child process with Python's default SIGINT handler restored: a test started
+#: as a shell's background job inherits SIGINT ignored, and the SIGINT tests need it
+LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "from llem.cli import main; sys.argv[0] = 'llem'; main()")
+
+
+def own_containers(client, root: Path) -> list:
+    """llem's containers (any state) whose run directory lies under ``root``."""
+    prefix = str(root.resolve()) + os.sep
+    return [c for c in client.containers.list(all=True, filters={"label": LABEL},
+                                                 ignore_removed=True)
+            if c.labels.get(LABEL, "").startswith(prefix)]

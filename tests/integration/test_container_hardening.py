@@ -19,20 +19,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llem_it import STATE, base_env, find_result, llem
+from llem_it import LABEL, LAUNCH, base_env, docker_skip_reason, find_result, llem, own_containers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-LABEL = "io.llenergymeasure.run_dir"
 TOKEN_PATH = "/run/secrets/llem_hf_token"
-#: the CLI in a subprocess, with Ctrl+C's handler installed even when this test process was
-#: started with SIGINT ignored (a shell's background job): the SIGINT tests need it
-LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "from llem.cli import main; sys.argv[0] = 'llem'; main()")
 #: run by `docker exec` in the running container: what the harness's process would see
 PROBE = r"""
 import hashlib, json, os
@@ -50,42 +44,9 @@ print(json.dumps({
 """
 
 
-def _skip_reason() -> str | None:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-    except Exception as exc:
-        return f"no reachable Docker daemon ({type(exc).__name__}); run .ci/integration-setup.sh"
-    if not (STATE / "env").is_file():
-        return f"{STATE}/env missing: run .ci/integration-setup.sh first"
-    return None
-
-
-_REASON = _skip_reason()
+_REASON = docker_skip_reason()
 if _REASON:
     pytest.skip(_REASON, allow_module_level=True)
-
-
-def own_containers(client, root: Path) -> list:
-    """llem's containers (any state) whose run directory lies under ``root``."""
-    prefix = str(root.resolve()) + os.sep
-    return [c for c in client.containers.list(all=True, filters={"label": LABEL},
-                                                 ignore_removed=True)
-            if c.labels.get(LABEL, "").startswith(prefix)]
-
-
-@pytest.fixture
-def launched(client, tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
-    """Launchers the test starts are killed, and its containers removed, however it ends."""
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=60)
-    for c in own_containers(client, tmp_path):
-        c.remove(force=True)
 
 
 def _token() -> str:

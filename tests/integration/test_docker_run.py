@@ -15,40 +15,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llem_it import base_env, find_result, llem, load_result
+from llem_it import LAUNCH, base_env, find_result, llem, load_result, own_containers
 
 QUICK = ["run", "--preset", "quick-test"]
-LABEL = "io.llenergymeasure.run_dir"
-#: the CLI in a subprocess, with Ctrl+C's handler installed even when this test process was
-#: started with SIGINT ignored (a shell's background job): the SIGINT tests need it
-LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "from llem.cli import main; sys.argv[0] = 'llem'; main()")
-
-
-def own_containers(client, root: Path) -> list:
-    """llem's containers (any state) whose run directory lies under ``root``."""
-    prefix = str(root.resolve()) + os.sep
-    return [c for c in client.containers.list(all=True, filters={"label": LABEL},
-                                                 ignore_removed=True)
-            if c.labels.get(LABEL, "").startswith(prefix)]
-
-
-@pytest.fixture
-def cleanup(client, tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
-    """Launchers the test starts (appended to the list) are killed, and containers under
-    its tmp_path removed, however the test ends."""
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=60)
-    for c in own_containers(client, tmp_path):
-        c.remove(force=True)
 
 
 def wait_until(what: str, predicate, timeout_s: float = 300, every_s: float = 0.2):
@@ -145,7 +117,7 @@ def test_harness_crash_exits_with_its_mapped_message(tmp_path, it_env, client):
 
 @pytest.mark.timing
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_mid_run_leaves_no_container(tmp_path, it_env, client, cleanup, sig):
+def test_signal_mid_run_leaves_no_container(tmp_path, it_env, client, launched, sig):
     """Ctrl+C or SIGTERM (kill, a stopping CI job) while the container runs: exit 130, the
     container stopped and removed, the run marked interrupted (no attempt counted), its token
     directory gone and (as root) its files given back."""
@@ -158,7 +130,7 @@ def test_signal_mid_run_leaves_no_container(tmp_path, it_env, client, cleanup, s
         env=base_env(HF_TOKEN=token), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )
-    cleanup.append(proc)
+    launched.append(proc)
 
     def running() -> list:
         assert proc.poll() is None, proc.stdout.read()
@@ -226,7 +198,7 @@ class LabelWatch(threading.Thread):
 
 @pytest.mark.timing
 def test_resume_after_sigkill_stops_the_orphaned_container_first(tmp_path, it_env, client,
-                                                                  cleanup):
+                                                                  launched):
     """A SIGKILLed launcher leaves its container running; `--resume` finds it by its run
     label and removes it (and its token file) before it starts the run's next container:
     never two containers on one run directory."""
@@ -241,7 +213,7 @@ def test_resume_after_sigkill_stops_the_orphaned_container_first(tmp_path, it_en
     try:
         first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-        cleanup.append(first)
+        launched.append(first)
 
         def running(exclude: str = "") -> list:
             return [c for c in own_containers(client, tmp_path)
@@ -260,7 +232,7 @@ def test_resume_after_sigkill_stops_the_orphaned_container_first(tmp_path, it_en
 
         resumed = subprocess.Popen([*argv, "--resume"], env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
-        cleanup.append(resumed)
+        launched.append(resumed)
         (new,) = wait_until("the resumed run's container", lambda: running(exclude=old.id))
         assert old.id not in [c.id for c in own_containers(client, tmp_path)]
         assert not Path(token_src).parent.exists(), "the orphan's token dir was left"
@@ -312,7 +284,7 @@ def test_daemon_refusing_the_container_leaves_nothing_behind(tmp_path, it_env, c
     "first: the finished run counts as done, so no per-run recovery sees its container"))
 @pytest.mark.timing
 def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_env, client,
-                                                                 cleanup):
+                                                                 launched):
     """SIGKILL the launcher, let its container finish on its own, then `--resume`: the
     container's result counts (the run is not repeated: no second container ever exists),
     the exited container and its token directory are removed, and the files are given back."""
@@ -326,7 +298,7 @@ def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_en
     try:
         first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-        cleanup.append(first)
+        launched.append(first)
         (old,) = wait_until("the first container", lambda: own_containers(client, tmp_path))
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)

@@ -16,24 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llem_it import STATE, base_env, find_result, llem
+from llem_it import base_env, docker_skip_reason, find_result, llem
 
 from llem_schema.result import ExperimentResult
 
-
-def _skip_reason() -> str | None:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-    except Exception as exc:
-        return f"no reachable Docker daemon ({type(exc).__name__}); run .ci/integration-setup.sh"
-    if not (STATE / "env").is_file():
-        return f"{STATE}/env missing: run .ci/integration-setup.sh first"
-    return None
-
-
-_REASON = _skip_reason()
+_REASON = docker_skip_reason()
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
 

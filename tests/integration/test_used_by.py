@@ -26,22 +26,9 @@ from pathlib import Path
 
 import pytest
 from it_registry import build_on, forget_repo, purge_prefix, push, shared_image
-from llem_it import REPO, STATE, base_env, llem, load_result
+from llem_it import REPO, base_env, docker_skip_reason, llem, load_result
 
-
-def _skip_reason() -> str | None:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-    except Exception as exc:
-        return f"no reachable Docker daemon ({type(exc).__name__}); run .ci/integration-setup.sh"
-    if not (STATE / "env").is_file():
-        return f"{STATE}/env missing: run .ci/integration-setup.sh first"
-    return None
-
-
-_REASON = _skip_reason()
+_REASON = docker_skip_reason()
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
 

@@ -23,6 +23,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from llem_schema import hostfacts
+
 #: GPU fields both NVML and nvidia-smi give without a workload (clocks/temperature vary)
 GPU_FIELDS = ("name", "uuid", "memory_total_bytes", "power_limit_w", "max_sm_clock_mhz",
               "persistence_mode", "mig_mode", "ecc_enabled")
@@ -197,23 +199,5 @@ def _safe(fn: Any, *args: Any) -> Any:
         return None
 
 
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _mem_total() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
+_cpu_model = hostfacts.cpu_model
+_mem_total = hostfacts.mem_total
