@@ -73,10 +73,16 @@ def run(ctx: RunContext, steady: dict[tuple[int, ...], float]) -> None:
             "steady latency (machine drift; cycles average it out)"
         )
     if ctx.cfg.measurement.warmup_max_runs and not ctx.warm.converged:
+        threshold = ctx.cfg.measurement.warmup_cv_threshold
         ctx.warnings.append(
-            f"warmup did not converge in {ctx.warm.runs} runs (CV {ctx.warm.final_cv}); "
+            f"warmup did not converge in {ctx.warm.runs} runs (latency CV "
+            f"{_pct(ctx.warm.final_cv)}, threshold {_pct(threshold)}); "
             "raise measurement.warmup_max_runs"
         )
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def batch_shape(batch: Batch) -> tuple[int, ...]:
