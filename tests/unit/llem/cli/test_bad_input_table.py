@@ -387,6 +387,14 @@ CASES: dict[str, Case] = {
         "workload: {dataset: '{tmp}/data.jsonl', dataset_format: sharegpt}\n",
         "workload.dataset_format", "conversations", "data.jsonl",
         setup=_write("data.jsonl", _jsonl([{"prompt": "hi"}]))),
+    "dataset-hub-column-missing": cfg(
+        "workload: {dataset: org/set, dataset_column: body}\n", "workload.dataset_column",
+        "'body' is not a column of org/set", setup=_hub_cached,
+        env=(("HF_HOME", "{tmp}/hf-cache"),)),
+    "dataset-hub-split-missing": cfg(
+        "workload: {dataset: org/set, dataset_split: test}\n", "workload.dataset_split",
+        "split 'test' is not in org/set", setup=_hub_cached,
+        env=(("HF_HOME", "{tmp}/hf-cache"),)),
     "dataset-not-json": cfg("workload: {dataset: '{tmp}/data.jsonl'}\n", "data.jsonl",
                             "cannot be read as jsonl", setup=_write("data.jsonl", "{not json\n")),
     "dataset-empty-file": cfg("workload: {dataset: '{tmp}/data.csv'}\n", "data.csv",
@@ -506,8 +514,9 @@ def test_bad_input(name: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         (tmp_path / "exp.yaml").write_text(_fill(case.yaml, tmp_path))
     before = _tree(tmp_path)
     args = [_fill(a, tmp_path) for a in case.args]
+    extra = {k: _fill(v, tmp_path) for k, v in case.env}
     p = subprocess.run([*prefix, *llem_cmd(), *args], capture_output=True, text=True,
-                       env=subprocess_env() | {"COLUMNS": "400"}, timeout=300)
+                       env=subprocess_env() | {"COLUMNS": "400"} | extra, timeout=300)
     out = p.stdout + p.stderr
     assert p.returncode == case.code, (p.returncode, out)
     assert "Traceback" not in out, out
