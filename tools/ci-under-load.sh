@@ -20,6 +20,7 @@ echo "# .ci/run under load ($(nproc) cores busy: .ci/busy.py), commit $commit, $
 for i in $(seq 1 "$n"); do
   clone=$(mktemp -d /tmp/ci-load-XXXX)
   git clone -q "$repo" "$clone"
+  commit=$(git -C "$clone" rev-parse --short HEAD)  # HEAD may have moved since run 1
   t0=$SECONDS
   (cd "$clone" && CI=true bash .ci/run) > "$logs/ci-under-load-$i.log" 2>&1
   rc=$?

@@ -279,9 +279,6 @@ def test_daemon_refusing_the_container_leaves_nothing_behind(tmp_path, it_env, c
     _assert_nothing_left(client, tmp_path, tmp_path / "r")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs llem.study.runner._settle_orphans to call orphans.stop_study_orphans(study_dir) "
-    "first: the finished run counts as done, so no per-run recovery sees its container"))
 @pytest.mark.timing
 def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_env, client,
                                                                  launched):

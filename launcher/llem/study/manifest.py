@@ -327,11 +327,13 @@ def _remove_stale_temporaries(study_dir: Path, age_s: float = 300.0) -> None:
 
 
 def create(study_dir: Path, study_id: str, study: StudyConfig, runs: list[RunEntry]) -> Manifest:
-    """A new study directory: ``study.json`` and the first snapshot. A failure (a full or
-    read-only disk) removes the directory again when it made it, so no empty study is left
-    for ``--resume`` to pick."""
-    made = not study_dir.exists()
-    study_dir.mkdir(parents=True, exist_ok=True)
+    """A new study directory with ``study.json`` and the first snapshot, made whole or not
+    at all: both files are written into a hidden sibling (``.<id>.<pid>.creating``) that is
+    renamed into place, so a launcher killed while creating (SIGKILL, power loss) or failing
+    to write (a full or read-only disk) leaves no half-made study for ``--resume`` to pick
+    or trip over. Siblings abandoned by dead launchers are swept first."""
+    import shutil
+
     m = Manifest(
         study_id=study_id,
         name=study.name,
@@ -339,16 +341,34 @@ def create(study_dir: Path, study_id: str, study: StudyConfig, runs: list[RunEnt
         created_at=now(),
         runs=runs,
     )
+    parent = study_dir.parent
+    if parent.exists() and not parent.is_dir():  # mkdir would say "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(parent))
+    parent.mkdir(parents=True, exist_ok=True)
+    _sweep_abandoned_creations(parent)
+    tmp = parent / f".{study_dir.name}.{os.getpid()}.creating"
     try:
-        atomic_write_text(study_dir / STUDY_FILE, study.model_dump_json(indent=2) + "\n")
-        atomic_write_json(study_dir / MANIFEST_FILE, m.model_dump(mode="json"))
+        tmp.mkdir()
+        atomic_write_text(tmp / STUDY_FILE, study.model_dump_json(indent=2) + "\n")
+        atomic_write_json(tmp / MANIFEST_FILE, m.model_dump(mode="json"))
+        os.rename(tmp, study_dir)  # fails if study_dir exists: never merged into another
     except BaseException:
-        if made:
-            import shutil
-
-            shutil.rmtree(study_dir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return m
+
+
+def _sweep_abandoned_creations(parent: Path) -> None:
+    """Remove ``.<id>.<pid>.creating`` directories whose launcher is no longer alive."""
+    import shutil
+
+    for d in parent.glob(".*.creating"):
+        try:
+            pid = int(d.name.rsplit(".", 2)[-2])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not pid_alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def recover(study_dir: Path) -> Manifest:

@@ -31,7 +31,7 @@ from llem.study import target
 from llem.study.execute import execute, harness_env, make_runtime
 from llem.study.interrupts import mark_interrupted, sigterm_as_interrupt
 from llem.study.lock import StudyLock, cooldown
-from llem.study.orphans import wait_for_orphans
+from llem.study.orphans import stop_study_orphans, wait_for_orphans
 from llem.study.rundir import experiment_id, new_study_id, read_result, write_spec
 from llem.study.slots import Slot, SlotPool, gpu_slots
 from llem_schema.config import ExperimentConfig
@@ -255,7 +255,11 @@ def _discard_unstarted(study_dir: Path) -> None:
 
 
 def _settle_orphans(study_dir: Path, manifest: mf.Manifest, timeout: float | None) -> mf.Manifest:
-    waited = False
+    """What a killed launcher left: every container of the study first (one that finished
+    on its own left a valid result, so its run counts as done and no per-run check below
+    would ever see it), then each run marked ``running`` (a local harness still working is
+    waited for). Anything found: the manifest is re-read from the run directories."""
+    waited = stop_study_orphans(study_dir) > 0
     for r in manifest.runs:
         if r.state == "running":
             waited |= wait_for_orphans(study_dir / r.run_dir, timeout)

@@ -131,3 +131,30 @@ def test_a_damaged_result_makes_its_run_pending_again_on_verify(tmp_path: Path) 
     assert "damaged" in (fresh.runs[0].message or "")
     # the correction is written to the run's own state, so every later reader agrees
     assert mf.read_state(study, m.runs[0]).state == "pending"
+
+
+def test_a_study_is_created_whole_or_not_at_all(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between study.json and the first snapshot (here: interrupted there), no
+    directory is left; one abandoned by a dead launcher's SIGKILL is swept by the next."""
+    from llem.study.runner import plan_runs
+
+    ld = loaded(2)
+    results = tmp_path / "r"
+    results.mkdir()
+    dead = results / ".j-20260101-000000.999999999.creating"  # no such pid
+    dead.mkdir()
+    (dead / mf.STUDY_FILE).write_text("{}")
+    real = mf.atomic_write_json
+
+    def interrupted(path: Path, data: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mf, "atomic_write_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mf.create(results / "j-1", "j-1", ld.study, plan_runs(ld))
+    assert sorted(p.name for p in results.iterdir()) == []  # neither half-made nor abandoned
+    monkeypatch.setattr(mf, "atomic_write_json", real)
+    mf.create(results / "j-1", "j-1", ld.study, plan_runs(ld))
+    assert sorted(p.name for p in (results / "j-1").iterdir()) == [mf.MANIFEST_FILE,
+                                                                    mf.STUDY_FILE]
