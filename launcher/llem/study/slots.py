@@ -11,10 +11,12 @@ child processes/containers, the threads only wait on them.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from llem_schema.errors import ConfigError
 from llem_schema.study import StudyExecution
@@ -121,22 +123,23 @@ class SlotPool(Generic[U]):
                     with self._lock:
                         self.busy.pop(slot.index, None)
 
-        threads = [
-            threading.Thread(target=worker, args=(s,), name=f"llem-slot-{s.index}", daemon=True)
-            for s in self.slots
-        ]
-        for t in threads:
-            t.start()
-        try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(timeout=0.2)
+        # each thread says it has ended by an Event, not by Thread.join/is_alive: a join
+        # interrupted by Ctrl+C leaves the Thread saying it is no longer alive (CPython
+        # 3.11) while it still runs, and the launcher would exit mid state-write
+        ended: list[threading.Event] = []
+        try:  # entered before the threads start: a Ctrl+C meanwhile waits for those begun
+            for s in self.slots:
+                ended.append(_start(worker, f"llem-slot-{s.index}", s))
+            for e in ended:
+                while not e.wait(0.2):
+                    pass
         except KeyboardInterrupt:
             self._stop.set()
-            if on_interrupt is not None:
-                on_interrupt()
-            for t in threads:
-                t.join()
+            with _further_signals_noted():
+                if on_interrupt is not None:  # in a thread of its own: a second Ctrl+C
+                    # or SIGTERM cannot cut the stopping of containers and harnesses short
+                    ended.insert(0, _start(lambda _: on_interrupt(), "llem-interrupt", None))
+                _wait_shielded(ended)
             raise
         while True:
             try:
@@ -144,3 +147,46 @@ class SlotPool(Generic[U]):
             except queue.Empty:
                 break
         return res
+
+
+@contextmanager
+def _further_signals_noted() -> Iterator[None]:
+    """While the pool shuts down after an interruption, a further SIGINT / SIGTERM is
+    ignored instead of raised (main thread only: elsewhere no signal handler runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
+def _start(target: Callable[[Any], None], name: str, arg: Any) -> threading.Event:
+    """Run ``target(arg)`` in a daemon thread; the Event is set when it has ended."""
+    ended = threading.Event()
+
+    def run() -> None:
+        try:
+            target(arg)
+        finally:
+            ended.set()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return ended
+
+
+def _wait_shielded(ended: Sequence[threading.Event]) -> None:
+    """Wait until every thread has ended; a further Ctrl+C / SIGTERM meanwhile is not
+    obeyed. The workers are saving the interrupted runs' state: exiting now would leave a
+    run marked ``running`` with its state write cut short (seen under load in CI)."""
+    for e in ended:
+        while True:
+            try:
+                if e.wait(0.2):
+                    break
+            except KeyboardInterrupt:
+                continue
