@@ -160,9 +160,8 @@ def _further_signals_noted() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, handler in old.items():
-            if handler is not None:
-                signal.signal(s, handler)
+        for s, handler in old.items():  # None: a handler set outside Python
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 def _start(target: Callable[[Any], None], name: str, arg: Any) -> threading.Event:

@@ -36,7 +36,13 @@ def test_a_second_interrupt_waits_for_the_stopping_and_the_state_write() -> None
         os.kill(os.getpid(), signal.SIGINT)
 
     pool: SlotPool[int] = SlotPool([Slot(0)], work)
-    threading.Thread(target=press_ctrl_c_twice, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        pool.run([1, 2], on_interrupt=on_interrupt)
+    # a test process started as a shell's background job inherits SIGINT ignored (as the
+    # CI-under-load runs are): Ctrl+C must mean what it means for a user at a terminal
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=press_ctrl_c_twice, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            pool.run([1, 2], on_interrupt=on_interrupt)
+    finally:
+        signal.signal(signal.SIGINT, old)
     assert saved == ["run 1 interrupted"]  # saved before run() gave up; run 2 never started
