@@ -77,3 +77,15 @@ def own_containers(client, root: Path) -> list:
     return [c for c in client.containers.list(all=True, filters={"label": LABEL},
                                                  ignore_removed=True)
             if c.labels.get(LABEL, "").startswith(prefix)]
+
+
+def assert_one_run_left_clean(results: Path, token: str, state: str, attempts: int) -> None:
+    """The study's one run ended in ``state`` with ``attempts`` counted, and every file
+    under ``results`` is the user's again and free of the token."""
+    (state_file,) = results.rglob("state.json")
+    data = json.loads(state_file.read_text())
+    assert (data["state"], data["attempts"]) == (state, attempts), data
+    for f in results.rglob("*"):
+        assert f.lstat().st_uid == os.getuid(), f"{f} not given back"
+        if f.is_file():
+            assert token.encode() not in f.read_bytes(), f

@@ -18,7 +18,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from llem_it import LAUNCH, base_env, find_result, llem, load_result, own_containers
+from llem_it import (
+    LAUNCH,
+    assert_one_run_left_clean,
+    base_env,
+    find_result,
+    llem,
+    load_result,
+    own_containers,
+)
 
 QUICK = ["run", "--preset", "quick-test"]
 
@@ -147,13 +155,7 @@ def test_signal_mid_run_leaves_no_container(tmp_path, it_env, client, launched, 
     assert token not in out
     assert not own_containers(client, tmp_path)
     assert not token_dir.exists(), "token dir left after the run"
-    (state_file,) = results.rglob("state.json")
-    state = json.loads(state_file.read_text())
-    assert (state["state"], state["attempts"]) == ("interrupted", 0), state
-    for f in results.rglob("*"):
-        assert f.lstat().st_uid == os.getuid(), f"{f} not given back"
-        if f.is_file():
-            assert token.encode() not in f.read_bytes(), f
+    assert_one_run_left_clean(results, token, "interrupted", 0)
 
 
 def test_missing_daemon_gives_one_line_hint(tmp_path):
@@ -316,10 +318,4 @@ def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_en
     assert {cid for _, ids in watch.seen for cid in ids} == {old.id}, "the run was repeated"
     assert not own_containers(client, tmp_path)
     assert not Path(token_src).parent.exists(), "the orphan's token dir was left"
-    (state_file,) = results.rglob("state.json")
-    state = json.loads(state_file.read_text())
-    assert (state["state"], state["attempts"]) == ("done", 1), state
-    for f in results.rglob("*"):
-        assert f.lstat().st_uid == os.getuid(), f"{f} not given back"
-        if f.is_file():
-            assert token.encode() not in f.read_bytes(), f
+    assert_one_run_left_clean(results, token, "done", 1)

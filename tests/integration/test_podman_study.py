@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from llem_it import assert_one_run_left_clean
 
 from llem_schema.version import SCHEMA_VERSION
 
@@ -199,13 +200,7 @@ def test_running_podman_container_is_hardened_and_finds_the_token_as_a_file(
     assert token not in out
     assert not own_containers(tmp_path)
     assert not Path(token_mount["Source"]).parent.exists(), "token dir left after the run"
-    (state_file,) = (tmp_path / "r").rglob("state.json")
-    state = json.loads(state_file.read_text())
-    assert (state["state"], state["attempts"]) == ("interrupted", 0), state
-    for f in (tmp_path / "r").rglob("*"):
-        assert f.lstat().st_uid == os.getuid(), f"{f} not given back"
-        if f.is_file():
-            assert token.encode() not in f.read_bytes(), f
+    assert_one_run_left_clean(tmp_path / "r", token, "interrupted", 0)
 
 
 def _wait_for(what: str, predicate, timeout_s: float = 600, every_s: float = 0.5):
