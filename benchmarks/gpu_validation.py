@@ -15,6 +15,15 @@ Run on the GPU machine; every ratio is taken within this one run (issue 12):
 * ``--peer-interleave``: the same optimum-benchmark runs, but placed in the middle of each
   batch's alternation (half the rounds before, half after), so llem / peer is taken over
   the same minutes as llem / bare (the machine drifts up to 30% between minutes).
+* ``--peer-runs N``: with ``--peer-interleave``, N one-shot runs per batch, spread evenly over
+  its rounds (one run's own spread is unknown; the bare segments spread 2-6%).
+* ``--peer-worker``: optimum-benchmark as a third side of every round
+  (references/ob_worker.py: its unmodified scenario, segment after segment, on a model it
+  loads once), so llem / optimum-benchmark is paired round by round like llem / bare.
+  Every process of the comparison (llem, the bare loops, the peer's worker and one-shot
+  runs) is pinned to the same cores (``--llem-cpus``, ``--bare-cpus``, ``--peer-cpus``):
+  at 30-45% GPU utilisation the decode loop is bound by one CPU core, so a process the
+  scheduler places on a less busy core would gain a percent or two for nothing it does.
 * ``--bare-tf4``: a second bare loop, the same file run with the peer's transformers 4.57
   stack first on PYTHONPATH, in the bare slot of every round: it separates what
   transformers' version costs from what llem costs.
@@ -41,6 +50,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REFS = HERE / "references"
+#: the bare-slot key of optimum-benchmark's worker (--peer-worker)
+PEER_WORKER = "optimum"
+T0 = time.monotonic()
 
 
 class Worker:
@@ -97,41 +109,78 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
            "llem_j_per_token": med(setting, "j_per_token"),
            "llem_gpu_util_pct": med(setting, "gpu_util_mean_pct")}
     out["throughput_ratio"] = out["llem_tok_per_s"] / out["bare_tok_per_s"]
-    if rows.get("bare-tf4"):
-        out["segments"]["bare-tf4"] = rows["bare-tf4"]
-        out["bare_tf4_tok_per_s"] = med("bare-tf4", "tok_per_s")
+    for side in ("bare-tf4", PEER_WORKER):
+        if rows.get(side):
+            out["segments"][side] = rows[side]
+            out[f"{side.replace('-', '_')}_tok_per_s"] = med(side, "tok_per_s")
     # paired: each llem segment against the bare segment next to it in the ABBA order
     # (same round), so drift between rounds cancels
-    pairs = [a["tok_per_s"] / b["tok_per_s"] for a, b in zip(rows[setting], rows["bare"],
-                                                            strict=False)]
+    out["spread_pct"] = {side: spread_pct(rows[side]) for side in ("bare", "bare-tf4",
+                                                                   PEER_WORKER, setting)
+                         if rows.get(side)}
+    pairs = _paired(rows[setting], rows["bare"])
     out["paired_ratios"] = pairs
     out["paired_ratio_median"] = statistics.median(pairs) if pairs else None
+    if rows.get(PEER_WORKER):
+        peer_pairs = _paired(rows[setting], rows[PEER_WORKER])
+        out["llem_over_optimum"] = out["llem_tok_per_s"] / out["optimum_tok_per_s"]
+        out["bare_over_optimum"] = out["bare_tok_per_s"] / out["optimum_tok_per_s"]
+        out["paired_over_optimum"] = peer_pairs
+        out["paired_over_optimum_median"] = statistics.median(peer_pairs)
     out["energy_per_token_diff_pct"] = 100 * (out["llem_j_per_token"] / out["bare_j_per_token"]
                                               - 1)
     return out
 
 
+#: the largest segment spread (coefficient of variation, %) at which a run can judge the
+#: issue's 1-3% criteria: above it, one segment's noise exceeds the difference in question
+DECIDABLE_SPREAD_PCT = 3.0
+
+
+def spread_pct(segments: list[dict[str, Any]]) -> float | None:
+    """Coefficient of variation of a side's segment throughputs, in percent."""
+    xs = [x["tok_per_s"] for x in segments if x.get("tok_per_s")]
+    return 100 * statistics.stdev(xs) / statistics.mean(xs) if len(xs) > 1 else None
+
+
+def _paired(llem: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[float]:
+    """llem / other, segment by segment of the same round."""
+    return [a["tok_per_s"] / b["tok_per_s"] for a, b in zip(llem, other, strict=False)]
+
+
+def peer_rounds(rounds: int, runs: int) -> list[int]:
+    """Before which rounds the ``runs`` one-shot peer runs go: evenly spread, the middle
+    for one run."""
+    return [(i + 1) * rounds // (runs + 1) for i in range(runs)]
+
+
 def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
               seconds: float, settings: list[str],
-              midway: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """Segments in ABBA order (the bare slot runs each bare worker, the llem slot each
-    setting, rotated per round); medians of each side; ratios llem / bare, one row per llem
-    setting. ``midway(batch)`` runs once, after the first half of the rounds."""
+              midway: Callable[[int], None] | None = None,
+              peer_runs: int = 1) -> list[dict[str, Any]]:
+    """Segments in mirrored order: the bare slot runs each bare worker, the llem slot each
+    setting (rotated per round), and odd rounds run the whole sequence backwards (bare,
+    peer, llem / llem, peer, bare), so every side's mean position in time is the same and
+    linear drift cancels; medians of each side; ratios llem / bare, one row per llem
+    setting. ``midway(batch)`` runs ``peer_runs`` times, spread evenly over the rounds."""
     rows: dict[str, list[dict[str, Any]]] = {**{k: [] for k in bares},
                                              **{s: [] for s in settings}}
+    at = peer_rounds(rounds, peer_runs)
     for r in range(rounds):
-        if midway is not None and r == rounds // 2:
+        for _ in range(at.count(r) if midway is not None else 0):
             midway(batch)
         order = ("bare", "llem") if r % 2 == 0 else ("llem", "bare")
         turn = settings[r % len(settings):] + settings[:r % len(settings)]
+        bare_keys = list(bares) if r % 2 == 0 else list(reversed(bares))
         for side in order:
-            for key in (list(bares) if side == "bare" else turn):
+            for key in (bare_keys if side == "bare" else turn):
                 if key in bares:
                     rows[key].append(bares[key].ask(batch=batch, seconds=seconds))
                 else:
                     rows[key].append(llem.ask(batch=batch, seconds=seconds, setting=key))
                 cpu = rows[key][-1].get("cpu") or {}
-                print(json.dumps({"batch": batch, "side": key,
+                print(json.dumps({"t_s": round(time.monotonic() - T0, 1),
+                                  "batch": batch, "side": key,
                                   **{k: rows[key][-1].get(k) for k in
                                      ("tok_per_s", "j_per_token", "gpu_util_mean_pct")},
                                   "launcher_cpu_share": cpu.get("launcher_cpu_share"),
@@ -158,16 +207,25 @@ def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
     if args.bare_tf4 and mode == "eager":
         bares["bare-tf4"] = Worker(argv, _env(args.ob_path), out / f"bare-tf4-{mode}.log",
                                    _pinned(args.bare_cpus))
+    if args.peer_worker and mode == "eager":
+        bares[PEER_WORKER] = Worker(
+            [sys.executable, str(REFS / "ob_worker.py"), "--serve", "--model",
+             str(ref_model(args))], _env(args.ob_path), out / "optimum-worker.log",
+            _pinned(peer_cpus(args)))
     llem = Worker([sys.executable, str(HERE / "llem_worker.py"), "--out", str(out / "llem")],
                   _env(None), out / f"llem-{settings[0]}.log", _pinned(args.llem_cpus))
     midway = None
     if peer_rows is not None:
         def midway(batch: int) -> None:
             peer_rows.extend(peer(args, out, [batch]))
+    rows: list[dict[str, Any]] = []
     try:
-        return [row for b in batches
-                for row in alternate(bares, llem, b, args.rounds, args.seconds, settings,
-                                     midway)]
+        for b in batches:
+            rows += alternate(bares, llem, b, args.rounds, args.seconds, settings, midway,
+                              args.peer_runs)
+            # a call cut by its time limit still leaves every finished batch's summary
+            (out / f"{mode}-partial.json").write_text(json.dumps(rows, default=str))
+        return rows
     finally:
         for w in (*bares.values(), llem):
             w.close()
@@ -207,22 +265,39 @@ def vllm_part(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return res
 
 
-def peer(args: argparse.Namespace, out: Path, batches: list[int]) -> list[dict[str, Any]]:
-    """optimum-benchmark, one process per batch, on a saved model of the same shape."""
+def ref_model(args: argparse.Namespace) -> Path:
+    """The peer's saved model of the 1.1B shape (references/make_model.py), made once."""
     model = Path(args.ref_model)
     if not (model / "config.json").exists():
         subprocess.run([sys.executable, str(REFS / "make_model.py"), "--shape", "llama-1.1b",
                         "--out", str(model)], check=True, env=_env(""))
+    return model
+
+
+def peer_cpus(args: argparse.Namespace) -> str | None:
+    """The peer's cores: --peer-cpus, else the bare loop's."""
+    return args.peer_cpus or args.bare_cpus
+
+
+def peer(args: argparse.Namespace, out: Path, batches: list[int]) -> list[dict[str, Any]]:
+    """optimum-benchmark, one process per batch (``Benchmark.launch``: model load, warm-up,
+    measurement), on a saved model of the same shape, pinned like the other sides."""
+    model = ref_model(args)
     rows = []
     for b in batches:
-        f = out / f"optimum-b{b}.json"
+        n = sum(1 for p in out.glob(f"optimum-b{b}*.json"))
+        f = out / f"optimum-b{b}{'' if n == 0 else f'-{n + 1}'}.json"
         cmd = [sys.executable, str(REFS / "optimum_bench.py"), "--model", str(model),
                "--batch", str(b), "--input-len", "128", "--new-tokens", "128", "--out", str(f)]
-        with (out / f"optimum-b{b}.log").open("w") as log:
-            rc = subprocess.run(cmd, env=_env(args.ob_path), stdout=log, stderr=log).returncode
+        with f.with_suffix(".log").open("w") as log:
+            rc = subprocess.run(cmd, env=_env(args.ob_path), stdout=log, stderr=log,
+                                preexec_fn=_pinned(peer_cpus(args))).returncode
         row = json.loads(f.read_text()) if f.exists() else {}
-        rows.append({"batch": b, "rc": rc, **row})
-        print(json.dumps({k: rows[-1].get(k) for k in ("batch", "rc", "tok_per_s")}), flush=True)
+        row.pop("report", None) if n else None  # the first run's full report is enough
+        rows.append({"batch": b, "rc": rc, "run": n + 1, **row})
+        print(json.dumps({"t_s": round(time.monotonic() - T0, 1), "side": "optimum-one-shot",
+                          **{k: rows[-1].get(k) for k in ("batch", "rc", "tok_per_s")}}),
+              flush=True)
     return rows
 
 
@@ -251,6 +326,12 @@ def main() -> int:
         ap.add_argument(f"--{part}", action="store_true")
     ap.add_argument("--peer-interleave", action="store_true",
                     help="run optimum-benchmark midway through each batch's parity rounds")
+    ap.add_argument("--peer-runs", type=int, default=1,
+                    help="with --peer-interleave: one-shot peer runs per batch, spread evenly")
+    ap.add_argument("--peer-worker", action="store_true",
+                    help="optimum-benchmark as a third side of every parity round")
+    ap.add_argument("--peer-cpus", default=None,
+                    help="pin the peer (worker and one-shot runs); default: --bare-cpus")
     ap.add_argument("--bare-tf4", action="store_true",
                     help="a second bare loop on the peer's transformers (--ob-path)")
     ap.add_argument("--vllm-eager", action="store_true", help="enforce_eager on both sides")

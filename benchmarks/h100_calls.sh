@@ -10,7 +10,8 @@
 # efficiency.
 # Session 6: parity-interleave, vllm-counter2 (session 5's call 8 was the rerun step).
 # Session 7: BATCHES=32,128 parity-interleave, then batches 1,8 of it inline (README there).
-#   STEP: parity | parity-interleave | efficiency | fast | vllm-parity | vllm-study | vllm-both
+# Session 8: parity-peer (batches 1,8), then BATCHES=32,128 parity-peer.
+#   STEP: parity | parity-interleave | parity-peer | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,13 @@ case $1 in
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val 570 --parity --peer-interleave --bare-tf4 --batches "${BATCHES:-1,8,32,128}" \
       --rounds "${ROUNDS:-4}" --seconds "${SECONDS_SEG:-2}" --llem-cpus 4-5 --bare-cpus 4-5 ;;
+  parity-peer)  # issue 12 (session 8): optimum-benchmark a side of every round (its worker,
+    # references/ob_worker.py) and PEER_RUNS pinned one-shot runs per batch; every process
+    # of the comparison pinned to cores 4-5; carries .whl/c0 (the two small packs of .whl/c1)
+    bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
+    val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-2}" \
+      --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-6}" --seconds "${SECONDS_SEG:-2}" \
+      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ;;
   vllm-counter2)  # issue 13: Poisson again (after the double-wait fix), then offline batch 1
     # and 8, each a CLI study under the independent counter log
     t0=$SECONDS

@@ -24,7 +24,7 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         sides = [("llem " + r.get("setting", ""), r["segments"]["llem"])]
         if r["batch"] not in seen:
-            sides[:0] = [(k, r["segments"][k]) for k in ("bare", "bare-tf4")
+            sides[:0] = [(k, r["segments"][k]) for k in ("bare", "bare-tf4", "optimum")
                          if r["segments"].get(k)]
             seen.add(r["batch"])
         for name, segs in sides:
@@ -35,6 +35,25 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
                 f" | {'; '.join(str(c.get('other_threads_cpu_s', '—')) for c in cpus)}"
                 f" | {', '.join(_allocs(c) for c in cpus)} |")
     return [*lines, ""]
+
+
+#: as gpu_validation.DECIDABLE_SPREAD_PCT (kept here so the report imports no runner code)
+DECIDABLE_SPREAD_PCT = 3.0
+
+
+def _spread(rows: list[dict[str, Any]]) -> list[str]:
+    """Each side's segment spread, and whether this run can judge a 1-3% difference."""
+    spreads = [(r["batch"], side, cv) for r in rows
+               for side, cv in (r.get("spread_pct") or {}).items() if cv is not None]
+    if not spreads:
+        return []
+    worst = max(cv for _, _, cv in spreads)
+    verdict = ("can judge a 1-3% criterion" if worst <= DECIDABLE_SPREAD_PCT else
+               f"CANNOT judge a 1-3% criterion: segments of one side spread up to "
+               f"{worst:.1f}% (coefficient of variation) on this machine, above "
+               f"{DECIDABLE_SPREAD_PCT:.0f}%")
+    cells = "; ".join(f"b{b} {side} {cv:.1f}%" for b, side, cv in spreads)
+    return [f"Segment spread (CV): {cells}. This run {verdict}.", ""]
 
 
 def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
@@ -49,7 +68,7 @@ def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
             f" | {_f(r['bare_j_per_token'], 4)}"
             f" | {_f(r['llem_j_per_token'], 4)} | {_f(r['energy_per_token_diff_pct'])}"
             f" | {_f(r['llem_gpu_util_pct'], 0)} |")
-    return [*lines, "", *_segments(rows)]
+    return [*lines, "", *_spread(rows), *_segments(rows)]
 
 
 def _peer(rows: list[dict[str, Any]], parity: list[dict[str, Any]]) -> list[str]:
@@ -60,7 +79,8 @@ def _peer(rows: list[dict[str, Any]], parity: list[dict[str, Any]]) -> list[str]
              "| batch | optimum-benchmark tok/s | llem tok/s (parity medians) | llem / peer "
              "| bare / peer | bare on transformers 4.57 / peer |", "|---|---|---|---|---|---|"]
     for b in sorted({r["batch"] for r in rows}):
-        obs = [r["tok_per_s"] for r in rows if r["batch"] == b and r.get("tok_per_s")]
+        obs = [r["tok_per_s"] for r in rows if r["batch"] == b and r.get("tok_per_s")
+               and r.get("rc", 0) == 0]
         ob = statistics.median(obs) if obs else None
         p = defaults.get(b, {})
 
@@ -71,6 +91,28 @@ def _peer(rows: list[dict[str, Any]], parity: list[dict[str, Any]]) -> list[str]
                      f" | {_f(p.get('llem_tok_per_s'), 1)} | {_f(over(p.get('llem_tok_per_s')), 3)}"
                      f" | {_f(over(p.get('bare_tok_per_s')), 3)}"
                      f" | {_f(over(p.get('bare_tf4_tok_per_s')), 3)} |")
+    return [*lines, ""]
+
+
+def _peer_worker(parity: list[dict[str, Any]]) -> list[str]:
+    """llem against optimum-benchmark's worker, a side of every round (--peer-worker)."""
+    rows = [r for r in parity if r.get("optimum_tok_per_s")]
+    if not rows:
+        return []
+    lines = ["### optimum-benchmark 0.6.0 in every round (references/ob_worker.py)", "",
+             "| batch | setting | optimum-benchmark tok/s per round | peer median | llem median "
+             "| bare median | llem / peer | paired median (range) | bare / peer |",
+             "|" + "---|" * 9]
+    for r in rows:
+        segs = r["segments"]["optimum"]
+        pairs = r["paired_over_optimum"]
+        lines.append(
+            f"| {r['batch']} | {r.get('setting', '')}"
+            f" | {', '.join(_f(x.get('tok_per_s'), 1) for x in segs)}"
+            f" | {_f(r['optimum_tok_per_s'], 1)} | {_f(r['llem_tok_per_s'], 1)}"
+            f" | {_f(r['bare_tok_per_s'], 1)} | {_f(r['llem_over_optimum'], 3)}"
+            f" | {_f(r['paired_over_optimum_median'], 3)} ({_f(min(pairs), 3)}-"
+            f"{_f(max(pairs), 3)}) | {_f(r['bare_over_optimum'], 3)} |")
     return [*lines, ""]
 
 
@@ -97,6 +139,7 @@ def markdown(rep: dict[str, Any]) -> str:
     if rep.get("fast"):
         lines += _parity(rep["fast"], "llem fast (static cache + compile) vs bare static-cache "
                                       "+ torch.compile generate")
+    lines += _peer_worker(rep.get("parity") or [])
     if rep.get("peer"):
         lines += _peer(rep["peer"], rep.get("parity") or [])
     if rep.get("energy"):

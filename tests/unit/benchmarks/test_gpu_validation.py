@@ -1,4 +1,5 @@
-"""gpu_validation: the alternation order, the midway peer run and the peer table."""
+"""gpu_validation: the alternation order, the peer runs between rounds, the peer worker's
+pairing and the peer tables."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def test_rounds_alternate_and_the_peer_runs_midway() -> None:
     llem = FakeWorker("llem", 98.0, calls)
     rows = gpu_validation.alternate(bares, llem, 8, 4, 1.0, ["default"],  # type: ignore[arg-type]
                                     midway=lambda b: calls.append(f"peer-{b}"))
-    assert calls == ["bare", "bare-tf4", "default", "default", "bare", "bare-tf4",
+    assert calls == ["bare", "bare-tf4", "default", "default", "bare-tf4", "bare",
                      "peer-8",
-                     "bare", "bare-tf4", "default", "default", "bare", "bare-tf4"]
+                     "bare", "bare-tf4", "default", "default", "bare-tf4", "bare"]
     (row,) = rows
     assert row["throughput_ratio"] == 0.98
     assert row["bare_tf4_tok_per_s"] == 125.0
@@ -47,3 +48,81 @@ def test_peer_table_takes_the_median_of_a_batch_and_shows_each_side() -> None:
     row = next(line for line in lines if line.startswith("| 8 "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells == ["8", "110.0, 130.0, 120.0", "98.0", "0.817", "0.833", "1.042"]
+
+
+def test_every_side_has_the_same_mean_position_in_time() -> None:
+    """Three sides (bare, the peer's worker, llem): odd rounds run the sequence backwards,
+    so linear drift over the rounds favours none of them."""
+    calls: list[str] = []
+    bares = {"bare": FakeWorker("bare", 100.0, calls),
+             "optimum": FakeWorker("optimum", 101.0, calls)}
+    gpu_validation.alternate(bares, FakeWorker("llem", 99.0, calls), 1, 4, 1.0,  # type: ignore[arg-type]
+                             ["default"])
+    assert calls[:6] == ["bare", "optimum", "default", "default", "optimum", "bare"]
+    positions = {k: [i for i, c in enumerate(calls) if c == k] for k in set(calls)}
+    means = {k: sum(v) / len(v) for k, v in positions.items()}
+    assert len(set(means.values())) == 1, means
+
+
+def test_one_shot_peer_runs_spread_evenly_over_the_rounds() -> None:
+    assert gpu_validation.peer_rounds(4, 1) == [2]
+    assert gpu_validation.peer_rounds(6, 2) == [2, 4]
+    assert gpu_validation.peer_rounds(4, 3) == [1, 2, 3]
+    calls: list[str] = []
+    gpu_validation.alternate({"bare": FakeWorker("bare", 100.0, calls)},  # type: ignore[dict-item]
+                             FakeWorker("llem", 99.0, calls), 8, 6, 1.0,  # type: ignore[arg-type]
+                             ["default"], midway=lambda b: calls.append("peer"), peer_runs=2)
+    assert [i for i, c in enumerate(calls) if c == "peer"] == [4, 9]
+
+
+class Drifting(FakeWorker):
+    """A side whose throughput follows the machine's drift: each call a step slower."""
+
+    def __init__(self, name: str, tok_per_s: float, calls: list[str]) -> None:
+        super().__init__(name, tok_per_s, calls)
+        self.n = 0
+
+    def ask(self, **req: Any) -> dict[str, Any]:
+        self.calls.append(req.get("setting", self.name))
+        rate = self.tok_per_s * (1 - 0.01 * len(self.calls))
+        return {"tok_per_s": rate, "j_per_token": 1000 / rate}
+
+
+def test_the_peer_worker_is_paired_round_by_round_and_tabled() -> None:
+    calls: list[str] = []
+    bares = {"bare": Drifting("bare", 100.0, calls),
+             "optimum": Drifting("optimum", 100.0, calls)}
+    (row,) = gpu_validation.alternate(bares, Drifting("llem", 100.0, calls), 32, 4, 1.0,  # type: ignore[arg-type]
+                                      ["default"])
+    assert len(row["segments"]["optimum"]) == 4
+    assert len(row["paired_over_optimum"]) == 4
+    # identical sides under linear drift: the medians of mirrored rounds agree exactly
+    assert abs(row["llem_over_optimum"] - 1.0) < 1e-9
+    assert abs(row["bare_over_optimum"] - 1.0) < 1e-9
+    lines = validation_report._peer_worker([row])
+    table = next(line for line in lines if line.startswith("| 32 "))
+    cells = [c.strip() for c in table.strip("|").split("|")]
+    assert cells[0] == "32" and cells[6] == "1.000"
+    assert cells[7].startswith(f"{row['paired_over_optimum_median']:.3f} (")
+
+
+def test_a_failed_one_shot_peer_run_is_left_out_of_the_median() -> None:
+    parity = [{"batch": 1, "setting": "default", "llem_tok_per_s": 80.0,
+               "bare_tok_per_s": 80.0}]
+    peer = [{"batch": 1, "rc": 0, "tok_per_s": 80.0}, {"batch": 1, "rc": 1, "tok_per_s": 1.0}]
+    row = next(line for line in validation_report._peer(peer, parity)
+               if line.startswith("| 1 "))
+    assert row.split("|")[2].strip() == "80.0"
+
+
+def test_the_report_says_when_segment_noise_exceeds_what_it_judges() -> None:
+    quiet = [{"tok_per_s": x} for x in (100.0, 101.0, 99.0, 100.5)]
+    noisy = [{"tok_per_s": x} for x in (100.0, 130.0, 80.0, 115.0)]
+    assert gpu_validation.spread_pct(quiet) < 1.0
+    assert gpu_validation.spread_pct(noisy) > 15.0
+    assert gpu_validation.spread_pct(quiet[:1]) is None
+    calm = validation_report._spread([{"batch": 1, "spread_pct": {"bare": 0.8}}])
+    assert "can judge" in calm[0] and "CANNOT" not in calm[0]
+    rough = validation_report._spread([{"batch": 1, "spread_pct": {"bare": 0.8,
+                                                                  "default": 17.2}}])
+    assert "CANNOT judge" in rough[0] and "17.2%" in rough[0]
