@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -121,12 +122,14 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
     pairs = _paired(rows[setting], rows["bare"])
     out["paired_ratios"] = pairs
     out["paired_ratio_median"] = statistics.median(pairs) if pairs else None
+    out["paired_ratio_ci95"] = median_ci95(pairs)
     if rows.get(PEER_WORKER):
         peer_pairs = _paired(rows[setting], rows[PEER_WORKER])
         out["llem_over_optimum"] = out["llem_tok_per_s"] / out["optimum_tok_per_s"]
         out["bare_over_optimum"] = out["bare_tok_per_s"] / out["optimum_tok_per_s"]
         out["paired_over_optimum"] = peer_pairs
         out["paired_over_optimum_median"] = statistics.median(peer_pairs)
+        out["paired_over_optimum_ci95"] = median_ci95(peer_pairs)
     out["energy_per_token_diff_pct"] = 100 * (out["llem_j_per_token"] / out["bare_j_per_token"]
                                               - 1)
     return out
@@ -141,6 +144,17 @@ def spread_pct(segments: list[dict[str, Any]]) -> float | None:
     """Coefficient of variation of a side's segment throughputs, in percent."""
     xs = [x["tok_per_s"] for x in segments if x.get("tok_per_s")]
     return 100 * statistics.stdev(xs) / statistics.mean(xs) if len(xs) > 1 else None
+
+
+def median_ci95(xs: list[float], resamples: int = 4000) -> list[float] | None:
+    """Percentile-bootstrap 95% interval of the median of paired ratios (seeded: the same
+    segments give the same interval). A ratio criterion is shown met only when the whole
+    interval clears it; an interval that straddles it means this run cannot tell."""
+    if len(xs) < 3:
+        return None
+    rng = random.Random(0)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples))
+    return [meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]]
 
 
 def _paired(llem: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[float]:

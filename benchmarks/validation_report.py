@@ -10,6 +10,11 @@ def _f(x: Any, nd: int = 2) -> str:
     return "—" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
 
+def _ci(ci: list[float] | None) -> str:
+    """A bootstrap interval as ``[lo, hi]`` (empty under three pairs)."""
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
 def _allocs(cpu: dict[str, Any]) -> str:
     a = cpu.get("cuda_allocator") or {}
     return str(a.get("num_device_alloc", 0) + a.get("num_device_free", 0)) if a else "—"
@@ -58,13 +63,14 @@ def _spread(rows: list[dict[str, Any]]) -> list[str]:
 
 def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
     lines = [f"### {title}", "",
-             "| batch | setting | bare tok/s | llem tok/s | llem / bare | paired median "
+             "| batch | setting | bare tok/s | llem tok/s | llem / bare | paired median [95% CI] "
              "| bare J/tok | llem J/tok | J/tok diff % | llem GPU util % |", "|" + "---|" * 10]
     for r in rows:
         lines.append(
             f"| {r['batch']} | {r.get('setting', '')} | {_f(r['bare_tok_per_s'], 1)}"
             f" | {_f(r['llem_tok_per_s'], 1)}"
             f" | {_f(r['throughput_ratio'], 3)} | {_f(r.get('paired_ratio_median'), 3)}"
+            f" {_ci(r.get('paired_ratio_ci95'))}"
             f" | {_f(r['bare_j_per_token'], 4)}"
             f" | {_f(r['llem_j_per_token'], 4)} | {_f(r['energy_per_token_diff_pct'])}"
             f" | {_f(r['llem_gpu_util_pct'], 0)} |")
@@ -101,7 +107,7 @@ def _peer_worker(parity: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["### optimum-benchmark 0.6.0 in every round (references/ob_worker.py)", "",
              "| batch | setting | optimum-benchmark tok/s per round | peer median | llem median "
-             "| bare median | llem / peer | paired median (range) | bare / peer |",
+             "| bare median | llem / peer | paired median [95% CI] (range) | bare / peer |",
              "|" + "---|" * 9]
     for r in rows:
         segs = r["segments"]["optimum"]
@@ -111,8 +117,8 @@ def _peer_worker(parity: list[dict[str, Any]]) -> list[str]:
             f" | {', '.join(_f(x.get('tok_per_s'), 1) for x in segs)}"
             f" | {_f(r['optimum_tok_per_s'], 1)} | {_f(r['llem_tok_per_s'], 1)}"
             f" | {_f(r['bare_tok_per_s'], 1)} | {_f(r['llem_over_optimum'], 3)}"
-            f" | {_f(r['paired_over_optimum_median'], 3)} ({_f(min(pairs), 3)}-"
-            f"{_f(max(pairs), 3)}) | {_f(r['bare_over_optimum'], 3)} |")
+            f" | {_f(r['paired_over_optimum_median'], 3)} {_ci(r.get('paired_over_optimum_ci95'))}"
+            f" ({_f(min(pairs), 3)}-{_f(max(pairs), 3)}) | {_f(r['bare_over_optimum'], 3)} |")
     return [*lines, ""]
 
 

@@ -103,7 +103,8 @@ def test_the_peer_worker_is_paired_round_by_round_and_tabled() -> None:
     table = next(line for line in lines if line.startswith("| 32 "))
     cells = [c.strip() for c in table.strip("|").split("|")]
     assert cells[0] == "32" and cells[6] == "1.000"
-    assert cells[7].startswith(f"{row['paired_over_optimum_median']:.3f} (")
+    lo, hi = row["paired_over_optimum_ci95"]
+    assert cells[7].startswith(f"{row['paired_over_optimum_median']:.3f} [{lo:.3f}, {hi:.3f}] (")
 
 
 def test_a_failed_one_shot_peer_run_is_left_out_of_the_median() -> None:
@@ -126,3 +127,14 @@ def test_the_report_says_when_segment_noise_exceeds_what_it_judges() -> None:
     rough = validation_report._spread([{"batch": 1, "spread_pct": {"bare": 0.8,
                                                                   "default": 17.2}}])
     assert "CANNOT judge" in rough[0] and "17.2%" in rough[0]
+
+
+def test_the_paired_interval_is_narrow_when_quiet_and_straddles_when_noisy() -> None:
+    quiet = [0.99, 1.0, 1.01, 1.0, 0.995, 1.005]
+    noisy = [0.8, 1.1, 0.9, 1.2, 0.95, 1.05]
+    lo, hi = gpu_validation.median_ci95(quiet)
+    assert 0.99 <= lo <= 1.0 <= hi <= 1.01
+    lo, hi = gpu_validation.median_ci95(noisy)
+    assert lo < 0.97 and hi > 1.03
+    assert gpu_validation.median_ci95(quiet) == gpu_validation.median_ci95(quiet)
+    assert gpu_validation.median_ci95([1.0, 1.0]) is None
