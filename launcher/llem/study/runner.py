@@ -258,12 +258,15 @@ def _settle_orphans(study_dir: Path, manifest: mf.Manifest, timeout: float | Non
     """What a killed launcher left: every container of the study first (one that finished
     on its own left a valid result, so its run counts as done and no per-run check below
     would ever see it), then each run marked ``running`` (a local harness still working is
-    waited for). Anything found: the manifest is re-read from the run directories."""
+    waited for). Anything found, or any run marked ``running``: the manifest is re-read
+    from the run directories, results verified. A harness that found nothing to wait for
+    may have finished since the study was opened (CI under load ran such a run twice):
+    only its run directory, read now, can say so."""
     waited = stop_study_orphans(study_dir) > 0
-    for r in manifest.runs:
-        if r.state == "running":
-            waited |= wait_for_orphans(study_dir / r.run_dir, timeout)
-    return mf.rebuild(study_dir, manifest) if waited else manifest
+    running = [r for r in manifest.runs if r.state == "running"]
+    for r in running:
+        waited |= wait_for_orphans(study_dir / r.run_dir, timeout)
+    return mf.rebuild(study_dir, manifest, verify=True) if waited or running else manifest
 
 
 def _execute_all(
