@@ -135,11 +135,6 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
     return out
 
 
-#: the largest segment spread (coefficient of variation, %) at which a run can judge the
-#: issue's 1-3% criteria: above it, one segment's noise exceeds the difference in question
-DECIDABLE_SPREAD_PCT = 3.0
-
-
 def spread_pct(segments: list[dict[str, Any]]) -> float | None:
     """Coefficient of variation of a side's segment throughputs, in percent."""
     xs = [x["tok_per_s"] for x in segments if x.get("tok_per_s")]
@@ -293,22 +288,32 @@ def peer_cpus(args: argparse.Namespace) -> str | None:
     return args.peer_cpus or args.bare_cpus
 
 
+def peer_output(out: Path, batch: int) -> tuple[int, Path]:
+    """(which one-shot run of ``batch`` this is, from 1; its JSON file): ``optimum-b8.json``,
+    then ``optimum-b8-2.json``, ... (exact names: batch 1's runs never count batch 128's)."""
+    n = 1
+    while (f := out / (f"optimum-b{batch}.json" if n == 1 else f"optimum-b{batch}-{n}.json")
+           ).exists():
+        n += 1
+    return n, f
+
+
 def peer(args: argparse.Namespace, out: Path, batches: list[int]) -> list[dict[str, Any]]:
     """optimum-benchmark, one process per batch (``Benchmark.launch``: model load, warm-up,
     measurement), on a saved model of the same shape, pinned like the other sides."""
     model = ref_model(args)
     rows = []
     for b in batches:
-        n = sum(1 for p in out.glob(f"optimum-b{b}*.json"))
-        f = out / f"optimum-b{b}{'' if n == 0 else f'-{n + 1}'}.json"
+        n, f = peer_output(out, b)
         cmd = [sys.executable, str(REFS / "optimum_bench.py"), "--model", str(model),
                "--batch", str(b), "--input-len", "128", "--new-tokens", "128", "--out", str(f)]
         with f.with_suffix(".log").open("w") as log:
             rc = subprocess.run(cmd, env=_env(args.ob_path), stdout=log, stderr=log,
                                 preexec_fn=_pinned(peer_cpus(args))).returncode
         row = json.loads(f.read_text()) if f.exists() else {}
-        row.pop("report", None) if n else None  # the first run's full report is enough
-        rows.append({"batch": b, "rc": rc, "run": n + 1, **row})
+        if n > 1:
+            row.pop("report", None)  # the first run's full report is enough
+        rows.append({"batch": b, "rc": rc, "run": n, **row})
         print(json.dumps({"t_s": round(time.monotonic() - T0, 1), "side": "optimum-one-shot",
                           **{k: rows[-1].get(k) for k in ("batch", "rc", "tok_per_s")}}),
               flush=True)

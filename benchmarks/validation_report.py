@@ -42,7 +42,8 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-#: as gpu_validation.DECIDABLE_SPREAD_PCT (kept here so the report imports no runner code)
+#: the largest segment spread (coefficient of variation, %) at which a run can judge the
+#: issue's 1-3% criteria: above it, one segment's noise exceeds the difference in question
 DECIDABLE_SPREAD_PCT = 3.0
 
 

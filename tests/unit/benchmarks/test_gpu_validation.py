@@ -138,3 +138,13 @@ def test_the_paired_interval_is_narrow_when_quiet_and_straddles_when_noisy() -> 
     assert lo < 0.97 and hi > 1.03
     assert gpu_validation.median_ci95(quiet) == gpu_validation.median_ci95(quiet)
     assert gpu_validation.median_ci95([1.0, 1.0]) is None
+
+
+def test_each_one_shot_peer_run_of_a_batch_gets_its_own_file(tmp_path: Path) -> None:
+    (tmp_path / "optimum-b128.json").write_text("{}")  # another batch: not a run of batch 1
+    assert gpu_validation.peer_output(tmp_path, 1) == (1, tmp_path / "optimum-b1.json")
+    (tmp_path / "optimum-b1.json").write_text("{}")
+    assert gpu_validation.peer_output(tmp_path, 1) == (2, tmp_path / "optimum-b1-2.json")
+    (tmp_path / "optimum-b1-2.json").write_text("{}")
+    assert gpu_validation.peer_output(tmp_path, 1) == (3, tmp_path / "optimum-b1-3.json")
+    assert gpu_validation.peer_output(tmp_path, 128) == (2, tmp_path / "optimum-b128-2.json")
