@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llem_it import STATE, docker_skip_reason, own_containers
+from llem_it import STATE, docker_skip_reason, kill_launchers, own_containers
 
 
 def _read_env() -> dict[str, str] | None:
@@ -69,9 +69,6 @@ def launched(client, tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
     under its tmp_path removed, however the test ends."""
     procs: list[subprocess.Popen] = []
     yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=60)
+    kill_launchers(procs)
     for c in own_containers(client, tmp_path):
         c.remove(force=True)

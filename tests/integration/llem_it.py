@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,6 +26,27 @@ def docker_skip_reason() -> str | None:
     if not (STATE / "env").is_file():
         return f"{STATE}/env missing: run .ci/integration-setup.sh first"
     return None
+
+
+def wait_until(what: str, predicate, timeout_s: float = 300, every_s: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what``.
+    Generous defaults: these tests also run while every core is kept busy (.ci/run)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def kill_launchers(procs: list[subprocess.Popen]) -> None:
+    """Kill the launchers a test started that still run, and reap them (a failing test
+    leaves no process to the rest of the suite)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=60)
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -26,20 +26,10 @@ from llem_it import (
     llem,
     load_result,
     own_containers,
+    wait_until,
 )
 
 QUICK = ["run", "--preset", "quick-test"]
-
-
-def wait_until(what: str, predicate, timeout_s: float = 300, every_s: float = 0.2):
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def _keys(obj, prefix=""):
@@ -298,7 +288,11 @@ def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_en
         first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
         launched.append(first)
-        (old,) = wait_until("the first container", lambda: own_containers(client, tmp_path))
+        # running, not merely listed: a launcher killed between create and start leaves a
+        # container in the Created state that never runs (resume removes it and runs again:
+        # test_a_created_only_orphan_is_removed_before_the_run_starts)
+        (old,) = wait_until("the first container to run", lambda: [
+            c for c in own_containers(client, tmp_path) if c.status in ("running", "exited")])
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
         token_src = next(m["Source"] for m in client.containers.get(old.id).attrs["Mounts"]
@@ -308,7 +302,10 @@ def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_en
             old.reload()
             return old.status == "exited"
 
-        wait_until("the orphan to finish on its own", exited, timeout_s=600)
+        try:
+            wait_until("the orphan to finish on its own", exited, timeout_s=600)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (its state: {old.attrs['State']})") from None
         assert old.attrs["State"]["ExitCode"] == 0, old.logs()[-2000:]
         resumed = llem(*argv[3:], "--resume", env=env)
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -319,3 +316,41 @@ def test_orphan_that_finished_while_its_launcher_was_dead_counts(tmp_path, it_en
     assert not own_containers(client, tmp_path)
     assert not Path(token_src).parent.exists(), "the orphan's token dir was left"
     assert_one_run_left_clean(results, token, "done", 1)
+
+
+def test_a_created_only_orphan_is_removed_before_the_run_starts(tmp_path, it_env, client):
+    """A launcher killed between `create` and `start` leaves a container that never runs,
+    in the Created state, labelled with the run directory. The next run on that directory
+    removes it first and then runs its own: one container ran, none is left."""
+    from llem.images.registry import ensure_image
+    from llem.images.resolve import ResolvedImage
+    from llem.runtimes.base import RunRequest
+    from llem.runtimes.docker import DockerRuntime
+    from llem.study.rundir import write_spec
+    from llem_schema.config import ExperimentConfig
+    from llem_schema.runspec import RunSpec
+
+    cfg = ExperimentConfig.model_validate({
+        "workload": {"num_prompts": 2, "batch_size": 2}, "decoding": {"max_new_tokens": 4},
+        "measurement": {"baseline_seconds": 0, "warmup_min_runs": 0, "warmup_max_runs": 1,
+                        "min_window_seconds": 0},
+    })
+    run_dir = tmp_path / "run"
+    write_spec(run_dir, RunSpec(experiment_id="e", run_id="r", config=cfg,
+                                config_hash=cfg.config_hash(), runtime="docker"))
+    ens = ensure_image(client, ResolvedImage("pytorch", it_env["LLEM_IT_IMAGE"], "explicit"),
+                       "never")
+    rt = DockerRuntime(ens, client)
+    request = RunRequest(run_dir=run_dir, backend="pytorch", quiet=True)
+    stale = client.containers.create(**rt.container_kwargs(request))
+    try:
+        assert [c.id for c in own_containers(client, tmp_path)] == [stale.id]
+        assert stale.status == "created"
+        out = rt.run(request)
+        assert out.exit_code == 0, (run_dir / "harness.log").read_text()
+        assert json.loads((run_dir / "result.json").read_text())["environment"]["image_ref"]
+        assert stale.id not in [c.id for c in own_containers(client, tmp_path)]
+        assert not own_containers(client, tmp_path)
+    finally:
+        for c in own_containers(client, tmp_path):
+            c.remove(force=True)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llem_it import assert_one_run_left_clean
+from llem_it import assert_one_run_left_clean, kill_launchers, wait_until
 
 from llem_schema.version import SCHEMA_VERSION
 
@@ -92,10 +92,7 @@ def launched(tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
     """Launchers the test starts are killed, and its containers removed, however it ends."""
     procs: list[subprocess.Popen] = []
     yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=60)
+    kill_launchers(procs)
     for d in own_containers(tmp_path):
         _podman("rm", "--force", "--ignore", d["Id"])
 
@@ -203,16 +200,6 @@ def test_running_podman_container_is_hardened_and_finds_the_token_as_a_file(
     assert_one_run_left_clean(tmp_path / "r", token, "interrupted", 0)
 
 
-def _wait_for(what: str, predicate, timeout_s: float = 600, every_s: float = 0.5):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-
-
 @pytest.mark.timing
 def test_resume_after_sigkill_stops_the_orphaned_podman_container_first(
     tmp_path: Path, launched: list[subprocess.Popen]
@@ -235,7 +222,7 @@ def test_resume_after_sigkill_stops_the_orphaned_podman_container_first(
     first = subprocess.Popen(argv, env=penv, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     launched.append(first)
-    (old,) = _wait_for("the first container", running)
+    (old,) = wait_until("the first container", running, timeout_s=600)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=60)
     assert [d["Id"] for d in running()] == [old["Id"]], "the orphan must outlive its launcher"
@@ -250,7 +237,7 @@ def test_resume_after_sigkill_stops_the_orphaned_podman_container_first(
         seen.append([d["Id"] for d in now])
         return [d for d in now if d["Id"] != old["Id"] and d["State"]["Status"] == "running"]
 
-    assert len(_wait_for("the resumed run's container", new_one)) == 1
+    assert len(wait_until("the resumed run's container", new_one, timeout_s=600)) == 1
     assert all(len(ids) <= 1 for ids in seen), seen  # never two on one run directory
     assert old["Id"] not in [d["Id"] for d in own_containers(tmp_path)]
     resumed.send_signal(signal.SIGINT)
