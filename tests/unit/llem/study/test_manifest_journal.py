@@ -37,11 +37,8 @@ def run(ld: LoadedConfig, results: Path, **kw: object) -> int:
 
 
 @pytest.fixture(autouse=True)
-def counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "executions.log"
-    monkeypatch.setenv("LLEM_FAKE_COUNTER", str(path))
-    monkeypatch.setenv("LLEM_FAKE_SLEEP", "0")
-    return path
+def counter(fake_counter) -> Path:
+    return fake_counter(0)
 
 
 def the_study(results: Path) -> Path:

@@ -48,9 +48,8 @@ class _FailsOn(LocalRuntime):
 
 
 @pytest.fixture(autouse=True)
-def _counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLEM_FAKE_COUNTER", str(tmp_path / "executions.log"))
-    monkeypatch.setenv("LLEM_FAKE_SLEEP", "0.01")
+def _counter(fake_counter) -> None:
+    fake_counter(0.01)
 
 
 def go(results: Path, factory, **kw: object) -> int:  # type: ignore[no-untyped-def]

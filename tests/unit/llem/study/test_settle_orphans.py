@@ -41,11 +41,8 @@ def run(results: Path, resume: bool) -> int:
 
 
 @pytest.fixture
-def counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "executions.log"
-    monkeypatch.setenv("LLEM_FAKE_COUNTER", str(path))
-    monkeypatch.setenv("LLEM_FAKE_SLEEP", "0")
-    return path
+def counter(fake_counter) -> Path:
+    return fake_counter(0)
 
 
 def test_a_harness_that_finishes_while_the_resume_opens_the_study_is_not_run_again(

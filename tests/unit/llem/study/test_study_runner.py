@@ -42,11 +42,8 @@ def loaded(study: dict | None = None, sweep: dict | None = None, **base) -> Load
 
 
 @pytest.fixture
-def counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "executions.log"
-    monkeypatch.setenv("LLEM_FAKE_COUNTER", str(path))
-    monkeypatch.setenv("LLEM_FAKE_SLEEP", "0.05")
-    return path
+def counter(fake_counter) -> Path:
+    return fake_counter(0.05)
 
 
 def executions(counter: Path) -> list[tuple[str, float, str]]:
