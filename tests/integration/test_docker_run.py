@@ -65,8 +65,9 @@ def test_quickstart_docker_matches_local_and_records_digest(tmp_path, it_env, cl
     assert not own_containers(client, tmp_path)
 
 
-def test_result_files_belong_to_the_user_passed(tmp_path, it_env, client):
-    """Run as root, container as uid 1234: every file the harness writes is owned by 1234."""
+def _tiny_run(tmp_path: Path, it_env, client, **runtime_kw):
+    """A run directory holding a tiny experiment (2 prompts, 4 new tokens, no baseline) and
+    a DockerRuntime on the test image: ``(runtime, its RunRequest, the run directory)``."""
     from llem.images.registry import ensure_image
     from llem.images.resolve import ResolvedImage
     from llem.runtimes.base import RunRequest
@@ -81,15 +82,20 @@ def test_result_files_belong_to_the_user_passed(tmp_path, it_env, client):
                         "min_window_seconds": 0},
     })
     run_dir = tmp_path / "run"
-    spec = RunSpec(experiment_id="e", run_id="r", config=cfg, config_hash=cfg.config_hash(),
-                   runtime="docker")
-    write_spec(run_dir, spec)
-    for p in [run_dir, *run_dir.iterdir()]:
-        os.chown(p, 1234, 1234)
+    write_spec(run_dir, RunSpec(experiment_id="e", run_id="r", config=cfg,
+                                config_hash=cfg.config_hash(), runtime="docker"))
     ens = ensure_image(client, ResolvedImage("pytorch", it_env["LLEM_IT_IMAGE"], "explicit"),
                        "never")
-    rt = DockerRuntime(ens, client, user="1234:1234")
-    out = rt.run(RunRequest(run_dir=run_dir, backend="pytorch", quiet=True))
+    rt = DockerRuntime(ens, client, **runtime_kw)
+    return rt, RunRequest(run_dir=run_dir, backend="pytorch", quiet=True), run_dir
+
+
+def test_result_files_belong_to_the_user_passed(tmp_path, it_env, client):
+    """Run as root, container as uid 1234: every file the harness writes is owned by 1234."""
+    rt, request, run_dir = _tiny_run(tmp_path, it_env, client, user="1234:1234")
+    for p in [run_dir, *run_dir.iterdir()]:
+        os.chown(p, 1234, 1234)
+    out = rt.run(request)
     assert out.exit_code == 0, (run_dir / "harness.log").read_text()
     for name in ("result.json", "harness.log"):
         assert (run_dir / name).stat().st_uid == 1234, name
@@ -322,26 +328,7 @@ def test_a_created_only_orphan_is_removed_before_the_run_starts(tmp_path, it_env
     """A launcher killed between `create` and `start` leaves a container that never runs,
     in the Created state, labelled with the run directory. The next run on that directory
     removes it first and then runs its own: one container ran, none is left."""
-    from llem.images.registry import ensure_image
-    from llem.images.resolve import ResolvedImage
-    from llem.runtimes.base import RunRequest
-    from llem.runtimes.docker import DockerRuntime
-    from llem.study.rundir import write_spec
-    from llem_schema.config import ExperimentConfig
-    from llem_schema.runspec import RunSpec
-
-    cfg = ExperimentConfig.model_validate({
-        "workload": {"num_prompts": 2, "batch_size": 2}, "decoding": {"max_new_tokens": 4},
-        "measurement": {"baseline_seconds": 0, "warmup_min_runs": 0, "warmup_max_runs": 1,
-                        "min_window_seconds": 0},
-    })
-    run_dir = tmp_path / "run"
-    write_spec(run_dir, RunSpec(experiment_id="e", run_id="r", config=cfg,
-                                config_hash=cfg.config_hash(), runtime="docker"))
-    ens = ensure_image(client, ResolvedImage("pytorch", it_env["LLEM_IT_IMAGE"], "explicit"),
-                       "never")
-    rt = DockerRuntime(ens, client)
-    request = RunRequest(run_dir=run_dir, backend="pytorch", quiet=True)
+    rt, request, run_dir = _tiny_run(tmp_path, it_env, client)
     stale = client.containers.create(**rt.container_kwargs(request))
     try:
         assert [c.id for c in own_containers(client, tmp_path)] == [stale.id]

@@ -278,12 +278,10 @@ def test_target_ci_config_is_checked() -> None:
 # ------------------------------------------------------------------ the runner
 
 
-def test_the_runner_adds_cycles_after_the_planned_ones(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_runner_adds_cycles_after_the_planned_ones(tmp_path: Path, fake_counter) -> None:
     """Behind the fake harness (identical results: a zero-width CI), 3 planned cycles become
     5, the least a CI needs; the report says so."""
-    monkeypatch.setenv("LLEM_FAKE_COUNTER", str(tmp_path / "executions.log"))
-    monkeypatch.setenv("LLEM_FAKE_SLEEP", "0")
+    fake_counter(0)
     cfg = StudyConfig.model_validate({
         "name": "t", "base": {"model": "builtin:tiny-llama", "runtime": {"runtime": "local"}},
         "study": {"cycles": 3, "target_ci": {"metric": "tokens_per_s", "max_cycles": 8}}})
