@@ -24,6 +24,13 @@ Run on the GPU machine; every ratio is taken within this one run (issue 12):
   runs) is pinned to the same cores (``--llem-cpus``, ``--bare-cpus``, ``--peer-cpus``):
   at 30-45% GPU utilisation the decode loop is bound by one CPU core, so a process the
   scheduler places on a less busy core would gain a percent or two for nothing it does.
+* ``--llem-window-only``: after the first full run of each batch, llem's segments run only
+  its measured window again on that run's loaded context (llem_worker.py's window-only
+  requests). With ``--seconds`` below one generate call (e.g. 0.1), every side's segment
+  is then one ``generate`` call of the batch: a round takes seconds, not the ~20 s a full
+  llem run stretches it to, so a machine whose speed swings within tens of seconds (session
+  8, 9: segments spread 8-34%) moves both sides of a pair alike and cancels out of the
+  paired ratios.
 * ``--bare-tf4``: a second bare loop, the same file run with the peer's transformers 4.57
   stack first on PYTHONPATH, in the bare slot of every round: it separates what
   transformers' version costs from what llem costs.
@@ -166,11 +173,13 @@ def peer_rounds(rounds: int, runs: int) -> list[int]:
 def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
               seconds: float, settings: list[str],
               midway: Callable[[int], None] | None = None,
-              peer_runs: int = 1) -> list[dict[str, Any]]:
+              peer_runs: int = 1, llem_req: dict[str, Any] | None = None
+              ) -> list[dict[str, Any]]:
     """Segments in mirrored order: the bare slot runs each bare worker, the llem slot each
-    setting (rotated per round), and odd rounds run the whole sequence backwards (bare,
-    peer, llem / llem, peer, bare), so every side's mean position in time is the same and
-    linear drift cancels; medians of each side; ratios llem / bare, one row per llem
+    setting (rotated per round, with ``llem_req``'s extra request fields), and odd rounds
+    run the whole sequence backwards (bare, peer, llem / llem, peer, bare), so every side's
+    mean position in time is the same and linear drift cancels; medians of each side;
+    ratios llem / bare, one row per llem
     setting. ``midway(batch)`` runs ``peer_runs`` times, spread evenly over the rounds."""
     rows: dict[str, list[dict[str, Any]]] = {**{k: [] for k in bares},
                                              **{s: [] for s in settings}}
@@ -186,7 +195,8 @@ def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
                 if key in bares:
                     rows[key].append(bares[key].ask(batch=batch, seconds=seconds))
                 else:
-                    rows[key].append(llem.ask(batch=batch, seconds=seconds, setting=key))
+                    rows[key].append(llem.ask(batch=batch, seconds=seconds, setting=key,
+                                              **(llem_req or {})))
                 cpu = rows[key][-1].get("cpu") or {}
                 print(json.dumps({"t_s": round(time.monotonic() - T0, 1),
                                   "batch": batch, "side": key,
@@ -231,7 +241,8 @@ def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
     try:
         for b in batches:
             rows += alternate(bares, llem, b, args.rounds, args.seconds, settings, midway,
-                              args.peer_runs)
+                              args.peer_runs,
+                              {"window_only": True} if args.llem_window_only else None)
             # a call cut by its time limit still leaves every finished batch's summary
             (out / f"{mode}-partial.json").write_text(json.dumps(rows, default=str))
         return rows
@@ -349,6 +360,8 @@ def main() -> int:
                     help="with --peer-interleave: one-shot peer runs per batch, spread evenly")
     ap.add_argument("--peer-worker", action="store_true",
                     help="optimum-benchmark as a third side of every parity round")
+    ap.add_argument("--llem-window-only", action="store_true",
+                    help="llem's segments after a batch's first: its measured window only")
     ap.add_argument("--peer-cpus", default=None,
                     help="pin the peer (worker and one-shot runs); default: --bare-cpus")
     ap.add_argument("--bare-tf4", action="store_true",

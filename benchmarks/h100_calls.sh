@@ -11,7 +11,9 @@
 # Session 6: parity-interleave, vllm-counter2 (session 5's call 8 was the rerun step).
 # Session 7: BATCHES=32,128 parity-interleave, then batches 1,8 of it inline (README there).
 # Session 8: parity-peer (batches 1,8), then BATCHES=32,128 parity-peer.
-#   STEP: parity | parity-interleave | parity-peer | efficiency | fast | vllm-parity | vllm-study | vllm-both
+# Session 10: parity-peer (batches 1,8; segments spread 8-34% again), then parity-tight
+#   (batches 1,8), then BATCHES=32,128 parity-tight.
+#   STEP: parity | parity-interleave | parity-peer | parity-tight | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +77,13 @@ case $1 in
     bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-2}" \
       --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-6}" --seconds "${SECONDS_SEG:-2}" \
+      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ;;
+  parity-tight)  # issue 12 (session 10): parity-peer with one generate call per segment and
+    # llem's measured window alone after each batch's first full run (--llem-window-only),
+    # so a round of bare, optimum-benchmark and llem spans seconds; no one-shot peer runs
+    bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
+    val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-0}" \
+      --llem-window-only --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
       --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ;;
   vllm-counter2)  # issue 13: Poisson again (after the double-wait fix), then offline batch 1
     # and 8, each a CLI study under the independent counter log

@@ -8,6 +8,14 @@ loaded between requests, as ``study.reuse_model`` does, so a request costs a war
 check, the two windows and nothing else.
 
     python llem_worker.py --serve --out DIR      stdin: {"batch": 32, "seconds": 5}
+
+A request with ``"window_only": true`` (gpu_validation's ``--llem-window-only``) runs, after
+the first full run of its setting and batch, only llem's measured window again on that run's
+context: the same ``windows.measure`` with the instruments ``setup.open_instruments`` opens
+(energy source and power sampler), so its throughput is the one a run reports, without the
+~7 s of warm-up check, prefill window and FLOPs probe around it. That keeps the sides of a
+round seconds apart, so a machine whose speed swings within tens of seconds cancels out of
+the paired ratios.
 """
 
 from __future__ import annotations
@@ -16,11 +24,13 @@ import argparse
 import json
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from llem_harness import runner
-from llem_harness.phases import windows
+from llem_harness.phases import setup, windows
+from llem_harness.phases.context import RunContext
 from llem_harness.phases.setup import Session
 from llem_schema.config import ExperimentConfig
 from llem_schema.runspec import RunSpec
@@ -70,6 +80,21 @@ def _probed_measure(ctx: Any) -> None:
 
 windows.measure = _probed_measure
 
+#: the context of the last full run (setup.load's), kept per (setting, batch) for
+#: window-only requests
+_LOADED: list[RunContext] = []
+_CONTEXTS: dict[tuple[str, int], RunContext] = {}
+_load = setup.load
+
+
+def _kept_load(*args: Any, **kwargs: Any) -> RunContext:
+    ctx = _load(*args, **kwargs)
+    _LOADED[:] = [ctx]
+    return ctx
+
+
+setup.load = _kept_load
+
 
 def config(batch: int, seconds: float, setting: str, model: str = "builtin:llama-1.1b",
            traffic: dict[str, Any] | None = None) -> ExperimentConfig:
@@ -114,6 +139,21 @@ def inproc_own(req: dict[str, Any]) -> dict[str, Any]:
         "setting": INPROC_OWN}
 
 
+def window_only(ctx: RunContext, setting: str) -> dict[str, Any]:
+    """llem's measured window once more on a finished run's context, with its instruments
+    opened again (they close with each run)."""
+    with ExitStack() as stack:
+        setup.open_instruments(ctx, stack)
+        windows.measure(ctx)
+    m = ctx.measured
+    assert m is not None
+    tokens = sum(o.output_tokens for o in m.outputs)
+    return {"batch": ctx.cfg.workload.batch_size, "setting": setting, "window_only": True,
+            "tok_per_s": tokens / m.reading.duration_s, "seconds": m.reading.duration_s,
+            "energy_j": m.reading.joules, "j_per_token": m.reading.joules / tokens,
+            "passes": m.passes, "cpu": _PROBES[-1] if _PROBES else None}
+
+
 def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
             ) -> dict[str, Any]:
     setting = req.get("setting", "default")
@@ -121,6 +161,9 @@ def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
         return inproc_bare(req, sessions)
     if setting == INPROC_OWN:
         return inproc_own(req)
+    kept = _CONTEXTS.get((setting, int(req["batch"])))
+    if req.get("window_only") and kept is not None:
+        return window_only(kept, setting)
     cfg = config(int(req["batch"]), float(req["seconds"]), setting,
                  req.get("model", "builtin:llama-1.1b"), req.get("traffic"))
     run_dir = out / f"{n:03d}-{cfg.name}"
@@ -129,6 +172,7 @@ def segment(req: dict[str, Any], sessions: dict[str, Session], out: Path, n: int
                    config_hash=cfg.config_hash(), gpus=[0])
     key = base_setting(setting) + ("-poisson" if req.get("traffic") else "")
     res = runner.run_experiment(spec, run_dir, sessions.setdefault(key, Session()))
+    _CONTEXTS[(setting, cfg.workload.batch_size)] = _LOADED[0]
     (run_dir / "result.json").write_text(res.model_dump_json(indent=1))
     measured = next(w for w in res.windows if w.name == "measured")
     return {

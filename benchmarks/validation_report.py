@@ -45,20 +45,47 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
 #: the largest segment spread (coefficient of variation, %) at which a run can judge the
 #: issue's 1-3% criteria: above it, one segment's noise exceeds the difference in question
 DECIDABLE_SPREAD_PCT = 3.0
+#: where a run has paired ratios, what decides instead: every paired median's 95% interval
+#: within this many percent of its median on either side (rounds seconds apart cancel
+#: drift the segments alone still show)
+DECIDABLE_CI_HALF_PCT = 3.0
+
+
+def _ci_half_pct(row: dict[str, Any]) -> list[tuple[str, float]]:
+    """Half-width (% of the median) of each paired interval of a row."""
+    out = []
+    for name, med, ci in (("llem/bare", row.get("paired_ratio_median"),
+                           row.get("paired_ratio_ci95")),
+                          ("llem/optimum", row.get("paired_over_optimum_median"),
+                           row.get("paired_over_optimum_ci95"))):
+        if med and ci:
+            out.append((name, 100 * max(med - ci[0], ci[1] - med) / med))
+    return out
 
 
 def _spread(rows: list[dict[str, Any]]) -> list[str]:
-    """Each side's segment spread, and whether this run can judge a 1-3% difference."""
+    """Each side's segment spread, and whether this run can judge a 1-3% difference: by its
+    paired intervals where every row has them, else by its segment spread."""
     spreads = [(r["batch"], side, cv) for r in rows
                for side, cv in (r.get("spread_pct") or {}).items() if cv is not None]
     if not spreads:
         return []
+    cells = "; ".join(f"b{b} {side} {cv:.1f}%" for b, side, cv in spreads)
+    halves = [(r["batch"], name, h) for r in rows for name, h in _ci_half_pct(r)]
+    if halves and all(_ci_half_pct(r) for r in rows):
+        b, name, worst = max(halves, key=lambda x: x[2])
+        verdict = ("can judge a 1-3% criterion by its paired intervals: the widest, "
+                   f"b{b} {name}, is within {worst:.1f}% of its median"
+                   if worst <= DECIDABLE_CI_HALF_PCT else
+                   "CANNOT judge a 1-3% criterion: the paired 95% interval of "
+                   f"b{b} {name} reaches {worst:.1f}% from its median, above "
+                   f"{DECIDABLE_CI_HALF_PCT:.0f}%")
+        return [f"Segment spread (CV): {cells}. This run {verdict}.", ""]
     worst = max(cv for _, _, cv in spreads)
     verdict = ("can judge a 1-3% criterion" if worst <= DECIDABLE_SPREAD_PCT else
                f"CANNOT judge a 1-3% criterion: segments of one side spread up to "
                f"{worst:.1f}% (coefficient of variation) on this machine, above "
                f"{DECIDABLE_SPREAD_PCT:.0f}%")
-    cells = "; ".join(f"b{b} {side} {cv:.1f}%" for b, side, cv in spreads)
     return [f"Segment spread (CV): {cells}. This run {verdict}.", ""]
 
 

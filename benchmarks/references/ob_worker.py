@@ -53,7 +53,7 @@ class ObWorker:
         warm = batch not in self._warm
         scenario = InferenceScenario(self.ob.InferenceConfig(
             latency=True, memory=False, energy=False, warmup_runs=1 if warm else 0,
-            iterations=2, duration=max(1, round(seconds)),
+            **_span(seconds),
             input_shapes={"batch_size": batch, "sequence_length": self.input_len},
             generate_kwargs={"max_new_tokens": self.new_tokens,
                              "min_new_tokens": self.new_tokens}))
@@ -70,6 +70,15 @@ class ObWorker:
                 "report_decode_throughput": report["decode"].get("throughput"),
                 "load_model_s": report["load_model"]["latency"]["mean"],  # ~0 after the first
                 "scenario_s": time.perf_counter() - t0}
+
+
+def _span(seconds: float) -> dict[str, int]:
+    """optimum-benchmark's own stopping rule (``duration`` seconds and at least
+    ``iterations`` calls, either 0 to disable it); below one second, one ``generate`` call,
+    as the other sides do with such a segment."""
+    if seconds < 1:
+        return {"iterations": 1, "duration": 0}
+    return {"iterations": 2, "duration": round(seconds)}
 
 
 def _version() -> str | None:

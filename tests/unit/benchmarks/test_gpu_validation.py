@@ -129,6 +129,35 @@ def test_the_report_says_when_segment_noise_exceeds_what_it_judges() -> None:
     assert "CANNOT judge" in rough[0] and "17.2%" in rough[0]
 
 
+def test_narrow_paired_intervals_decide_even_when_segments_swing() -> None:
+    swinging = {"batch": 8, "spread_pct": {"bare": 20.0, "default": 22.0},
+                "paired_ratio_median": 1.0, "paired_ratio_ci95": [0.99, 1.02],
+                "paired_over_optimum_median": 1.01, "paired_over_optimum_ci95": [0.99, 1.035]}
+    (line, _) = validation_report._spread([swinging])
+    assert "can judge" in line and "paired" in line and "b8 llem/optimum" in line
+    wide = swinging | {"paired_over_optimum_ci95": [0.9, 1.1]}
+    (line, _) = validation_report._spread([swinging, wide | {"batch": 32}])
+    assert "CANNOT judge" in line and "b32 llem/optimum" in line and "10.9%" in line
+    # a row without intervals falls back to the segment rule
+    (line, _) = validation_report._spread([swinging, {"batch": 1, "spread_pct": {"bare": 20.0}}])
+    assert "CANNOT judge" in line and "20.0%" in line
+
+
+def test_window_only_requests_reach_llem_and_not_the_bare_loop() -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Recording(FakeWorker):
+        def ask(self, **req: Any) -> dict[str, Any]:
+            seen.append(req)
+            return super().ask(**req)
+
+    calls: list[str] = []
+    gpu_validation.alternate({"bare": Recording("bare", 100.0, calls)},  # type: ignore[dict-item]
+                             Recording("llem", 99.0, calls), 1, 2, 0.1,  # type: ignore[arg-type]
+                             ["default"], llem_req={"window_only": True})
+    assert [r.get("window_only") for r in seen] == [None, True, True, None]
+
+
 def test_the_paired_interval_is_narrow_when_quiet_and_straddles_when_noisy() -> None:
     quiet = [0.99, 1.0, 1.01, 1.0, 0.995, 1.005]
     noisy = [0.8, 1.1, 0.9, 1.2, 0.95, 1.05]
