@@ -24,7 +24,8 @@ import argparse
 import json
 import os
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,33 @@ SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "vllm-eager": ("vllm", {"gpu_memory_utilization": 0.35, "enforce_eager": True}),
 }
 #: diagnostic variants: a setting name + "-nosampler" runs without the 100 ms power trace,
-#: + "-noflops" without the FLOPs probe (the only torch.profiler use in the harness)
+#: + "-noflops" without the FLOPs probe (the only torch.profiler use in the harness),
+#: + "-noclock" without the per-token clock (the stopping criterion that records one CUDA
+#: event per step for TTFT/ITL), so its cost per step shows on its own
 NO_SAMPLER = "-nosampler"
 NO_FLOPS = "-noflops"
+NO_CLOCK = "-noclock"
 
 
 def base_setting(setting: str) -> str:
     """The setting without its diagnostic suffixes (variants share one loaded model)."""
-    return setting.removesuffix(NO_FLOPS).removesuffix(NO_SAMPLER)
+    return setting.removesuffix(NO_CLOCK).removesuffix(NO_FLOPS).removesuffix(NO_SAMPLER)
+
+
+@contextmanager
+def clock_off(setting: str) -> Iterator[None]:
+    """With "-noclock", the PyTorch backend's generate runs without its step clock."""
+    if NO_CLOCK not in setting:
+        yield
+        return
+    from llem_harness.backends import pytorch
+
+    kept = pytorch._StepClock
+    pytorch._StepClock = lambda *a, **k: None  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        pytorch._StepClock = kept  # type: ignore[misc]
 
 
 #: diagnostic: the independent bare loop (references/bare_generate.py, its own code) run in
@@ -207,7 +227,9 @@ def main() -> int:
         req = json.loads(line)
         if req.get("quit"):
             break
-        print(json.dumps(segment(req, sessions, out, n)), flush=True)
+        with clock_off(req.get("setting", "default")):
+            reply = segment(req, sessions, out, n)
+        print(json.dumps(reply), flush=True)
     for s in sessions.values():
         s.close()
     return 0
