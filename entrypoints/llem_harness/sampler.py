@@ -1,40 +1,37 @@
 """Background power/utilisation/memory sampler writing a phase-labelled time series.
 
-Power reads cost ~1 µs, so a 100 ms thread adds no measurable load; the energy *counter*
-(4 ms a read) is never polled here — it is read at window edges by the energy source.
-
-Which power: on Ampere/Hopper ``nvmlDeviceGetPowerUsage`` is a 1 s moving average, which
-lags every phase change by ~0.5 s and biases short phases. We read the instantaneous field
-(``NVML_FI_DEV_POWER_INSTANT``) when the driver offers it and fall back to the average
-otherwise; ``power_method`` records which one the trace holds.
+The sampling runs in its own process by default (:mod:`llem_harness.sampler_proc`: an
+in-process thread costs the measured decode loop its GIL hand-offs, ~1% of an eager
+decode, see there); ``runner="thread"`` keeps the old in-process thread, which the harness
+falls back to if the process cannot start. Either way the reads are those of
+:class:`llem_harness.nvml_reader.NvmlReader`, every ``interval_s`` with jitter, and the
+energy *counter* (4 ms a read) is never polled here: the energy source reads it at window
+edges.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import json
+import logging
+import os
 import random
+import select
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from llem_harness.nvml_reader import NvmlReader, Sample
 
-@dataclass
-class Sample:
-    t: float  # time.monotonic()
-    gpu: int
-    phase: str
-    power_w: float
-    power_avg_w: float | None
-    util_pct: float | None
-    mem_used_bytes: int | None
-    temp_c: float | None = None
-    sm_clock_mhz: int | None = None
-    mem_clock_mhz: int | None = None
-    #: clock event ("throttle") reasons bitmask, decoded by :func:`throttle_reasons`
-    throttle: int | None = None
+__all__ = ["THROTTLE_BITS", "PowerSampler", "Sample", "throttle_reasons"]
 
+log = logging.getLogger(__name__)
+
+#: how long the sampler process may take to open NVML and say so
+READY_TIMEOUT_S = 60.0
 
 #: NVML clock-event reason bits (nvml.h: nvmlClocksEventReason*) that mean the GPU ran
 #: slower than it could: the power cap, thermal slowdown (software and hardware) and
@@ -57,7 +54,8 @@ class PowerSampler:
     """Samples every GPU of the experiment every ``interval_s`` while running."""
 
     def __init__(
-        self, device_indices: list[int], interval_s: float = 0.1, jitter: float = 0.5, seed: int = 0
+        self, device_indices: list[int], interval_s: float = 0.1, jitter: float = 0.5,
+        seed: int = 0, runner: str = "process",
     ) -> None:
         self.interval_s = interval_s
         #: each gap is interval_s * U(1 - jitter, 1 + jitter): the mean rate stays the same,
@@ -65,102 +63,136 @@ class PowerSampler:
         #: sampling period into a biased integral; the error becomes random and shrinks with
         #: the number of samples.
         self.jitter = max(0.0, min(jitter, 0.9))
+        self.seed = seed
         self._rng = random.Random(seed)
         self.device_indices = device_indices or [0]
         self.samples: list[Sample] = []
         self.phase = "idle"
+        #: (monotonic time, phase) of every phase change: labels the process's samples
+        self._marks: list[tuple[float, str]] = [(float("-inf"), self.phase)]
+        #: "process" or "thread"; what ran is ``runner`` after __exit__
+        self.runner = runner
+        #: why the process runner was not used (None when it was, or was not asked for)
+        self.fallback_reason: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._handles: list[object] = []
-        self._nvml = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: NvmlReader | None = None
         self.unavailable_reason: str | None = None
         self.power_method: str | None = None
         #: Unix ns minus monotonic ns, read once: maps every sample to wall-clock time
         self.unix_offset_ns = time.time_ns() - time.monotonic_ns()
         try:
-            import pynvml
-
-            from llem_harness.nvml_devices import nvml_handles
-
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-            self._handles = nvml_handles(device_indices)
-            self.power_method = "instant" if self._instant_ok() else "average"
+            self._reader = NvmlReader.open(self.device_indices)
+            self.power_method = self._reader.power_method
         except Exception as exc:
             self.unavailable_reason = f"no NVML power readings ({type(exc).__name__}: {exc})"
-            self._nvml = None
-
-    def _instant_ok(self) -> bool:
-        nv = self._nvml
-        field = getattr(nv, "NVML_FI_DEV_POWER_INSTANT", None)
-        if field is None or not hasattr(nv, "nvmlDeviceGetFieldValues") or not self._handles:
-            return False
-        try:
-            return self._instant(self._handles[0]) is not None
-        except Exception:
-            return False
-
-    def _instant(self, h: object) -> float | None:
-        nv = self._nvml
-        (fv,) = nv.nvmlDeviceGetFieldValues(h, [nv.NVML_FI_DEV_POWER_INSTANT])
-        if getattr(fv, "nvmlReturn", 0) != 0:
-            return None
-        return float(fv.value.uiVal) / 1000.0
-
-    def _power(self, h: object) -> float:
-        if self.power_method == "instant":
-            w = self._instant(h)
-            if w is not None:
-                return w
-        return self._nvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+            self._reader = None
 
     @property
     def active(self) -> bool:
-        return self._nvml is not None
+        return self._reader is not None
 
     def set_phase(self, phase: str) -> None:
         self.phase = phase
+        self._marks.append((time.monotonic(), phase))
 
-    def _read(self, t: float) -> None:
-        nv = self._nvml
-        for gpu, h in zip(self.device_indices, self._handles, strict=False):
-            power = self._power(h)
-            try:
-                instant = self.power_method == "instant"
-                avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if instant else power
-            except Exception:
-                avg = None
-            try:
-                util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
-            except Exception:
-                util = None
-            try:
-                mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
-            except Exception:
-                mem = None
-            self.samples.append(Sample(t, gpu, self.phase, power, avg, util, mem,
-                                       *self._thermal(h)))
+    # -- the in-process thread ------------------------------------------------------------
+    def sample_once(self, t: float) -> None:
+        """One reading of every GPU, stamped ``t`` and labelled with the current phase (the
+        thread's step; tests drive it directly)."""
+        assert self._reader is not None
+        self.samples += self._reader.read(t, self.phase)
 
-    def _thermal(self, h: object) -> tuple[float | None, int | None, int | None, int | None]:
-        """Temperature, SM and memory clocks and the clock-event reasons: each a ~µs NVML
-        read; a field the driver does not offer is None."""
-        nv = self._nvml
+    def _loop(self) -> None:
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            self.sample_once(time.monotonic())
+            next_t += self.interval_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
 
-        def read(fn: str, *args: Any) -> Any:
-            try:
-                return getattr(nv, fn)(h, *args)
-            except Exception:
-                return None
+    def _start_thread(self) -> None:
+        self.runner = "thread"
+        self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
+        self._thread.start()
 
-        temp = read("nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0))
-        sm = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_SM", 1))
-        mem = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_MEM", 2))
-        reasons = read("nvmlDeviceGetCurrentClocksEventReasons")
-        if reasons is None:
-            reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons")
-        return (None if temp is None else float(temp), sm, mem,
-                None if reasons is None else int(reasons))
+    # -- the sampler's own process --------------------------------------------------------
+    def _child_env(self) -> dict[str, str]:
+        """The harness's environment, with this package's folder first on PYTHONPATH so
+        the child imports the same llem_harness whatever put it on ``sys.path``."""
+        here = str(Path(__file__).resolve().parents[1])
+        rest = os.environ.get("PYTHONPATH", "")
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, rest) if p)}
 
+    def _start_process(self) -> str | None:
+        """Start the sampler process and wait until NVML is open there; the reason it
+        could not, else None."""
+        argv = [sys.executable, "-m", "llem_harness.sampler_proc",
+                "--gpus", ",".join(map(str, self.device_indices)),
+                "--interval", repr(self.interval_s), "--jitter", repr(self.jitter),
+                "--seed", str(self.seed), "--power-method", self.power_method or "average"]
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          text=True, env=self._child_env())
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        assert self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], READY_TIMEOUT_S)
+        line = self._proc.stdout.readline() if ready else ""
+        try:
+            hello = json.loads(line) if line else {}
+        except json.JSONDecodeError:
+            hello = {"error": line.strip()[:200]}
+        if hello.get("ready"):
+            return None
+        self._kill()
+        return hello.get("error") or f"no answer in {READY_TIMEOUT_S:.0f} s"
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.communicate()
+            self._proc = None
+
+    def _collect(self) -> None:
+        """Stop the process, take its samples and label each with the phase in force at
+        its time."""
+        proc, self._proc = self._proc, None
+        assert proc is not None
+        try:
+            out, _ = proc.communicate("stop\n", timeout=30)
+            rows = json.loads(out.strip().splitlines()[-1]) if out.strip() else []
+        except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
+            proc.kill()
+            proc.communicate()
+            log.warning("power sampler process gave no samples: %s", exc)
+            return
+        times = [t for t, _ in self._marks]
+        for row in rows:
+            s = Sample(*row)
+            s.phase = self._marks[bisect.bisect_right(times, s.t) - 1][1]
+            self.samples.append(s)
+
+    def __enter__(self) -> PowerSampler:
+        if not self.active:
+            return self
+        if self.runner == "process":
+            why = self._start_process()
+            if why is None:
+                return self
+            self.fallback_reason = f"sampler process did not start ({why}); sampling in a thread"
+            log.warning("%s", self.fallback_reason)
+        self._start_thread()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._collect()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- analysis -------------------------------------------------------------------------
     def window_state(self, t0: float, t1: float) -> tuple[float | None, float | None, list[str]]:
         """(temperature at the start, at the end, slowdown reasons seen) of a window."""
         inside = [s for s in self.samples if t0 <= s.t <= t1]
@@ -173,25 +205,6 @@ class PowerSampler:
             reasons += [r for r in throttle_reasons(s.throttle) if r not in reasons]
         return (start.temp_c if start else None, end.temp_c if end else None, reasons)
 
-    def _loop(self) -> None:
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            self._read(time.monotonic())
-            next_t += self.interval_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
-
-    def __enter__(self) -> PowerSampler:
-        if self.active:
-            self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    # -- analysis -------------------------------------------------------------------------
     def integrate(self, t0: float, t1: float, column: str = "power_w") -> float | None:
         """Trapezoidal energy (J) of the power trace between t0 and t1, summed over GPUs
         (``column``: power_w, the instant reading where available, or power_avg_w)."""

@@ -139,6 +139,8 @@ def open_instruments(ctx: RunContext, stack: ExitStack) -> None:
         sampler = PowerSampler(ctx.indices, cfg.measurement.sample_interval_ms / 1000.0)
         if sampler.active:
             ctx.sampler = stack.enter_context(sampler)
+            if sampler.fallback_reason:
+                ctx.warnings.append(f"power time series: {sampler.fallback_reason}")
         else:
             ctx.warnings.append(f"power time series unavailable: {sampler.unavailable_reason}")
     ctx.t_origin = time.monotonic()

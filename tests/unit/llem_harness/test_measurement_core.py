@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -53,15 +56,40 @@ def test_cuda_index_maps_through_visible_devices(fake, monkeypatch):
     assert [h.i for h in nvml_handles([1])] == [1]
 
 
-def test_sampler_prefers_instant_power_and_labels_phases(fake, monkeypatch, tmp_path):
+REPO = Path(__file__).resolve().parents[3]
+
+
+def fake_nvml_for_children(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpus: list[dict]
+                           ) -> None:
+    """A ``pynvml`` module file the sampler's own process imports first: the same fake,
+    built from ``gpus`` (no NVML here; the child imports it under the real name)."""
+    (tmp_path / "pynvml.py").write_text(
+        "import json, os, sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from tests.unit.llem_harness import fake_pynvml\n"
+        "sys.modules[__name__] = fake_pynvml.make(json.loads(os.environ['FAKE_NVML_GPUS']))\n")
+    monkeypatch.setenv("FAKE_NVML_GPUS", json.dumps(gpus))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.mark.parametrize("runner", ["process", "thread"])
+def test_sampler_prefers_instant_power_and_labels_phases(fake, monkeypatch, tmp_path, runner):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    s = PowerSampler([0, 1], interval_s=0.01)
+    fake_nvml_for_children(monkeypatch, tmp_path, GPUS)
+    s = PowerSampler([0, 1], interval_s=0.01, runner=runner)
     assert s.active and s.power_method == "instant"
     with s:
+        assert s.fallback_reason is None and s.runner == runner
+        if runner == "process":
+            assert s._proc is not None and s._thread is None  # no sampling thread here
+            assert [t.name for t in __import__("threading").enumerate()
+                    if t.name == "llem-sampler"] == []
         s.set_phase("baseline")
         time.sleep(0.06)
         s.set_phase("decode")
         time.sleep(0.06)
+    assert s._proc is None
     phases = s.by_phase()
     assert {"baseline", "decode"} <= set(phases)
     n, mean, peak = phases["decode"]
@@ -76,6 +104,38 @@ def test_sampler_prefers_instant_power_and_labels_phases(fake, monkeypatch, tmp_
     t = pq.read_table(tmp_path / "ts.parquet")
     assert {"t_s", "gpu", "phase", "power_w", "power_avg_w"} <= set(t.column_names)
     assert min(t.column("t_s").to_pylist()) >= 0
+
+
+def test_samples_of_the_process_take_the_phase_in_force_at_their_time(fake, monkeypatch,
+                                                                     tmp_path):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake_nvml_for_children(monkeypatch, tmp_path, GPUS[:1])
+    with PowerSampler([0], interval_s=0.01) as s:
+        time.sleep(0.05)
+        s.set_phase("decode")
+        t_decode = time.monotonic()
+        time.sleep(0.05)
+        s.set_phase("idle")
+        t_idle = time.monotonic()
+        time.sleep(0.03)
+    assert s.samples and [x.t for x in s.samples] == sorted(x.t for x in s.samples)
+    for x in s.samples:
+        want = "decode" if t_decode <= x.t < t_idle else "idle"
+        # a sample read within the few microseconds around a mark may take either side
+        if min(abs(x.t - t_decode), abs(x.t - t_idle)) > 1e-3:
+            assert x.phase == want, (x.t, x.phase, want)
+    assert {x.phase for x in s.samples} == {"idle", "decode"}
+
+
+def test_a_sampler_process_that_cannot_open_nvml_falls_back_to_a_thread(fake, monkeypatch,
+                                                                        tmp_path):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    (tmp_path / "pynvml.py").write_text("raise ImportError('no NVML in this process')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with PowerSampler([0], interval_s=0.01) as s:
+        time.sleep(0.05)
+    assert s.runner == "thread" and "no NVML in this process" in (s.fallback_reason or "")
+    assert s.samples and s._proc is None
 
 
 def test_sampler_without_nvml_says_why(monkeypatch):

@@ -23,7 +23,7 @@ def sampler(monkeypatch: pytest.MonkeyPatch) -> PowerSampler:
     assert s.active
     for t, phase in ((1.0, "warmup"), (2.0, "decode"), (3.0, "decode"), (4.0, "idle")):
         s.set_phase(phase)
-        s._read(t)
+        s.sample_once(t)
     return s
 
 

@@ -30,7 +30,7 @@ def test_throttled_windows_are_recorded_and_warned_about(
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     sampler = PowerSampler([0], 0.1)
     for t in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0):
-        sampler._read(t)
+        sampler.sample_once(t)
     ctx = SimpleNamespace(sampler=sampler, source=object(), warnings=[], windows=[
         ("baseline", _reading(1.5, 2.5), 0),
         ("measured", _reading(2.5, 5.5), 3),

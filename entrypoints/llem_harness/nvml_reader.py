@@ -1,0 +1,118 @@
+"""One sample of every GPU of a run through NVML: power, utilisation, memory, temperature,
+clocks and clock-event reasons.
+
+Shared by the two places a sample can be taken: the sampler's own process
+(:mod:`llem_harness.sampler_proc`, the default) and the in-process thread
+(:class:`llem_harness.sampler.PowerSampler` with ``runner="thread"``).
+
+Which power: on Ampere/Hopper ``nvmlDeviceGetPowerUsage`` is a 1 s moving average, which
+lags every phase change by ~0.5 s and biases short phases. We read the instantaneous field
+(``NVML_FI_DEV_POWER_INSTANT``) when the driver offers it and fall back to the average
+otherwise; ``power_method`` records which one the trace holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Sample:
+    t: float  # time.monotonic()
+    gpu: int
+    phase: str
+    power_w: float
+    power_avg_w: float | None
+    util_pct: float | None
+    mem_used_bytes: int | None
+    temp_c: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    #: clock event ("throttle") reasons bitmask, decoded by :func:`throttle_reasons`
+    throttle: int | None = None
+
+
+class NvmlReader:
+    """Reads every GPU of ``device_indices`` (their NVML ``handles``) through ``nvml``."""
+
+    def __init__(self, nvml: Any, handles: list[object], device_indices: list[int],
+                 power_method: str | None = None) -> None:
+        self.nvml, self.handles, self.device_indices = nvml, handles, device_indices
+        self.power_method = power_method or ("instant" if self._instant_ok() else "average")
+
+    @classmethod
+    def open(cls, device_indices: list[int], power_method: str | None = None) -> NvmlReader:
+        """Initialise NVML (the ``pynvml`` module found on the path) for these devices."""
+        import pynvml
+
+        from llem_harness.nvml_devices import nvml_handles
+
+        pynvml.nvmlInit()
+        return cls(pynvml, nvml_handles(device_indices), device_indices, power_method)
+
+    def _instant_ok(self) -> bool:
+        nv = self.nvml
+        field = getattr(nv, "NVML_FI_DEV_POWER_INSTANT", None)
+        if field is None or not hasattr(nv, "nvmlDeviceGetFieldValues") or not self.handles:
+            return False
+        try:
+            return self._instant(self.handles[0]) is not None
+        except Exception:
+            return False
+
+    def _instant(self, h: object) -> float | None:
+        nv = self.nvml
+        (fv,) = nv.nvmlDeviceGetFieldValues(h, [nv.NVML_FI_DEV_POWER_INSTANT])
+        if getattr(fv, "nvmlReturn", 0) != 0:
+            return None
+        return float(fv.value.uiVal) / 1000.0
+
+    def _power(self, h: object) -> float:
+        if self.power_method == "instant":
+            w = self._instant(h)
+            if w is not None:
+                return w
+        return self.nvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+
+    def read(self, t: float, phase: str) -> list[Sample]:
+        """One sample per GPU, stamped ``t`` and labelled ``phase``."""
+        nv = self.nvml
+        out = []
+        for gpu, h in zip(self.device_indices, self.handles, strict=False):
+            power = self._power(h)
+            try:
+                instant = self.power_method == "instant"
+                avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if instant else power
+            except Exception:
+                avg = None
+            try:
+                util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
+            except Exception:
+                util = None
+            try:
+                mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
+            except Exception:
+                mem = None
+            out.append(Sample(t, gpu, phase, power, avg, util, mem, *self._thermal(h)))
+        return out
+
+    def _thermal(self, h: object) -> tuple[float | None, int | None, int | None, int | None]:
+        """Temperature, SM and memory clocks and the clock-event reasons: each a ~µs NVML
+        read; a field the driver does not offer is None."""
+        nv = self.nvml
+
+        def read(fn: str, *args: Any) -> Any:
+            try:
+                return getattr(nv, fn)(h, *args)
+            except Exception:
+                return None
+
+        temp = read("nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0))
+        sm = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_SM", 1))
+        mem = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_MEM", 2))
+        reasons = read("nvmlDeviceGetCurrentClocksEventReasons")
+        if reasons is None:
+            reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons")
+        return (None if temp is None else float(temp), sm, mem,
+                None if reasons is None else int(reasons))
