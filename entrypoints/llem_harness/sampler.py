@@ -1,8 +1,8 @@
 """Background power/utilisation/memory sampler writing a phase-labelled time series.
 
 The sampling runs in its own process by default (:mod:`llem_harness.sampler_proc`: an
-in-process thread costs the measured decode loop its GIL hand-offs, ~1% of an eager
-decode, see there); ``runner="thread"`` keeps the old in-process thread, which the harness
+in-process thread takes the GIL from the thread that launches the decode kernels at every
+NVML read, see there); ``runner="thread"`` keeps the in-process thread, which the harness
 falls back to if the process cannot start. Either way the reads are those of
 :class:`llem_harness.nvml_reader.NvmlReader`, every ``interval_s`` with jitter, and the
 energy *counter* (4 ms a read) is never polled here: the energy source reads it at window
@@ -70,7 +70,7 @@ class PowerSampler:
         self.phase = "idle"
         #: (monotonic time, phase) of every phase change: labels the process's samples
         self._marks: list[tuple[float, str]] = [(float("-inf"), self.phase)]
-        #: "process" or "thread"; what ran is ``runner`` after __exit__
+        #: "process" or "thread"; after __enter__, the one that runs
         self.runner = runner
         #: why the process runner was not used (None when it was, or was not asked for)
         self.fallback_reason: str | None = None

@@ -5,9 +5,11 @@ Why a process and not a thread: each NVML call releases Python's GIL and must ta
 afterwards, and the harness's launching thread holds it for nearly all of an eager decode
 step. A sampler thread doing ~9 reads per sample then forces ~90 GIL hand-offs a second on
 the thread that launches the kernels; at 25-40% GPU utilisation the decode loop is bound
-by that thread, so each hand-off is lost throughput (a CPU stand-in measured 1.2% with a
-thread at 9 GIL-releasing calls per 100 ms on two cores). Here the reads share no
-interpreter with the measured code, and nothing crosses between the two until the stop.
+by that thread, so a hand-off can cost throughput. Here the reads share no interpreter
+with the measured code, and nothing crosses between the two until the stop. How much the
+thread costs on a GPU machine is what ``benchmarks/sampler_cost.py`` measures; on the 2-core
+dev VM, with a stand-in NVML, thread and process each cost 0.6% of a launch-bound
+``generate`` (benchmarks/results/cpu-dev/sampler-cost.txt).
 
 Protocol (line-based, stdin/stdout): the process prints ``{"ready": ...}`` once NVML is
 open; a line on stdin (or its end) stops it; it then prints one JSON line, the list of
