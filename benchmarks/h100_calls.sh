@@ -12,8 +12,10 @@
 # Session 7: BATCHES=32,128 parity-interleave, then batches 1,8 of it inline (README there).
 # Session 8: parity-peer (batches 1,8), then BATCHES=32,128 parity-peer.
 # Session 10: parity-peer (batches 1,8; segments spread 8-34% again), then parity-tight
-#   (batches 1,8), then BATCHES=32,128 parity-tight.
-#   STEP: parity | parity-interleave | parity-peer | parity-tight | efficiency | fast | vllm-parity | vllm-study | vllm-both
+#   (batches 1,8), then BATCHES=8,32 parity-tight with the diagnostic SETTINGS (cut at its limit).
+# Next: sampler-cost (what the sampler thread / process costs a 1.1B generate, real NVML), then
+#   parity-tight at every batch size.
+#   STEP: parity | parity-interleave | parity-peer | parity-tight | sampler-cost | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +87,16 @@ case $1 in
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-0}" \
       --llem-window-only --llem-settings "${SETTINGS:-default}" --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
       --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ;;
+  sampler-cost)  # no sampler / sampler thread / sampler process around one generate call,
+    # paired round by round, pinned like the parity steps; then parity-tight at batch 8 in
+    # what is left of the call (PARITY=0 skips it)
+    t0=$SECONDS
+    taskset -c 4-5 timeout 300 python3 benchmarks/sampler_cost.py --rounds "${ROUNDS:-40}" \
+      --batch "${BATCH:-8}" > "$OUT/sampler-cost.json" 2> "$OUT/sampler-cost.log"
+    cat "$OUT/sampler-cost.json"
+    if [ "${PARITY:-1}" = 1 ]; then
+      LIMIT=$((575 - (SECONDS - t0))) ROUNDS=16 BATCHES=8 bash "$0" parity-tight
+    fi ;;
   vllm-counter2)  # issue 13: Poisson again (after the double-wait fix), then offline batch 1
     # and 8, each a CLI study under the independent counter log
     t0=$SECONDS
