@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "entrypoints"))
+sys.path[:0] = [str(HERE.parent / "entrypoints"), str(HERE / "references"), str(HERE)]
+
+from gpu_validation import median_ci95  # noqa: E402  (the same seeded bootstrap)
+from make_model import SHAPES  # noqa: E402  (the 1.1B shape of builtin:llama-1.1b)
+
+#: the CPU stand-in: the 1.1B shape's 22 layers, narrow, so each step is Python dispatch
+CPU_SHAPE = dict(SHAPES["tiny"], num_hidden_layers=22)
 
 FAKE = '''"""pynvml stand-in: every call sleeps {us} us in C with the GIL released."""
 import ctypes, types
@@ -66,11 +71,7 @@ def build(cuda: bool, batch: int) -> tuple[Any, Any]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    shape = (dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
-                  num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4)
-             if cuda else dict(vocab_size=512, hidden_size=128, intermediate_size=256,
-                               num_hidden_layers=22, num_attention_heads=4,
-                               num_key_value_heads=2))
+    shape = SHAPES["llama-1.1b"] if cuda else CPU_SHAPE
     device = "cuda:0" if cuda else "cpu"
     if not cuda:  # one launching thread, as on the GPU (no intra-op pool on the other core)
         torch.set_num_threads(1)
@@ -106,12 +107,6 @@ def side(runner: str | None, model: Any, ids: Any, new_tokens: int) -> float:
         return timed_generate(model, ids, new_tokens)
 
 
-def ci95(xs: list[float]) -> list[float]:
-    rng = random.Random(0)
-    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(4000))
-    return [meds[100], meds[3899]]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fake-nvml", action="store_true", help="no GPU: the stand-in pynvml")
@@ -136,7 +131,7 @@ def main() -> int:
     for k in ("thread", "process"):
         slow = [a / b for a, b in zip(times[k], times["none"], strict=True)]
         out[f"{k}_over_none_time"] = statistics.median(slow)
-        out[f"{k}_over_none_ci95"] = ci95(slow)
+        out[f"{k}_over_none_ci95"] = median_ci95(slow)
     out["median_call_s"] = {k: statistics.median(v) for k, v in times.items()}
     print(json.dumps(out))
     return 0

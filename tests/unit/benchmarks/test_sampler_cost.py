@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "sampler_cost.py"
 
 def test_sampler_cost_runs_every_side_with_the_stand_in_nvml() -> None:
     out = subprocess.run(
-        [sys.executable, str(BENCH), "--fake-nvml", "--rounds", "2", "--batch", "1",
+        [sys.executable, str(BENCH), "--fake-nvml", "--rounds", "3", "--batch", "1",
          "--new-tokens", "4"], capture_output=True, text=True, timeout=300, check=True)
     rep = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(rep["median_call_s"]) == {"none", "thread", "process"}
