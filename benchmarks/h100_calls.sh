@@ -13,9 +13,9 @@
 # Session 8: parity-peer (batches 1,8), then BATCHES=32,128 parity-peer.
 # Session 10: parity-peer (batches 1,8; segments spread 8-34% again), then parity-tight
 #   (batches 1,8), then BATCHES=8,32 parity-tight with the diagnostic SETTINGS (cut at its limit).
-# Next: sampler-cost (what the sampler thread / process costs a 1.1B generate, real NVML), then
-#   parity-tight at every batch size.
-#   STEP: parity | parity-interleave | parity-peer | parity-tight | sampler-cost | efficiency | fast | vllm-parity | vllm-study | vllm-both
+# Session 11: sampler-cost (b8 parity-tight in the rest), sampler-split (b32 parity-tight in
+#   the rest), then BATCHES=1,128 parity-tight.
+#   STEP: parity | parity-interleave | parity-peer | parity-tight | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -96,6 +96,18 @@ case $1 in
     cat "$OUT/sampler-cost.json"
     if [ "${PARITY:-1}" = 1 ]; then
       LIMIT=$((575 - (SECONDS - t0))) ROUNDS=16 BATCHES=8 bash "$0" parity-tight
+    fi ;;
+  sampler-split)  # where the sampler's ~0.7% goes (session 11): llem's sampler process, a
+    # bare NVML loop of the same eight calls on the same cores and on other cores, and of the
+    # power call alone on other cores; then parity-tight at PARITY_BATCHES in what is left
+    t0=$SECONDS
+    taskset -c 4-5 timeout 300 python3 benchmarks/sampler_cost.py --rounds "${ROUNDS:-20}" \
+      --batch "${BATCH:-8}" --sides "${SIDES:-none,process,reader:all@same,reader:all@8-9,reader:instant@8-9}" \
+      > "$OUT/sampler-split.json" 2> "$OUT/sampler-split.log"
+    cat "$OUT/sampler-split.json"
+    if [ -n "${PARITY_BATCHES-32}" ]; then
+      LIMIT=$((575 - (SECONDS - t0))) ROUNDS=${PARITY_ROUNDS:-14} BATCHES=${PARITY_BATCHES:-32} \
+        bash "$0" parity-tight
     fi ;;
   vllm-counter2)  # issue 13: Poisson again (after the double-wait fix), then offline batch 1
     # and 8, each a CLI study under the independent counter log

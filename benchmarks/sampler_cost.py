@@ -13,6 +13,14 @@ GIL released (as ctypes does for the real library), and a launch-bound tiny Llam
 CPU plays the decode loop (per-step time there is Python dispatch, as on the GPU).
 
     python benchmarks/sampler_cost.py [--fake-nvml] [--batch 8] [--rounds 40]
+
+``--sides`` picks the sides (default ``none,thread,process``). Besides llem's two samplers,
+a side ``reader:<calls>@<cpus>`` is a bare NVML loop in its own process (no llem code):
+``calls`` joined by ``+`` from :data:`CALLS` (``all`` = the eight a llem sample makes), at the
+sampler's 10 Hz, pinned to ``cpus`` (``same``: the cores this process runs on). It separates
+the two ways a sampler can cost the decode loop: CPU time on the launching thread's cores
+(``all@same`` vs ``all@<other cores>``) and the NVML calls themselves (``instant@<other>``:
+one call a sample). Each reader reports its calls' median latency during the generate.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +66,81 @@ def nvmlDeviceGetTemperature(h, k): return _c(45)
 def nvmlDeviceGetClockInfo(h, k): return _c(1980)
 def nvmlDeviceGetCurrentClocksEventReasons(h): return _c(0)
 '''
+
+
+#: the NVML calls a reader side can make (``all``: the eight of one llem sample)
+CALLS = ["instant", "power", "util", "memory", "temp", "smclock", "memclock", "reasons"]
+
+READER = r'''
+import json, select, sys, time
+import pynvml
+calls, interval = sys.argv[1].split("+"), float(sys.argv[2])
+pynvml.nvmlInit()
+h = pynvml.nvmlDeviceGetHandleByIndex(0)
+fn = {
+    "instant": lambda: pynvml.nvmlDeviceGetFieldValues(h, [pynvml.NVML_FI_DEV_POWER_INSTANT]),
+    "power": lambda: pynvml.nvmlDeviceGetPowerUsage(h),
+    "util": lambda: pynvml.nvmlDeviceGetUtilizationRates(h),
+    "memory": lambda: pynvml.nvmlDeviceGetMemoryInfo(h),
+    "temp": lambda: pynvml.nvmlDeviceGetTemperature(h, 0),
+    "smclock": lambda: pynvml.nvmlDeviceGetClockInfo(h, 1),
+    "memclock": lambda: pynvml.nvmlDeviceGetClockInfo(h, 2),
+    "reasons": lambda: pynvml.nvmlDeviceGetCurrentClocksEventReasons(h),
+}
+took = {c: [] for c in calls}
+print("ready", flush=True)
+next_t = time.monotonic()
+while True:
+    for c in calls:
+        t = time.perf_counter()
+        fn[c]()
+        took[c].append(time.perf_counter() - t)
+    next_t += interval
+    if select.select([sys.stdin], [], [], max(0.0, next_t - time.monotonic()))[0]:
+        break
+med = {c: sorted(v)[len(v) // 2] * 1e6 for c, v in took.items()}
+print(json.dumps({"samples": len(took[calls[0]]), "median_us": med}), flush=True)
+'''
+
+
+def parse_cpus(spec: str) -> set[int]:
+    """"4-5,8" -> {4, 5, 8}; "same" -> this process's cores."""
+    if spec == "same":
+        return set(os.sched_getaffinity(0))
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+class Reader:
+    """A bare NVML loop (:data:`READER`) in its own process, pinned, around one call."""
+
+    def __init__(self, spec: str, interval_s: float = 0.1) -> None:
+        calls, _, cpus = spec.partition("@")
+        self.calls = CALLS if calls == "all" else calls.split("+")
+        unknown = set(self.calls) - set(CALLS)
+        if unknown:
+            raise SystemExit(f"--sides: unknown NVML call(s) {sorted(unknown)}; use {CALLS}")
+        self.cpus, self.interval_s = parse_cpus(cpus or "same"), interval_s
+        self.report: dict[str, Any] = {}
+
+    def __enter__(self) -> Reader:
+        cpus = self.cpus
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", READER, "+".join(self.calls), str(self.interval_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError("the NVML reader did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        out, _ = self.proc.communicate("stop\n", timeout=60)
+        self.report = json.loads(out.strip().splitlines()[-1])
 
 
 def install_fake(read_us: int) -> None:
@@ -96,14 +180,20 @@ def timed_generate(model: Any, ids: Any, new_tokens: int) -> float:
     return time.perf_counter() - t
 
 
-def side(runner: str | None, model: Any, ids: Any, new_tokens: int) -> float:
-    """One generate call under the named sampler (None: none); its seconds."""
+def side(name: str, model: Any, ids: Any, new_tokens: int,
+         latencies: dict[str, list[dict[str, float]]]) -> float:
+    """One generate call under the named side; its seconds."""
     from llem_harness.sampler import PowerSampler
 
-    if runner is None:
+    if name == "none":
         return timed_generate(model, ids, new_tokens)
-    with PowerSampler([0], 0.1, runner=runner) as s:
-        assert s.runner == runner, s.fallback_reason
+    if name.startswith("reader:"):
+        with Reader(name.removeprefix("reader:")) as r:
+            took = timed_generate(model, ids, new_tokens)
+        latencies.setdefault(name, []).append(r.report["median_us"])
+        return took
+    with PowerSampler([0], 0.1, runner=name) as s:
+        assert s.runner == name, s.fallback_reason
         return timed_generate(model, ids, new_tokens)
 
 
@@ -114,25 +204,36 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--sides", default="none,thread,process",
+                    help="comma-separated: none, thread, process, reader:<calls>@<cpus>")
     args = ap.parse_args()
+    sides = args.sides.split(",")
+    if "none" not in sides:
+        sides.insert(0, "none")
+    for k in sides:  # a bad side fails before the model is built
+        if k.startswith("reader:"):
+            Reader(k.removeprefix("reader:"))
     if args.fake_nvml:
         install_fake(args.read_us)
     model, ids = build(not args.fake_nvml, args.batch)
-    sides: dict[str, str | None] = {"none": None, "thread": "thread", "process": "process"}
     times: dict[str, list[float]] = {k: [] for k in sides}
+    latencies: dict[str, list[dict[str, float]]] = {}
     for k in sides:  # warm-up
-        side(sides[k], model, ids, args.new_tokens)
+        side(k, model, ids, args.new_tokens, {})
     for r in range(args.rounds):
-        for k in (list(sides) if r % 2 == 0 else list(reversed(sides))):
-            times[k].append(side(sides[k], model, ids, args.new_tokens))
+        for k in (sides if r % 2 == 0 else list(reversed(sides))):
+            times[k].append(side(k, model, ids, args.new_tokens, latencies))
     out: dict[str, Any] = {"batch": args.batch, "rounds": args.rounds,
                            "fake_nvml": args.fake_nvml, "read_us": args.read_us,
                            "cpus": sorted(os.sched_getaffinity(0))}
-    for k in ("thread", "process"):
+    for k in sides[1:]:
         slow = [a / b for a, b in zip(times[k], times["none"], strict=True)]
         out[f"{k}_over_none_time"] = statistics.median(slow)
         out[f"{k}_over_none_ci95"] = median_ci95(slow)
     out["median_call_s"] = {k: statistics.median(v) for k, v in times.items()}
+    out["reader_call_median_us"] = {
+        k: {c: statistics.median(r[c] for r in rows) for c in rows[0]}
+        for k, rows in latencies.items()}
     print(json.dumps(out))
     return 0
 

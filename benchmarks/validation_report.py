@@ -166,6 +166,28 @@ def _energy(rows: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+#: shorter windows span under ten refreshes of NVML's energy counter (~100 ms), so both
+#: llem's reading and the counter log's carry more than ~1% quantisation: not judged
+EXTERNAL_MIN_S = 1.0
+
+
+def _external(name: str, rows: list[dict[str, Any]]) -> list[str]:
+    """llem's windows against the independent counter log, the short ones set apart."""
+    judged = [r for r in rows if r.get("diff_pct") is not None
+              and r.get("duration_s", 0.0) >= EXTERNAL_MIN_S]
+    short = sum(1 for r in rows if r.get("duration_s", 0.0) < EXTERNAL_MIN_S)
+    if not judged and not short:
+        return []
+    line = f"{name}: {len(judged)} llem windows against an independent NVML counter log (50 ms)"
+    if judged:
+        diffs = sorted(abs(r["diff_pct"]) for r in judged)
+        line += f": max |diff| {diffs[-1]:.3f}%, median {diffs[len(diffs) // 2]:.3f}%"
+    if short:
+        line += (f"; {short} shorter than {EXTERNAL_MIN_S:.0f} s (under ten counter refreshes) "
+                 "not judged")
+    return [line, ""]
+
+
 def markdown(rep: dict[str, Any]) -> str:
     lines = [f"args: {rep.get('args')}", ""]
     if rep.get("parity"):
@@ -184,11 +206,6 @@ def markdown(rep: dict[str, Any]) -> str:
     if v.get("poisson"):
         lines += [f"vLLM Poisson run: {v['poisson']}", ""]
     for name in ("parity", "fast", "energy", "vllm"):
-        rows = rep.get(f"{name}_external") or []
-        diffs = [abs(r["diff_pct"]) for r in rows if r.get("diff_pct") is not None]
-        if diffs:
-            lines += [f"{name}: {len(diffs)} llem windows against an independent NVML counter "
-                      f"log (50 ms): max |diff| {max(diffs):.3f}%, median "
-                      f"{sorted(diffs)[len(diffs) // 2]:.3f}%", ""]
+        lines += _external(name, rep.get(f"{name}_external") or [])
     lines += [f"error: {e.splitlines()[-1]}" for e in rep.get("errors", [])]
     return "\n".join(lines) + "\n"
