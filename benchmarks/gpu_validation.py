@@ -139,6 +139,11 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
         out["paired_over_optimum_ci95"] = median_ci95(peer_pairs)
     out["energy_per_token_diff_pct"] = 100 * (out["llem_j_per_token"] / out["bare_j_per_token"]
                                               - 1)
+    # the energy criterion, paired like throughput: llem's J/token over the bare loop's
+    # counter J/token in the same round
+    epairs = _paired(rows[setting], rows["bare"], "j_per_token")
+    out["paired_energy_ratio_median"] = statistics.median(epairs) if epairs else None
+    out["paired_energy_ratio_ci95"] = median_ci95(epairs)
     return out
 
 
@@ -159,9 +164,11 @@ def median_ci95(xs: list[float], resamples: int = 4000) -> list[float] | None:
     return [meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]]
 
 
-def _paired(llem: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[float]:
-    """llem / other, segment by segment of the same round."""
-    return [a["tok_per_s"] / b["tok_per_s"] for a, b in zip(llem, other, strict=False)]
+def _paired(llem: list[dict[str, Any]], other: list[dict[str, Any]], key: str = "tok_per_s"
+            ) -> list[float]:
+    """llem / other, segment by segment of the same round (pairs missing ``key`` skipped)."""
+    return [a[key] / b[key] for a, b in zip(llem, other, strict=False)
+            if a.get(key) and b.get(key)]
 
 
 def peer_rounds(rounds: int, runs: int) -> list[int]:

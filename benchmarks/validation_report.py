@@ -92,7 +92,8 @@ def _spread(rows: list[dict[str, Any]]) -> list[str]:
 def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
     lines = [f"### {title}", "",
              "| batch | setting | bare tok/s | llem tok/s | llem / bare | paired median [95% CI] "
-             "| bare J/tok | llem J/tok | J/tok diff % | llem GPU util % |", "|" + "---|" * 10]
+             "| bare J/tok | llem J/tok | J/tok diff % | J/tok llem / bare, paired [95% CI] "
+             "| llem GPU util % |", "|" + "---|" * 11]
     for r in rows:
         lines.append(
             f"| {r['batch']} | {r.get('setting', '')} | {_f(r['bare_tok_per_s'], 1)}"
@@ -101,6 +102,8 @@ def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
             f" {_ci(r.get('paired_ratio_ci95'))}"
             f" | {_f(r['bare_j_per_token'], 4)}"
             f" | {_f(r['llem_j_per_token'], 4)} | {_f(r['energy_per_token_diff_pct'])}"
+            f" | {_f(r.get('paired_energy_ratio_median'), 3)}"
+            f" {_ci(r.get('paired_energy_ratio_ci95'))}"
             f" | {_f(r['llem_gpu_util_pct'], 0)} |")
     return [*lines, "", *_spread(rows), *_segments(rows)]
 

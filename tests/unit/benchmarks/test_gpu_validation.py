@@ -177,3 +177,25 @@ def test_each_one_shot_peer_run_of_a_batch_gets_its_own_file(tmp_path: Path) -> 
     (tmp_path / "optimum-b1-2.json").write_text("{}")
     assert gpu_validation.peer_output(tmp_path, 1) == (3, tmp_path / "optimum-b1-3.json")
     assert gpu_validation.peer_output(tmp_path, 128) == (2, tmp_path / "optimum-b128-2.json")
+
+
+def test_energy_per_token_is_paired_round_by_round_and_tabled() -> None:
+    calls: list[str] = []
+    bares = {"bare": Drifting("bare", 100.0, calls)}
+    # llem 2% slower each round, so 2% more J/token than the bare segment beside it
+    (row,) = gpu_validation.alternate(bares, Drifting("llem", 98.0, calls), 8, 4, 1.0,  # type: ignore[arg-type]
+                                      ["default"])
+    assert row["paired_energy_ratio_median"] > 1.0
+    lo, hi = row["paired_energy_ratio_ci95"]
+    assert lo <= row["paired_energy_ratio_median"] <= hi
+    table = next(line for line in validation_report._parity([row], "t")
+                 if line.startswith("| 8 "))
+    cell = [c.strip() for c in table.strip("|").split("|")][9]
+    assert cell.startswith(f"{row['paired_energy_ratio_median']:.3f} [{lo:.3f}, {hi:.3f}]")
+
+
+def test_pairs_without_the_key_are_skipped() -> None:
+    llem = [{"tok_per_s": 10.0, "j_per_token": 2.0}, {"tok_per_s": 10.0, "j_per_token": None}]
+    bare = [{"tok_per_s": 5.0, "j_per_token": 1.0}, {"tok_per_s": 5.0, "j_per_token": 1.0}]
+    assert gpu_validation._paired(llem, bare) == [2.0, 2.0]
+    assert gpu_validation._paired(llem, bare, "j_per_token") == [2.0]
