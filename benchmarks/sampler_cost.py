@@ -14,7 +14,9 @@ CPU plays the decode loop (per-step time there is Python dispatch, as on the GPU
 
     python benchmarks/sampler_cost.py [--fake-nvml] [--batch 8] [--rounds 40]
 
-``--sides`` picks the sides (default ``none,thread,process``). Besides llem's two samplers,
+``--sides`` picks the sides (default ``none,thread,process``). Besides llem's two samplers
+(``-full``: every field at every sample, as before session 11, instead of the slow fields
+once a second),
 a side ``reader:<calls>@<cpus>`` is a bare NVML loop in its own process (no llem code):
 ``calls`` joined by ``+`` from :data:`CALLS` (``all`` = the eight a llem sample makes), at the
 sampler's 10 Hz, pinned to ``cpus`` (``same``: the cores this process runs on). It separates
@@ -183,7 +185,7 @@ def timed_generate(model: Any, ids: Any, new_tokens: int) -> float:
 def side(name: str, model: Any, ids: Any, new_tokens: int,
          latencies: dict[str, list[dict[str, float]]]) -> float:
     """One generate call under the named side; its seconds."""
-    from llem_harness.sampler import PowerSampler
+    from llem_harness.sampler import FULL_READ_S, PowerSampler
 
     if name == "none":
         return timed_generate(model, ids, new_tokens)
@@ -192,8 +194,9 @@ def side(name: str, model: Any, ids: Any, new_tokens: int,
             took = timed_generate(model, ids, new_tokens)
         latencies.setdefault(name, []).append(r.report["median_us"])
         return took
-    with PowerSampler([0], 0.1, runner=name) as s:
-        assert s.runner == name, s.fallback_reason
+    runner, _, full = name.partition("-")  # "process-full": every field at every sample
+    with PowerSampler([0], 0.1, runner=runner, full_read_s=0.0 if full else FULL_READ_S) as s:
+        assert s.runner == runner, s.fallback_reason
         return timed_generate(model, ids, new_tokens)
 
 
@@ -205,7 +208,8 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--sides", default="none,thread,process",
-                    help="comma-separated: none, thread, process, reader:<calls>@<cpus>")
+                    help="comma-separated: none, thread, process, thread-full, process-full "
+                    "(every field at every sample), reader:<calls>@<cpus>")
     args = ap.parse_args()
     sides = args.sides.split(",")
     if "none" not in sides:

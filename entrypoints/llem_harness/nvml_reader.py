@@ -9,6 +9,15 @@ Which power: on Ampere/Hopper ``nvmlDeviceGetPowerUsage`` is a 1 s moving averag
 lags every phase change by ~0.5 s and biases short phases. We read the instantaneous field
 (``NVML_FI_DEV_POWER_INSTANT``) when the driver offers it and fall back to the average
 otherwise; ``power_method`` records which one the trace holds.
+
+Why not every field at every sample: on the H100 a sampler making all eight reads ten times
+a second slowed a batch-8 ``generate`` it watched by 0.9% on a quiet machine and 6% on a
+busy one, and by as much from cores the decode loop did not use, while the power read
+alone cost 0.6% [-4%, +6%] (benchmarks/results/h100-session11). So power, utilisation and
+the clock-event reasons (the window's figures and its throttle check; the last two are
+~6 us reads) are read at every sample, and the fields that change slowly or only describe
+(average power, memory, temperature, clocks) at every ``full_every``-th; the samples
+between carry None there.
 """
 
 from __future__ import annotations
@@ -37,19 +46,24 @@ class NvmlReader:
     """Reads every GPU of ``device_indices`` (their NVML ``handles``) through ``nvml``."""
 
     def __init__(self, nvml: Any, handles: list[object], device_indices: list[int],
-                 power_method: str | None = None) -> None:
+                 power_method: str | None = None, full_every: int = 1) -> None:
         self.nvml, self.handles, self.device_indices = nvml, handles, device_indices
         self.power_method = power_method or ("instant" if self._instant_ok() else "average")
+        #: every how many reads all fields are read (the others read power only)
+        self.full_every = max(1, full_every)
+        self._reads = 0
 
     @classmethod
-    def open(cls, device_indices: list[int], power_method: str | None = None) -> NvmlReader:
+    def open(cls, device_indices: list[int], power_method: str | None = None,
+             full_every: int = 1) -> NvmlReader:
         """Initialise NVML (the ``pynvml`` module found on the path) for these devices."""
         import pynvml
 
         from llem_harness.nvml_devices import nvml_handles
 
         pynvml.nvmlInit()
-        return cls(pynvml, nvml_handles(device_indices), device_indices, power_method)
+        return cls(pynvml, nvml_handles(device_indices), device_indices, power_method,
+                   full_every)
 
     def _instant_ok(self) -> bool:
         nv = self.nvml
@@ -76,7 +90,14 @@ class NvmlReader:
         return self.nvml.nvmlDeviceGetPowerUsage(h) / 1000.0
 
     def read(self, t: float, phase: str) -> list[Sample]:
-        """One sample per GPU, stamped ``t`` and labelled ``phase``."""
+        """One sample per GPU, stamped ``t`` and labelled ``phase``: every field on the
+        first read and every ``full_every``-th after it, power alone on the others."""
+        full = self._reads % self.full_every == 0
+        self._reads += 1
+        if not full:
+            return [Sample(t, gpu, phase, self._power(h), None, self._util(h), None,
+                           throttle=self._reasons(h))
+                    for gpu, h in zip(self.device_indices, self.handles, strict=False)]
         nv = self.nvml
         out = []
         for gpu, h in zip(self.device_indices, self.handles, strict=False):
@@ -86,16 +107,19 @@ class NvmlReader:
                 avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if instant else power
             except Exception:
                 avg = None
-            try:
-                util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
-            except Exception:
-                util = None
+            util = self._util(h)
             try:
                 mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
             except Exception:
                 mem = None
             out.append(Sample(t, gpu, phase, power, avg, util, mem, *self._thermal(h)))
         return out
+
+    def _util(self, h: object) -> float | None:
+        try:
+            return float(self.nvml.nvmlDeviceGetUtilizationRates(h).gpu)
+        except Exception:
+            return None
 
     def _thermal(self, h: object) -> tuple[float | None, int | None, int | None, int | None]:
         """Temperature, SM and memory clocks and the clock-event reasons: each a ~µs NVML
@@ -111,8 +135,14 @@ class NvmlReader:
         temp = read("nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0))
         sm = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_SM", 1))
         mem = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_MEM", 2))
-        reasons = read("nvmlDeviceGetCurrentClocksEventReasons")
-        if reasons is None:
-            reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons")
-        return (None if temp is None else float(temp), sm, mem,
-                None if reasons is None else int(reasons))
+        return (None if temp is None else float(temp), sm, mem, self._reasons(h))
+
+    def _reasons(self, h: object) -> int | None:
+        """The clock-event ("throttle") reasons bitmask (its older name on old drivers)."""
+        for fn in ("nvmlDeviceGetCurrentClocksEventReasons",
+                   "nvmlDeviceGetCurrentClocksThrottleReasons"):
+            try:
+                return int(getattr(self.nvml, fn)(h))
+            except Exception:
+                continue
+        return None

@@ -33,6 +33,17 @@ log = logging.getLogger(__name__)
 #: how long the sampler process may take to open NVML and say so
 READY_TIMEOUT_S = 60.0
 
+#: how often the slow fields (memory, temperature, clocks, average power) are read; power,
+#: utilisation and the clock-event reasons are read at every sample. Why: see
+#: :mod:`llem_harness.nvml_reader` (the full set of reads slowed the watched decode loop)
+FULL_READ_S = 1.0
+
+
+def full_every(interval_s: float, full_read_s: float = FULL_READ_S) -> int:
+    """Every how many samples all fields are read: about once per ``full_read_s`` (0:
+    every sample)."""
+    return max(1, round(full_read_s / interval_s)) if interval_s > 0 else 1
+
 #: NVML clock-event reason bits (nvml.h: nvmlClocksEventReason*) that mean the GPU ran
 #: slower than it could: the power cap, thermal slowdown (software and hardware) and
 #: hardware slowdown (power brake, external signal)
@@ -55,9 +66,11 @@ class PowerSampler:
 
     def __init__(
         self, device_indices: list[int], interval_s: float = 0.1, jitter: float = 0.5,
-        seed: int = 0, runner: str = "process",
+        seed: int = 0, runner: str = "process", full_read_s: float = FULL_READ_S,
     ) -> None:
         self.interval_s = interval_s
+        #: every how many samples the slow fields are read too
+        self.full_every = full_every(interval_s, full_read_s)
         #: each gap is interval_s * U(1 - jitter, 1 + jitter): the mean rate stays the same,
         #: but a periodic load (one decode step every ~20-30 ms) can no longer alias with the
         #: sampling period into a biased integral; the error becomes random and shrinks with
@@ -83,7 +96,7 @@ class PowerSampler:
         #: Unix ns minus monotonic ns, read once: maps every sample to wall-clock time
         self.unix_offset_ns = time.time_ns() - time.monotonic_ns()
         try:
-            self._reader = NvmlReader.open(self.device_indices)
+            self._reader = NvmlReader.open(self.device_indices, full_every=self.full_every)
             self.power_method = self._reader.power_method
         except Exception as exc:
             self.unavailable_reason = f"no NVML power readings ({type(exc).__name__}: {exc})"
@@ -130,7 +143,8 @@ class PowerSampler:
         argv = [sys.executable, "-m", "llem_harness.sampler_proc",
                 "--gpus", ",".join(map(str, self.device_indices)),
                 "--interval", repr(self.interval_s), "--jitter", repr(self.jitter),
-                "--seed", str(self.seed), "--power-method", self.power_method or "average"]
+                "--seed", str(self.seed), "--power-method", self.power_method or "average",
+                "--full-every", str(self.full_every)]
         try:
             self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           text=True, env=self._child_env())

@@ -17,6 +17,7 @@ samples as rows of :data:`FIELDS`, and exits. Samples carry no phase: the harnes
 them by time from its own phase marks (``time.monotonic`` is one clock for the machine).
 
     python -m llem_harness.sampler_proc --gpus 0,1 --interval 0.1 [--jitter 0.5 --seed 0]
+        [--full-every 10]
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--power-method", choices=["instant", "average"], default=None)
+    ap.add_argument("--full-every", type=int, default=1,
+                    help="read every field at every N-th sample, power alone between")
     args = ap.parse_args(argv)
     gpus = [int(g) for g in args.gpus.split(",")]
     try:
-        reader = NvmlReader.open(gpus, args.power_method)
+        reader = NvmlReader.open(gpus, args.power_method, args.full_every)
     except Exception as exc:
         print(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1

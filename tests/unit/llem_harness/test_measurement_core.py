@@ -94,7 +94,8 @@ def test_sampler_prefers_instant_power_and_labels_phases(fake, monkeypatch, tmp_
     assert {"baseline", "decode"} <= set(phases)
     n, mean, peak = phases["decode"]
     assert n > 0 and mean == pytest.approx(350.0) and peak == pytest.approx(350.0)
-    assert {x.power_avg_w for x in s.samples if x.gpu == 1} == {200.0}
+    # the average power is a slow field: read with the first sample, then once a second
+    assert {x.power_avg_w for x in s.samples if x.gpu == 1} - {None} == {200.0}
     ts = sorted({x.t for x in s.samples})
     # constant 350 W over any interval integrates to 350 W * its length
     assert s.integrate(ts[0], ts[-1]) == pytest.approx(350.0 * (ts[-1] - ts[0]))
@@ -104,6 +105,45 @@ def test_sampler_prefers_instant_power_and_labels_phases(fake, monkeypatch, tmp_
     t = pq.read_table(tmp_path / "ts.parquet")
     assert {"t_s", "gpu", "phase", "power_w", "power_avg_w"} <= set(t.column_names)
     assert min(t.column("t_s").to_pylist()) >= 0
+
+
+def test_slow_fields_are_read_every_nth_sample_power_util_reasons_every_sample(fake):
+    from llem_harness.nvml_reader import NvmlReader
+
+    r = NvmlReader.open([0], full_every=3)
+    rows = [r.read(float(i), "decode")[0] for i in range(7)]
+    full = [i for i, x in enumerate(rows) if x.temp_c is not None]
+    assert full == [0, 3, 6]
+    for i, x in enumerate(rows):
+        assert x.power_w == rows[0].power_w > 0 and x.util_pct is not None
+        assert x.throttle is not None  # the throttle check sees every sample
+        slow = (x.power_avg_w, x.mem_used_bytes, x.sm_clock_mhz, x.mem_clock_mhz)
+        if i in full:
+            assert x.power_avg_w is not None and x.mem_used_bytes is not None
+        else:
+            assert slow == (None,) * 4
+
+
+def test_a_sampler_reads_the_slow_fields_about_once_a_second():
+    from llem_harness.sampler import full_every
+
+    assert full_every(0.1) == 10 and full_every(0.25) == 4
+    assert full_every(2.0) == 1  # slower than once a second: every sample is full
+    assert full_every(0.1, full_read_s=0) == 1
+
+
+@pytest.mark.parametrize("runner", ["process", "thread"])
+def test_both_runners_read_the_slow_fields_on_the_same_cadence(fake, monkeypatch, tmp_path,
+                                                               runner):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake_nvml_for_children(monkeypatch, tmp_path, GPUS[:1])
+    with PowerSampler([0], interval_s=0.01, jitter=0.0, runner=runner,
+                      full_read_s=0.04) as s:
+        time.sleep(0.2)
+    assert s.full_every == 4 and len(s.samples) >= 8
+    full = [i for i, x in enumerate(s.samples) if x.temp_c is not None]
+    assert full[:2] == [0, 4]
+    assert all(x.util_pct is not None for x in s.samples)
 
 
 def test_samples_of_the_process_take_the_phase_in_force_at_their_time(fake, monkeypatch,

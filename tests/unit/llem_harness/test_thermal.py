@@ -19,7 +19,7 @@ def sampler(monkeypatch: pytest.MonkeyPatch) -> PowerSampler:
            "reasons": [0, 0x4, 0x20, 0]}
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml.make([gpu]))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    s = PowerSampler([0], 0.1)
+    s = PowerSampler([0], 0.1, full_read_s=0)  # every field at every sample
     assert s.active
     for t, phase in ((1.0, "warmup"), (2.0, "decode"), (3.0, "decode"), (4.0, "idle")):
         s.set_phase(phase)
@@ -43,6 +43,20 @@ def test_samples_carry_temperature_clocks_and_reasons(sampler: PowerSampler,
     assert set(t["sm_clock_mhz"]) == {1980} and set(t["mem_clock_mhz"]) == {2619}
     assert t["throttle_power_cap"] == [False, True, False, False]
     assert t["throttle_thermal"] == [False, False, True, False]
+
+
+def test_throttling_between_full_reads_is_still_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = {"uuid": "GPU-a", "power_mw": 300_000, "temp_c": [50, 60],
+           "reasons": [0, 0, 0x40, 0]}
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml.make([gpu]))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    s = PowerSampler([0], 0.5, full_read_s=1.0)  # temperature every 2nd sample
+    s.set_phase("decode")
+    for t in (1.0, 1.5, 2.0, 2.5):
+        s.sample_once(t)
+    assert [x.temp_c for x in s.samples] == [50.0, None, 60.0, None]
+    start, end, reasons = s.window_state(1.2, 2.7)
+    assert (start, end, reasons) == (50.0, 60.0, ["thermal"])
 
 
 def test_window_edges_and_throttling(sampler: PowerSampler) -> None:
