@@ -106,7 +106,7 @@ case $1 in
       > "$OUT/sampler-split.json" 2> "$OUT/sampler-split.log"
     cat "$OUT/sampler-split.json"
     if [ -n "${PARITY_BATCHES-32}" ]; then
-      LIMIT=$((575 - (SECONDS - t0))) ROUNDS=${PARITY_ROUNDS:-14} BATCHES=${PARITY_BATCHES:-32} \
+      LIMIT=$((${TOTAL:-575} - (SECONDS - t0))) ROUNDS=${PARITY_ROUNDS:-14} BATCHES=${PARITY_BATCHES:-32} \
         bash "$0" parity-tight
     fi ;;
   vllm-counter2)  # issue 13: Poisson again (after the double-wait fix), then offline batch 1

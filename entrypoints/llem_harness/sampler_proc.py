@@ -3,13 +3,12 @@ the harness when told to stop.
 
 Why a process and not a thread: each NVML call releases Python's GIL and must take it back
 afterwards, and the harness's launching thread holds it for nearly all of an eager decode
-step. A sampler thread doing ~9 reads per sample then forces ~90 GIL hand-offs a second on
-the thread that launches the kernels; at 25-40% GPU utilisation the decode loop is bound
-by that thread, so a hand-off can cost throughput. Here the reads share no interpreter
-with the measured code, and nothing crosses between the two until the stop. How much the
-thread costs on a GPU machine is what ``benchmarks/sampler_cost.py`` measures; on the 2-core
-dev VM, with a stand-in NVML, thread and process each cost 0.6% of a launch-bound
-``generate`` (benchmarks/results/cpu-dev/sampler-cost.txt).
+step, so a sampler thread forces a GIL hand-off on that thread at every read. Here the
+reads share no interpreter with the measured code, and nothing crosses between the two
+until the stop. Measured on the H100 (``benchmarks/sampler_cost.py``, session 11), the
+process and the thread cost a batch-8 ``generate`` about the same (0.9% and 0.7%): the
+reads themselves cost, wherever they run, which is why the slow fields are read only about
+once a second (:mod:`llem_harness.nvml_reader`).
 
 Protocol (line-based, stdin/stdout): the process prints ``{"ready": ...}`` once NVML is
 open; a line on stdin (or its end) stops it; it then prints one JSON line, the list of
