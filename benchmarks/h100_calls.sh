@@ -14,7 +14,9 @@
 # Session 10: parity-peer (batches 1,8; segments spread 8-34% again), then parity-tight
 #   (batches 1,8), then BATCHES=8,32 parity-tight with the diagnostic SETTINGS (cut at its limit).
 # Session 11: sampler-cost (b8 parity-tight in the rest), sampler-split (b32 parity-tight in
-#   the rest), then BATCHES=1,128 parity-tight.
+#   the rest; a noisy machine); no machine could be started after that.
+# Next: TOTAL=300 SIDES=none,process-full,process ROUNDS=14 PARITY_BATCHES=8 PARITY_ROUNDS=10
+#   sampler-split (the sampler's new cadence against the old), then parity-tight at 1,32,128.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
