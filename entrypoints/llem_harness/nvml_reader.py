@@ -49,7 +49,7 @@ class NvmlReader:
                  power_method: str | None = None, full_every: int = 1) -> None:
         self.nvml, self.handles, self.device_indices = nvml, handles, device_indices
         self.power_method = power_method or ("instant" if self._instant_ok() else "average")
-        #: every how many reads all fields are read (the others read power only)
+        #: every how many reads the slow fields are read too (see the module docstring)
         self.full_every = max(1, full_every)
         self._reads = 0
 
@@ -90,30 +90,31 @@ class NvmlReader:
         return self.nvml.nvmlDeviceGetPowerUsage(h) / 1000.0
 
     def read(self, t: float, phase: str) -> list[Sample]:
-        """One sample per GPU, stamped ``t`` and labelled ``phase``: every field on the
-        first read and every ``full_every``-th after it, power alone on the others."""
+        """One sample per GPU, stamped ``t`` and labelled ``phase``: power, utilisation and
+        the clock-event reasons every time, the slow fields on the first read and every
+        ``full_every``-th after it."""
         full = self._reads % self.full_every == 0
         self._reads += 1
+        return [self._sample(t, gpu, phase, h, full)
+                for gpu, h in zip(self.device_indices, self.handles, strict=False)]
+
+    def _sample(self, t: float, gpu: int, phase: str, h: object, full: bool) -> Sample:
+        s = Sample(t, gpu, phase, self._power(h), None, self._util(h), None,
+                   throttle=self._reasons(h))
         if not full:
-            return [Sample(t, gpu, phase, self._power(h), None, self._util(h), None,
-                           throttle=self._reasons(h))
-                    for gpu, h in zip(self.device_indices, self.handles, strict=False)]
+            return s
         nv = self.nvml
-        out = []
-        for gpu, h in zip(self.device_indices, self.handles, strict=False):
-            power = self._power(h)
-            try:
-                instant = self.power_method == "instant"
-                avg = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if instant else power
-            except Exception:
-                avg = None
-            util = self._util(h)
-            try:
-                mem = int(nv.nvmlDeviceGetMemoryInfo(h).used)
-            except Exception:
-                mem = None
-            out.append(Sample(t, gpu, phase, power, avg, util, mem, *self._thermal(h)))
-        return out
+        try:
+            instant = self.power_method == "instant"
+            s.power_avg_w = nv.nvmlDeviceGetPowerUsage(h) / 1000.0 if instant else s.power_w
+        except Exception:
+            s.power_avg_w = None
+        try:
+            s.mem_used_bytes = int(nv.nvmlDeviceGetMemoryInfo(h).used)
+        except Exception:
+            s.mem_used_bytes = None
+        s.temp_c, s.sm_clock_mhz, s.mem_clock_mhz = self._thermal(h)
+        return s
 
     def _util(self, h: object) -> float | None:
         try:
@@ -121,9 +122,9 @@ class NvmlReader:
         except Exception:
             return None
 
-    def _thermal(self, h: object) -> tuple[float | None, int | None, int | None, int | None]:
-        """Temperature, SM and memory clocks and the clock-event reasons: each a ~µs NVML
-        read; a field the driver does not offer is None."""
+    def _thermal(self, h: object) -> tuple[float | None, int | None, int | None]:
+        """Temperature, SM and memory clocks: each a ~µs NVML read; a field the driver does
+        not offer is None."""
         nv = self.nvml
 
         def read(fn: str, *args: Any) -> Any:
@@ -135,7 +136,7 @@ class NvmlReader:
         temp = read("nvmlDeviceGetTemperature", getattr(nv, "NVML_TEMPERATURE_GPU", 0))
         sm = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_SM", 1))
         mem = read("nvmlDeviceGetClockInfo", getattr(nv, "NVML_CLOCK_MEM", 2))
-        return (None if temp is None else float(temp), sm, mem, self._reasons(h))
+        return (None if temp is None else float(temp), sm, mem)
 
     def _reasons(self, h: object) -> int | None:
         """The clock-event ("throttle") reasons bitmask (its older name on old drivers)."""

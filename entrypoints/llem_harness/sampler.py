@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from llem_harness.nvml_reader import NvmlReader, Sample
+from llem_harness.sampler_proc import sample_every
 
 __all__ = ["THROTTLE_BITS", "PowerSampler", "Sample", "throttle_reasons"]
 
@@ -118,11 +119,8 @@ class PowerSampler:
         self.samples += self._reader.read(t, self.phase)
 
     def _loop(self) -> None:
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            self.sample_once(time.monotonic())
-            next_t += self.interval_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
+        sample_every(self.sample_once, lambda wait_s: self._stop.wait(max(0.0, wait_s)),
+                     self.interval_s, self.jitter, self._rng)
 
     def _start_thread(self) -> None:
         self.runner = "thread"

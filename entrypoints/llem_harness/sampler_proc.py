@@ -27,6 +27,7 @@ import random
 import select
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import astuple, fields
 
 from llem_harness.nvml_reader import NvmlReader, Sample
@@ -44,15 +45,27 @@ def _stopped(timeout_s: float) -> bool:
     return True
 
 
-def run(reader: NvmlReader, interval_s: float, jitter: float, seed: int) -> list[Sample]:
-    rng = random.Random(seed)
-    samples: list[Sample] = []
+def sample_every(sample: Callable[[float], None], stopped: Callable[[float], bool],
+                 interval_s: float, jitter: float, rng: random.Random) -> None:
+    """The sampler's schedule, for the process and the in-process thread alike: a sample
+    now, then one every ``interval_s * U(1 - jitter, 1 + jitter)`` until ``stopped(wait_s)``
+    (which waits up to ``wait_s`` for the stop) says so."""
     next_t = time.monotonic()
     while True:
-        samples += reader.read(time.monotonic(), "")
+        sample(time.monotonic())
         next_t += interval_s * rng.uniform(1 - jitter, 1 + jitter)
-        if _stopped(next_t - time.monotonic()):
-            return samples
+        if stopped(next_t - time.monotonic()):
+            return
+
+
+def run(reader: NvmlReader, interval_s: float, jitter: float, seed: int) -> list[Sample]:
+    samples: list[Sample] = []
+
+    def sample(t: float) -> None:
+        samples.extend(reader.read(t, ""))
+
+    sample_every(sample, _stopped, interval_s, jitter, random.Random(seed))
+    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--power-method", choices=["instant", "average"], default=None)
     ap.add_argument("--full-every", type=int, default=1,
-                    help="read every field at every N-th sample, power alone between")
+                    help="read the slow fields too at every N-th sample")
     args = ap.parse_args(argv)
     gpus = [int(g) for g in args.gpus.split(",")]
     try:
