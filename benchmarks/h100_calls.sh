@@ -40,6 +40,17 @@ vllm_study() {  # LIMIT OUT_DIR: llem run --backend vllm under the counter log
   PYTHONPATH=$PYTHONPATH:/tmp/vsite LIMIT=$1 bash benchmarks/external_study.sh \
     examples/gpu-vllm-study.yaml "$2"
 }
+sampler_then_parity() {  # NAME SIDES ROUNDS PARITY_BATCHES PARITY_ROUNDS: sampler_cost.py
+  # (pinned like the parity steps) into $OUT/NAME.json, then parity-tight at PARITY_BATCHES
+  # (none: skipped) in what is left of ${TOTAL:-575} s
+  local t0=$SECONDS
+  taskset -c 4-5 timeout 300 python3 benchmarks/sampler_cost.py --rounds "$3" \
+    --batch "${BATCH:-8}" --sides "$2" > "$OUT/$1.json" 2> "$OUT/$1.log"
+  cat "$OUT/$1.json"
+  if [ -n "$4" ]; then
+    LIMIT=$((${TOTAL:-575} - (SECONDS - t0))) ROUNDS=$5 BATCHES=$4 bash "$0" parity-tight
+  fi
+}
 case $1 in
   parity)  # issue 12: llem default vs the bare loop (both pinned to the same cores), the peer
     bash $stage put .whl/c1 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
@@ -92,25 +103,14 @@ case $1 in
   sampler-cost)  # no sampler / sampler thread / sampler process around one generate call,
     # paired round by round, pinned like the parity steps; then parity-tight at batch 8 in
     # what is left of the call (PARITY=0 skips it)
-    t0=$SECONDS
-    taskset -c 4-5 timeout 300 python3 benchmarks/sampler_cost.py --rounds "${ROUNDS:-40}" \
-      --batch "${BATCH:-8}" > "$OUT/sampler-cost.json" 2> "$OUT/sampler-cost.log"
-    cat "$OUT/sampler-cost.json"
-    if [ "${PARITY:-1}" = 1 ]; then
-      LIMIT=$((575 - (SECONDS - t0))) ROUNDS=16 BATCHES=8 bash "$0" parity-tight
-    fi ;;
+    sampler_then_parity sampler-cost none,thread,process "${ROUNDS:-40}" \
+      "$([ "${PARITY:-1}" = 1 ] && echo 8)" 16 ;;
   sampler-split)  # where the sampler's ~0.7% goes (session 11): llem's sampler process, a
     # bare NVML loop of the same eight calls on the same cores and on other cores, and of the
     # power call alone on other cores; then parity-tight at PARITY_BATCHES in what is left
-    t0=$SECONDS
-    taskset -c 4-5 timeout 300 python3 benchmarks/sampler_cost.py --rounds "${ROUNDS:-20}" \
-      --batch "${BATCH:-8}" --sides "${SIDES:-none,process,reader:all@same,reader:all@8-9,reader:instant@8-9}" \
-      > "$OUT/sampler-split.json" 2> "$OUT/sampler-split.log"
-    cat "$OUT/sampler-split.json"
-    if [ -n "${PARITY_BATCHES-32}" ]; then
-      LIMIT=$((${TOTAL:-575} - (SECONDS - t0))) ROUNDS=${PARITY_ROUNDS:-14} BATCHES=${PARITY_BATCHES:-32} \
-        bash "$0" parity-tight
-    fi ;;
+    sampler_then_parity sampler-split \
+      "${SIDES:-none,process,reader:all@same,reader:all@8-9,reader:instant@8-9}" \
+      "${ROUNDS:-20}" "${PARITY_BATCHES-32}" "${PARITY_ROUNDS:-14}" ;;
   vllm-counter2)  # issue 13: Poisson again (after the double-wait fix), then offline batch 1
     # and 8, each a CLI study under the independent counter log
     t0=$SECONDS
