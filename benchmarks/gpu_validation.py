@@ -34,6 +34,11 @@ Run on the GPU machine; every ratio is taken within this one run (issue 12):
 * ``--bare-tf4``: a second bare loop, the same file run with the peer's transformers 4.57
   stack first on PYTHONPATH, in the bare slot of every round: it separates what
   transformers' version costs from what llem costs.
+* ``--bare-llem-env``: a third bare loop, the same file run with llem's worker's PYTHONPATH
+  (llem's packages and their dependencies importable, none imported by it): it separates
+  what llem's environment costs a process from what llem's code and run state cost (with
+  the ``inproc-bare`` / ``inproc-own`` settings, which run the bare loop inside llem's
+  worker).
 * ``--energy``: the harness's energy against an independent NVML reader in another
   process over exactly its windows, other sources side by side (benchmarks/energy_check.py).
 
@@ -60,6 +65,8 @@ HERE = Path(__file__).resolve().parent
 REFS = HERE / "references"
 #: the bare-slot key of optimum-benchmark's worker (--peer-worker)
 PEER_WORKER = "optimum"
+#: bare-loop variants a round may carry besides "bare" (--bare-tf4, --bare-llem-env)
+BARE_VARIANTS = ("bare-tf4", "bare-llemenv")
 T0 = time.monotonic()
 
 
@@ -117,14 +124,14 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
            "llem_j_per_token": med(setting, "j_per_token"),
            "llem_gpu_util_pct": med(setting, "gpu_util_mean_pct")}
     out["throughput_ratio"] = out["llem_tok_per_s"] / out["bare_tok_per_s"]
-    for side in ("bare-tf4", PEER_WORKER):
+    for side in (*BARE_VARIANTS, PEER_WORKER):
         if rows.get(side):
             out["segments"][side] = rows[side]
             out[f"{side.replace('-', '_')}_tok_per_s"] = med(side, "tok_per_s")
     # paired: each llem segment against the bare segment next to it in the ABBA order
     # (same round), so drift between rounds cancels
-    out["spread_pct"] = {side: spread_pct(rows[side]) for side in ("bare", "bare-tf4",
-                                                                   PEER_WORKER, setting)
+    out["spread_pct"] = {side: spread_pct(rows[side])
+                         for side in ("bare", *BARE_VARIANTS, PEER_WORKER, setting)
                          if rows.get(side)}
     pairs = _paired(rows[setting], rows["bare"])
     out["paired_ratios"] = pairs
@@ -233,6 +240,9 @@ def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
     if args.bare_tf4 and mode == "eager":
         bares["bare-tf4"] = Worker(argv, _env(args.ob_path), out / f"bare-tf4-{mode}.log",
                                    _pinned(args.bare_cpus))
+    if args.bare_llem_env and mode == "eager":
+        bares["bare-llemenv"] = Worker(argv, _env(None), out / f"bare-llemenv-{mode}.log",
+                                       _pinned(args.bare_cpus))
     if args.peer_worker and mode == "eager":
         bares[PEER_WORKER] = Worker(
             [sys.executable, str(REFS / "ob_worker.py"), "--serve", "--model",
@@ -373,6 +383,8 @@ def main() -> int:
                     help="pin the peer (worker and one-shot runs); default: --bare-cpus")
     ap.add_argument("--bare-tf4", action="store_true",
                     help="a second bare loop on the peer's transformers (--ob-path)")
+    ap.add_argument("--bare-llem-env", action="store_true",
+                    help="a bare loop with llem's worker's PYTHONPATH")
     ap.add_argument("--vllm-eager", action="store_true", help="enforce_eager on both sides")
     ap.add_argument("--vllm-batches", default="1,32,128")
     ap.add_argument("--vllm-bare-path", default=None, help="PYTHONPATH for the bare vLLM loop")

@@ -92,14 +92,14 @@ case $1 in
     bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-2}" \
       --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-6}" --seconds "${SECONDS_SEG:-2}" \
-      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ;;
+      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ${EXTRA_ARGS:-} ;;
   parity-tight)  # issue 12 (session 10): parity-peer with one generate call per segment and
     # llem's measured window alone after each batch's first full run (--llem-window-only),
     # so a round of bare, optimum-benchmark and llem spans seconds; no one-shot peer runs
     bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-0}" \
       --llem-window-only --llem-settings "${SETTINGS:-default}" --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
-      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ;;
+      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ${EXTRA_ARGS:-} ;;
   sampler-cost)  # no sampler / sampler thread / sampler process around one generate call,
     # paired round by round, pinned like the parity steps; then parity-tight at batch 8 in
     # what is left of the call (PARITY=0 skips it)

@@ -29,7 +29,8 @@ def _segments(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         sides = [("llem " + r.get("setting", ""), r["segments"]["llem"])]
         if r["batch"] not in seen:
-            sides[:0] = [(k, r["segments"][k]) for k in ("bare", "bare-tf4", "optimum")
+            sides[:0] = [(k, r["segments"][k])
+                         for k in ("bare", "bare-tf4", "bare-llemenv", "optimum")
                          if r["segments"].get(k)]
             seen.add(r["batch"])
         for name, segs in sides:
