@@ -15,8 +15,12 @@
 #   (batches 1,8), then BATCHES=8,32 parity-tight with the diagnostic SETTINGS (cut at its limit).
 # Session 11: sampler-cost (b8 parity-tight in the rest), sampler-split (b32 parity-tight in
 #   the rest; a noisy machine); no machine could be started after that.
-# Next: TOTAL=300 SIDES=none,process-full,process ROUNDS=14 PARITY_BATCHES=8 PARITY_ROUNDS=10
-#   sampler-split (the sampler's new cadence against the old), then parity-tight at 1,32,128.
+# Session 12: TOTAL=570 SIDES=none,process-full,process ROUNDS=16 PARITY_BATCHES=8
+#   PARITY_ROUNDS=16 sampler-split; LIMIT=430 ROUNDS=14 BATCHES=8
+#   SETTINGS=default,default-noclock,inproc-bare,inproc-own EXTRA_ARGS=--bare-llem-env
+#   parity-tight (noisy); LIMIT=395 ROUNDS=12 BATCHES=128,32 parity-tight (noisy).
+# Next, on a quiet machine: session 12's second call again (where the batch-8 gap to the
+#   bare loop goes), then parity-tight at 1,32,128.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail

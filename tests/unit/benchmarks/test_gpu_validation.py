@@ -199,3 +199,19 @@ def test_pairs_without_the_key_are_skipped() -> None:
     bare = [{"tok_per_s": 5.0, "j_per_token": 1.0}, {"tok_per_s": 5.0, "j_per_token": 1.0}]
     assert gpu_validation._paired(llem, bare) == [2.0, 2.0]
     assert gpu_validation._paired(llem, bare, "j_per_token") == [2.0]
+
+
+def test_a_bare_loop_in_llems_environment_is_summarised_and_listed_like_the_others() -> None:
+    """--bare-llem-env's side keeps its segments, median and spread in the batch's row, and
+    the segment table lists it after the bare loop."""
+    calls: list[str] = []
+    bares = {"bare": FakeWorker("bare", 100.0, calls),
+             "bare-llemenv": FakeWorker("bare-llemenv", 97.0, calls)}
+    (row,) = gpu_validation.alternate(bares, FakeWorker("llem", 98.0, calls), 8, 4, 1.0,  # type: ignore[arg-type]
+                                      ["default"])
+    assert row["bare_llemenv_tok_per_s"] == 97.0
+    assert len(row["segments"]["bare-llemenv"]) == 4
+    assert "bare-llemenv" in row["spread_pct"]
+    table = validation_report._segments([row])
+    names = [line.split("|")[2].strip() for line in table[2:] if line.startswith("| 8 ")]
+    assert names == ["bare", "bare-llemenv", "llem default"]

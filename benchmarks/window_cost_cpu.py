@@ -1,0 +1,147 @@
+"""What llem's own code adds to a launch-bound decode loop, on a CPU (no GPU needed).
+
+On the H100 the default PyTorch path's decode step is bound by one CPU core (~13 ms a step
+at batch 8, GPU ~30% busy), and llem's measured window has run 2-5% below a bare
+``generate`` loop in another process at batch 8 (benchmarks/results/h100-session12). This
+script asks, where it costs nothing to ask, whether llem's code path is the cause: in one
+process, on one model, alternating round by round in mirrored order,
+
+* ``bare``: ``model.generate`` with the bare reference loop's arguments
+  (references/bare_generate.py), nothing else;
+* ``llem-generate``: llem's ``PyTorchBackend.generate`` on the same batch (its generate
+  arguments, the per-token step clock, token counting);
+* ``llem-window``: llem's whole measured window (``windows.measure`` with the instruments
+  ``setup.open_instruments`` opens), timed by the window itself, per pass.
+
+The model is a 22-layer Llama of tiny width, so each step is Python and dispatch work as on
+the GPU, not arithmetic. Paired ratios over ``bare`` with seeded bootstrap intervals
+(gpu_validation.median_ci95). What it cannot see: anything CUDA-only (events, NVML, the
+CUDA context) -- those need benchmarks/h100_calls.sh's diagnostic call.
+
+    python benchmarks/window_cost_cpu.py [--rounds 30] [--batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+#: launch-bound on a CPU: the 1.1B shape's 22 layers at a width where arithmetic is cheap
+SHAPE = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=22,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)
+SHAPE_NAME = "cpu-launch-bound"
+
+
+def loaded_context(batch: int, new_tokens: int) -> Any:
+    """One full llem run (baseline, warm-up, windows, FLOPs) on the launch-bound shape;
+    returns its context, whose backend stays loaded."""
+    from llem_harness import runner
+    from llem_harness.backends import builtin_models
+    from llem_harness.phases import setup
+    from llem_harness.phases.setup import Session
+    from llem_schema.config import ExperimentConfig
+    from llem_schema.runspec import RunSpec
+
+    builtin_models.SHAPES[SHAPE_NAME] = SHAPE
+    kept: list[Any] = []
+    load = setup.load
+
+    def keep(*args: Any, **kwargs: Any) -> Any:
+        kept.append(load(*args, **kwargs))
+        return kept[-1]
+
+    setup.load = keep
+    cfg = ExperimentConfig.model_validate({
+        "name": "window-cost", "model": f"builtin:{SHAPE_NAME}", "backend": "pytorch",
+        "decoding": {"max_new_tokens": new_tokens},
+        "workload": {"dataset": "synthetic", "input_len": 32, "num_prompts": batch,
+                     "batch_size": batch},
+        "measurement": {"min_window_seconds": 0.05, "baseline_seconds": 0.5},
+        "runtime": {"runtime": "local"}})
+    spec = RunSpec(experiment_id=cfg.name, run_id="r", config=cfg,
+                   config_hash=cfg.config_hash(), gpus=[])
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            runner.run_experiment(spec, Path(d), Session())
+    finally:
+        setup.load = load
+    return kept[0]
+
+
+def sides(ctx: Any, new_tokens: int) -> dict[str, Callable[[], float]]:
+    """Each side runs once and returns its seconds per pass of the batch."""
+    import torch
+
+    from llem_harness.phases import setup, windows
+
+    backend, batch = ctx.backend, ctx.batches[0]
+    ids = batch.payload["input_ids"]
+
+    def timed(fn: Callable[[], Any]) -> float:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+
+    def bare() -> float:
+        with torch.inference_mode():
+            return timed(lambda: backend.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids),
+                max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                pad_token_id=0))
+
+    def window() -> float:
+        with ExitStack() as stack:
+            setup.open_instruments(ctx, stack)
+            windows.measure(ctx)
+        return ctx.measured.reading.duration_s / ctx.measured.passes
+
+    return {"bare": bare, "llem-generate": lambda: timed(lambda: backend.generate(batch)),
+            "llem-window": window}
+
+
+def run(rounds: int, batch: int, new_tokens: int) -> dict[str, Any]:
+    import torch
+    from gpu_validation import median_ci95
+
+    torch.set_num_threads(1)
+    ctx = loaded_context(batch, new_tokens)
+    fns = sides(ctx, new_tokens)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()
+    for r in range(rounds):
+        order = list(fns) if r % 2 else list(reversed(fns))
+        for k in order:
+            times[k].append(fns[k]())
+    out: dict[str, Any] = {"batch": batch, "new_tokens": new_tokens, "rounds": rounds,
+                           "median_s": {k: statistics.median(v) for k, v in times.items()}}
+    for k in ("llem-generate", "llem-window"):
+        pairs = [a / b for a, b in zip(times[k], times["bare"], strict=True)]
+        out[f"{k}_over_bare"] = statistics.median(pairs)
+        out[f"{k}_over_bare_ci95"] = median_ci95(pairs)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--new-tokens", type=int, default=48)
+    args = ap.parse_args()
+    print(json.dumps(run(args.rounds, args.batch, args.new_tokens)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

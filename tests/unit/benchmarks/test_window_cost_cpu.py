@@ -1,0 +1,23 @@
+"""window_cost_cpu: llem's generate and measured window against a bare generate on one
+launch-bound CPU model, end to end (a real llem run first, then paired rounds)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "window_cost_cpu.py"
+
+
+def test_every_side_runs_and_each_ratio_lies_in_its_interval() -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--rounds", "3", "--batch", "2", "--new-tokens", "4"],
+        capture_output=True, text=True, timeout=300, check=True)
+    rep = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(rep["median_s"]) == {"bare", "llem-generate", "llem-window"}
+    assert all(s > 0 for s in rep["median_s"].values())
+    for side in ("llem-generate", "llem-window"):
+        lo, hi = rep[f"{side}_over_bare_ci95"]
+        assert lo <= rep[f"{side}_over_bare"] <= hi
