@@ -34,6 +34,12 @@ Run on the GPU machine; every ratio is taken within this one run (issue 12):
 * ``--bare-tf4``: a second bare loop, the same file run with the peer's transformers 4.57
   stack first on PYTHONPATH, in the bare slot of every round: it separates what
   transformers' version costs from what llem costs.
+* ``--processes K``: every side (bare loops, the peer's worker, llem's worker) runs in K
+  processes; each mirrored pair of rounds uses the next process of every side, and the
+  paired intervals resample processes first, then rounds (``median_ci95_clustered``). Two
+  processes of one identical launch-bound loop differ by up to ~2.6%
+  (benchmarks/process_spread_cpu.py), which one process per side cannot tell from a cost
+  of the code; this makes the intervals carry it.
 * ``--bare-llem-env``: a third bare loop, the same file run with llem's worker's PYTHONPATH
   (llem's packages and their dependencies importable, none imported by it): it separates
   what llem's environment costs a process from what llem's code and run state cost (with
@@ -105,6 +111,48 @@ class Worker:
         self._log.close()
 
 
+class WorkerPool:
+    """One side run by several processes of the same worker (``--processes``): the round
+    sets ``turn`` and the pool asks its process ``turn % K``, tagging the segment with it.
+
+    Why: two processes of one identical decode loop differ by up to ~2.6% with intervals
+    that exclude 1 (benchmarks/process_spread_cpu.py), a property of each process (its
+    memory layout), not of the code. With one process per side that difference passes for
+    llem's own cost and no number of rounds removes it; with several, the interval
+    (:func:`median_ci95_clustered`) carries it."""
+
+    def __init__(self, workers: list[Any]) -> None:
+        self.workers, self.turn = workers, 0
+
+    @property
+    def ready(self) -> dict[str, Any]:
+        return self.workers[0].ready
+
+    def ask(self, **req: Any) -> dict[str, Any]:
+        i = self.turn % len(self.workers)
+        return self.workers[i].ask(**req) | {"process": i}
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+
+
+def _side(make: Callable[[int], Worker], processes: int) -> Any:
+    """One worker, or a pool of ``processes`` of them (``make(i)`` starts the i-th); the
+    ones started are closed if a later one fails to start."""
+    if processes <= 1:
+        return make(0)
+    started: list[Worker] = []
+    try:
+        for i in range(processes):
+            started.append(make(i))
+    except BaseException:
+        for w in started:
+            w.close()
+        raise
+    return WorkerPool(started)
+
+
 def _env(extra_path: str | None) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if extra_path is not None:
@@ -136,21 +184,25 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
     pairs = _paired(rows[setting], rows["bare"])
     out["paired_ratios"] = pairs
     out["paired_ratio_median"] = statistics.median(pairs) if pairs else None
-    out["paired_ratio_ci95"] = median_ci95(pairs)
+    out["paired_ratio_ci95"] = _paired_ci(rows[setting], rows["bare"])
+    if by_proc := _by_process(rows[setting], rows["bare"]):
+        out["paired_ratio_by_process"] = by_proc
     if rows.get(PEER_WORKER):
         peer_pairs = _paired(rows[setting], rows[PEER_WORKER])
         out["llem_over_optimum"] = out["llem_tok_per_s"] / out["optimum_tok_per_s"]
         out["bare_over_optimum"] = out["bare_tok_per_s"] / out["optimum_tok_per_s"]
         out["paired_over_optimum"] = peer_pairs
         out["paired_over_optimum_median"] = statistics.median(peer_pairs)
-        out["paired_over_optimum_ci95"] = median_ci95(peer_pairs)
+        out["paired_over_optimum_ci95"] = _paired_ci(rows[setting], rows[PEER_WORKER])
+        if by_proc := _by_process(rows[setting], rows[PEER_WORKER]):
+            out["paired_over_optimum_by_process"] = by_proc
     out["energy_per_token_diff_pct"] = 100 * (out["llem_j_per_token"] / out["bare_j_per_token"]
                                               - 1)
     # the energy criterion, paired like throughput: llem's J/token over the bare loop's
     # counter J/token in the same round
     epairs = _paired(rows[setting], rows["bare"], "j_per_token")
     out["paired_energy_ratio_median"] = statistics.median(epairs) if epairs else None
-    out["paired_energy_ratio_ci95"] = median_ci95(epairs)
+    out["paired_energy_ratio_ci95"] = _paired_ci(rows[setting], rows["bare"], "j_per_token")
     return out
 
 
@@ -171,11 +223,49 @@ def median_ci95(xs: list[float], resamples: int = 4000) -> list[float] | None:
     return [meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]]
 
 
+def median_ci95_clustered(groups: list[list[float]], resamples: int = 4000
+                          ) -> list[float] | None:
+    """Two-stage bootstrap 95% interval of the median when the ratios come in groups that
+    may differ as wholes (one group per pair of worker processes): resample the groups,
+    then the ratios within each. With one group it is :func:`median_ci95`."""
+    groups = [g for g in groups if g]
+    if len(groups) < 2:
+        return median_ci95([x for g in groups for x in g], resamples)
+    if sum(len(g) for g in groups) < 3:
+        return None
+    rng = random.Random(0)
+    meds = sorted(
+        statistics.median([x for g in rng.choices(groups, k=len(groups))
+                           for x in rng.choices(g, k=len(g))])
+        for _ in range(resamples))
+    return [meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]]
+
+
 def _paired(llem: list[dict[str, Any]], other: list[dict[str, Any]], key: str = "tok_per_s"
             ) -> list[float]:
     """llem / other, segment by segment of the same round (pairs missing ``key`` skipped)."""
     return [a[key] / b[key] for a, b in zip(llem, other, strict=False)
             if a.get(key) and b.get(key)]
+
+
+def _paired_ci(llem: list[dict[str, Any]], other: list[dict[str, Any]],
+               key: str = "tok_per_s") -> list[float] | None:
+    """The paired ratios' interval; grouped by worker process where segments carry one
+    (``--processes``), so the spread between processes widens it."""
+    groups: dict[Any, list[float]] = {}
+    for a, b in zip(llem, other, strict=False):
+        if a.get(key) and b.get(key):
+            groups.setdefault(a.get("process"), []).append(a[key] / b[key])
+    return median_ci95_clustered(list(groups.values()))
+
+
+def _by_process(llem: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, float]:
+    """Median paired throughput ratio per worker process (with ``--processes``)."""
+    groups: dict[Any, list[float]] = {}
+    for a, b in zip(llem, other, strict=False):
+        if "process" in a and a.get("tok_per_s") and b.get("tok_per_s"):
+            groups.setdefault(a["process"], []).append(a["tok_per_s"] / b["tok_per_s"])
+    return {str(k): statistics.median(v) for k, v in sorted(groups.items())}
 
 
 def peer_rounds(rounds: int, runs: int) -> list[int]:
@@ -201,6 +291,11 @@ def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
     for r in range(rounds):
         for _ in range(at.count(r) if midway is not None else 0):
             midway(batch)
+        # worker pools: each mirrored pair of rounds on one process of every side, so a
+        # process never sees only one of the two orders
+        for w in (*bares.values(), llem):
+            if isinstance(w, WorkerPool):
+                w.turn = r // 2
         order = ("bare", "llem") if r % 2 == 0 else ("llem", "bare")
         turn = settings[r % len(settings):] + settings[:r % len(settings)]
         bare_keys = list(bares) if r % 2 == 0 else list(reversed(bares))
@@ -236,20 +331,30 @@ def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
     """llem against the bare loop(s); with ``peer_rows``, optimum-benchmark runs midway
     through each batch's rounds and its rows are appended there."""
     argv = [sys.executable, str(REFS / "bare_generate.py"), "--serve", "--mode", mode]
-    bares = {"bare": Worker(argv, _env(""), out / f"bare-{mode}.log", _pinned(args.bare_cpus))}
+    k = args.processes
+
+    def sfx(i: int) -> str:  # one process per side keeps the file names of earlier runs
+        return f"-{i}" if k > 1 else ""
+
+    def bare(name: str, env: dict[str, str]) -> Any:
+        return _side(lambda i: Worker(argv, env, out / f"{name}-{mode}{sfx(i)}.log",
+                                      _pinned(args.bare_cpus)), k)
+
+    bares = {"bare": bare("bare", _env(""))}
     if args.bare_tf4 and mode == "eager":
-        bares["bare-tf4"] = Worker(argv, _env(args.ob_path), out / f"bare-tf4-{mode}.log",
-                                   _pinned(args.bare_cpus))
+        bares["bare-tf4"] = bare("bare-tf4", _env(args.ob_path))
     if args.bare_llem_env and mode == "eager":
-        bares["bare-llemenv"] = Worker(argv, _env(None), out / f"bare-llemenv-{mode}.log",
-                                       _pinned(args.bare_cpus))
+        bares["bare-llemenv"] = bare("bare-llemenv", _env(None))
     if args.peer_worker and mode == "eager":
-        bares[PEER_WORKER] = Worker(
-            [sys.executable, str(REFS / "ob_worker.py"), "--serve", "--model",
-             str(ref_model(args))], _env(args.ob_path), out / "optimum-worker.log",
-            _pinned(peer_cpus(args)))
-    llem = Worker([sys.executable, str(HERE / "llem_worker.py"), "--out", str(out / "llem")],
-                  _env(None), out / f"llem-{settings[0]}.log", _pinned(args.llem_cpus))
+        ob_argv = [sys.executable, str(REFS / "ob_worker.py"), "--serve", "--model",
+                   str(ref_model(args))]
+        bares[PEER_WORKER] = _side(
+            lambda i: Worker(ob_argv, _env(args.ob_path), out / f"optimum-worker{sfx(i)}.log",
+                             _pinned(peer_cpus(args))), k)
+    llem_out = [out / "llem" / (f"p{i}" if k > 1 else "") for i in range(k)]
+    llem = _side(lambda i: Worker(
+        [sys.executable, str(HERE / "llem_worker.py"), "--out", str(llem_out[i])],
+        _env(None), out / f"llem-{settings[0]}{sfx(i)}.log", _pinned(args.llem_cpus)), k)
     midway = None
     if peer_rows is not None:
         def midway(batch: int) -> None:
@@ -383,6 +488,9 @@ def main() -> int:
                     help="pin the peer (worker and one-shot runs); default: --bare-cpus")
     ap.add_argument("--bare-tf4", action="store_true",
                     help="a second bare loop on the peer's transformers (--ob-path)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="worker processes per side, each mirrored pair of rounds on the "
+                         "next; the intervals then carry the spread between processes")
     ap.add_argument("--bare-llem-env", action="store_true",
                     help="a bare loop with llem's worker's PYTHONPATH")
     ap.add_argument("--vllm-eager", action="store_true", help="enforce_eager on both sides")

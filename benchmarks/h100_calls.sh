@@ -19,8 +19,9 @@
 #   PARITY_ROUNDS=16 sampler-split; LIMIT=430 ROUNDS=14 BATCHES=8
 #   SETTINGS=default,default-noclock,inproc-bare,inproc-own EXTRA_ARGS=--bare-llem-env
 #   parity-tight (noisy); LIMIT=395 ROUNDS=12 BATCHES=128,32 parity-tight (noisy).
-# Next, on a quiet machine: session 12's second call again (where the batch-8 gap to the
-#   bare loop goes), then parity-tight at 1,32,128.
+# Next, on a quiet machine: session 12's second call again with EXTRA_ARGS="--bare-llem-env
+#   --processes 3" (where the batch-8 gap to the bare loop goes, with the spread between
+#   processes in the intervals), then EXTRA_ARGS="--processes 3" parity-tight at 1,32,128.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail

@@ -106,7 +106,22 @@ def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
             f" | {_f(r.get('paired_energy_ratio_median'), 3)}"
             f" {_ci(r.get('paired_energy_ratio_ci95'))}"
             f" | {_f(r['llem_gpu_util_pct'], 0)} |")
-    return [*lines, "", *_spread(rows), *_segments(rows)]
+    return [*lines, "", *_spread(rows), *_processes(rows), *_segments(rows)]
+
+
+def _processes(rows: list[dict[str, Any]]) -> list[str]:
+    """With several worker processes per side (--processes): each process pair's paired
+    median, so a process that runs apart from the others shows."""
+    cells = [f"b{r['batch']} {r.get('setting', '')} llem/bare "
+             + ", ".join(f"{v:.3f}" for v in r["paired_ratio_by_process"].values())
+             + ("; llem/optimum " + ", ".join(
+                 f"{v:.3f}" for v in r["paired_over_optimum_by_process"].values())
+                if r.get("paired_over_optimum_by_process") else "")
+             for r in rows if r.get("paired_ratio_by_process")]
+    if not cells:
+        return []
+    return ["Paired median per worker process (intervals above resample processes, then "
+            f"rounds): {' | '.join(cells)}.", ""]
 
 
 def _peer(rows: list[dict[str, Any]], parity: list[dict[str, Any]]) -> list[str]:

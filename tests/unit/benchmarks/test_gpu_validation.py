@@ -215,3 +215,100 @@ def test_a_bare_loop_in_llems_environment_is_summarised_and_listed_like_the_othe
     table = validation_report._segments([row])
     names = [line.split("|")[2].strip() for line in table[2:] if line.startswith("| 8 ")]
     assert names == ["bare", "bare-llemenv", "llem default"]
+
+
+class ProcWorker(FakeWorker):
+    """A fake worker process with its own speed (as two processes of one loop differ)."""
+
+    def __init__(self, name: str, tok_per_s: float, calls: list[str], tag: str) -> None:
+        super().__init__(name, tok_per_s, calls)
+        self.tag = tag
+
+    def ask(self, **req: Any) -> dict[str, Any]:
+        self.calls.append(self.tag)
+        return {"tok_per_s": self.tok_per_s, "j_per_token": 1000 / self.tok_per_s}
+
+
+def test_worker_pools_give_each_mirrored_pair_of_rounds_to_the_next_process() -> None:
+    calls: list[str] = []
+    bares = {"bare": gpu_validation.WorkerPool(
+        [ProcWorker("bare", 100.0, calls, f"bare{i}") for i in range(2)])}
+    llem = gpu_validation.WorkerPool(
+        [ProcWorker("llem", v, calls, f"llem{i}") for i, v in enumerate((90.0, 100.0))])
+    (row,) = gpu_validation.alternate(bares, llem, 8, 4, 1.0, ["default"])  # type: ignore[arg-type]
+    assert calls == ["bare0", "llem0", "llem0", "bare0", "bare1", "llem1", "llem1", "bare1"]
+    assert [s["process"] for s in row["segments"]["llem"]] == [0, 0, 1, 1]
+    assert row["paired_ratio_by_process"] == {"0": 0.9, "1": 1.0}
+    lo, hi = row["paired_ratio_ci95"]
+    assert lo == 0.9 and hi == 1.0  # the interval spans both processes' ratios
+    report = "\n".join(validation_report._processes([row]))
+    assert "llem/bare 0.900, 1.000" in report
+
+
+def test_the_clustered_interval_carries_the_spread_between_groups() -> None:
+    """Rounds alone (one group) give a narrow interval; the same ratios split into groups
+    that differ as wholes give a wider one, and one group gives median_ci95's."""
+    a = [0.95 + 0.001 * i for i in range(10)]
+    b = [1.00 + 0.001 * i for i in range(10)]
+    pooled = gpu_validation.median_ci95(a + b)
+    clustered = gpu_validation.median_ci95_clustered([a, b])
+    assert pooled is not None and clustered is not None
+    assert clustered[1] - clustered[0] > pooled[1] - pooled[0]
+    assert gpu_validation.median_ci95_clustered([a]) == gpu_validation.median_ci95(a)
+    assert gpu_validation.median_ci95_clustered([[1.0], []]) is None
+
+
+def _parity_with_fake_processes(tmp_path: Path, monkeypatch: Any, processes: int
+                                ) -> tuple[list[Any], dict[str, Any]]:
+    import argparse
+
+    started: list[Any] = []
+
+    class FakeProcess:
+        def __init__(self, argv: list[str], env: dict[str, str], log: Path,
+                     preexec: Any = None) -> None:
+            self.argv, self.log, self.closed = argv, log, False
+            self.ready = {"ready": True}
+            started.append(self)
+
+        def ask(self, **req: Any) -> dict[str, Any]:
+            return {"tok_per_s": 100.0, "j_per_token": 1.0}
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(gpu_validation, "Worker", FakeProcess)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    args = argparse.Namespace(processes=processes, bare_cpus=None, llem_cpus=None, peer_cpus=None,
+                              bare_tf4=False, bare_llem_env=True, peer_worker=True,
+                              ob_path="/nowhere", ref_model=str(model), rounds=4,
+                              seconds=0.1, peer_runs=0, llem_window_only=True)
+    (row,) = gpu_validation.parity(args, tmp_path, "eager", ["default"], [8])
+    return started, row
+
+
+def test_parity_starts_every_side_in_k_processes_and_closes_them(tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    """--processes 2: two workers per side (bare, bare-llemenv, the peer, llem), each with
+    its own log (and llem its own results folder under llem/), all closed afterwards."""
+    started, row = _parity_with_fake_processes(tmp_path, monkeypatch, 2)
+    logs = sorted(w.log.name for w in started)
+    assert logs == ["bare-eager-0.log", "bare-eager-1.log", "bare-llemenv-eager-0.log",
+                    "bare-llemenv-eager-1.log", "llem-default-0.log", "llem-default-1.log",
+                    "optimum-worker-0.log", "optimum-worker-1.log"]
+    llem_dirs = [w.argv[w.argv.index("--out") + 1] for w in started if "--out" in w.argv]
+    assert llem_dirs == [str(tmp_path / "llem" / "p0"), str(tmp_path / "llem" / "p1")]
+    assert all(w.closed for w in started)
+    assert row["paired_ratio_by_process"] == {"0": 1.0, "1": 1.0}
+
+
+def test_one_process_per_side_keeps_the_earlier_file_names(tmp_path: Path,
+                                                           monkeypatch: Any) -> None:
+    started, row = _parity_with_fake_processes(tmp_path, monkeypatch, 1)
+    assert sorted(w.log.name for w in started) == [
+        "bare-eager.log", "bare-llemenv-eager.log", "llem-default.log", "optimum-worker.log"]
+    llem = next(w for w in started if "--out" in w.argv)
+    assert llem.argv[llem.argv.index("--out") + 1] == str(tmp_path / "llem")
+    assert "paired_ratio_by_process" not in row

@@ -1,0 +1,125 @@
+"""How far apart two processes of one identical decode loop run (CPU, no GPU needed).
+
+The paired comparisons of benchmarks/gpu_validation.py run llem in one process and the bare
+loop in another, and their intervals come from resampling rounds. If two processes of the
+same code already differ by a few percent, say by where their memory landed, that
+difference passes for a cost of llem's code, and no number of rounds removes it. This
+script measures it where it costs nothing: ``--processes`` copies of one launch-bound
+``generate`` loop (a 22-layer Llama of tiny width, so a step is Python and dispatch work as
+on the H100), all pinned to one core, asked in turn in mirrored order, each against copy 0
+in the same round (paired median, seeded bootstrap interval).
+
+    python benchmarks/process_spread_cpu.py [--processes 6] [--rounds 30] [--cpu 1]
+
+A copy whose interval excludes 1 differs from copy 0 as a process. That is why
+gpu_validation has ``--processes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+SHAPE = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=22,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)
+
+
+def worker(batch: int, new_tokens: int) -> int:
+    """One copy: build the model (seeded: every copy has the same weights and prompts),
+    then one timed ``generate`` per line on stdin."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.set_num_threads(1)
+    cfg = LlamaConfig(**SHAPE, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                      tie_word_embeddings=False, attn_implementation="sdpa")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(3, SHAPE["vocab_size"], (batch, 32),
+                        generator=torch.Generator().manual_seed(1))
+
+    def generate() -> float:
+        t = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                           max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                           do_sample=False, pad_token_id=0)
+        return time.perf_counter() - t
+
+    generate()
+    generate()
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(generate(), flush=True)
+    return 0
+
+
+def run(processes: int, rounds: int, cpu: int, batch: int, new_tokens: int
+        ) -> dict[str, Any]:
+    from gpu_validation import median_ci95
+
+    argv = ["taskset", "-c", str(cpu), sys.executable, __file__, "--worker",
+            "--batch", str(batch), "--new-tokens", str(new_tokens)]
+    procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+             for _ in range(processes)]
+    try:
+        for p in procs:
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a worker exited (rc {p.wait()})")
+        times: list[list[float]] = [[] for _ in procs]
+        for r in range(rounds):
+            for i in (range(processes) if r % 2 == 0 else reversed(range(processes))):
+                procs[i].stdin.write("go\n")
+                procs[i].stdin.flush()
+                times[i].append(float(procs[i].stdout.readline()))
+    finally:
+        for p in procs:
+            if p.stdin:
+                p.stdin.close()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    copies = []
+    for i, ts in enumerate(times):
+        pairs = [a / b for a, b in zip(ts, times[0], strict=True)]
+        copies.append({"process": i, "median_s": statistics.median(ts),
+                       "over_process_0": statistics.median(pairs),
+                       "over_process_0_ci95": median_ci95(pairs) if i else [1.0, 1.0]})
+    ratios = [c["over_process_0"] for c in copies]
+    return {"processes": processes, "rounds": rounds, "batch": batch,
+            "new_tokens": new_tokens, "copies": copies,
+            "spread_pct": 100 * (max(ratios) - min(ratios)),
+            "copies_apart_from_0": sum(1 for c in copies[1:]
+                                       if not c["over_process_0_ci95"][0] <= 1.0
+                                       <= c["over_process_0_ci95"][1])}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--processes", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--cpu", type=int, default=1, help="the core every copy is pinned to")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--new-tokens", type=int, default=48)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.batch, args.new_tokens)
+    print(json.dumps(run(args.processes, args.rounds, args.cpu, args.batch,
+                         args.new_tokens)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
