@@ -248,24 +248,28 @@ def _paired(llem: list[dict[str, Any]], other: list[dict[str, Any]], key: str = 
             if a.get(key) and b.get(key)]
 
 
-def _paired_ci(llem: list[dict[str, Any]], other: list[dict[str, Any]],
-               key: str = "tok_per_s") -> list[float] | None:
-    """The paired ratios' interval; grouped by worker process where segments carry one
-    (``--processes``), so the spread between processes widens it."""
+def _paired_by_process(llem: list[dict[str, Any]], other: list[dict[str, Any]],
+                       key: str = "tok_per_s") -> dict[Any, list[float]]:
+    """:func:`_paired`'s ratios grouped by the worker process of the round (``--processes``;
+    one group, keyed None, without it)."""
     groups: dict[Any, list[float]] = {}
     for a, b in zip(llem, other, strict=False):
         if a.get(key) and b.get(key):
             groups.setdefault(a.get("process"), []).append(a[key] / b[key])
-    return median_ci95_clustered(list(groups.values()))
+    return groups
+
+
+def _paired_ci(llem: list[dict[str, Any]], other: list[dict[str, Any]],
+               key: str = "tok_per_s") -> list[float] | None:
+    """The paired ratios' interval; grouped by worker process where segments carry one,
+    so the spread between processes widens it."""
+    return median_ci95_clustered(list(_paired_by_process(llem, other, key).values()))
 
 
 def _by_process(llem: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, float]:
-    """Median paired throughput ratio per worker process (with ``--processes``)."""
-    groups: dict[Any, list[float]] = {}
-    for a, b in zip(llem, other, strict=False):
-        if "process" in a and a.get("tok_per_s") and b.get("tok_per_s"):
-            groups.setdefault(a["process"], []).append(a["tok_per_s"] / b["tok_per_s"])
-    return {str(k): statistics.median(v) for k, v in sorted(groups.items())}
+    """Median paired throughput ratio per worker process (empty without ``--processes``)."""
+    groups = _paired_by_process(llem, other)
+    return {str(k): statistics.median(v) for k, v in sorted(groups.items()) if k is not None}
 
 
 def peer_rounds(rounds: int, runs: int) -> list[int]:
