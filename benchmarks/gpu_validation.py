@@ -37,7 +37,7 @@ Run on the GPU machine; every ratio is taken within this one run (issue 12):
 * ``--processes K``: every side (bare loops, the peer's worker, llem's worker) runs in K
   processes; each mirrored pair of rounds uses the next process of every side, and the
   paired intervals resample processes first, then rounds (``median_ci95_clustered``). Two
-  processes of one identical launch-bound loop differ by up to ~2.6%
+  processes of one identical launch-bound loop spread over ~3%
   (benchmarks/process_spread_cpu.py), which one process per side cannot tell from a cost
   of the code; this makes the intervals carry it.
 * ``--bare-llem-env``: a third bare loop, the same file run with llem's worker's PYTHONPATH
@@ -63,7 +63,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ class WorkerPool:
     """One side run by several processes of the same worker (``--processes``): the round
     sets ``turn`` and the pool asks its process ``turn % K``, tagging the segment with it.
 
-    Why: two processes of one identical decode loop differ by up to ~2.6% with intervals
+    Why: processes of one identical decode loop spread over ~3%, some with intervals
     that exclude 1 (benchmarks/process_spread_cpu.py), a property of each process (its
     memory layout), not of the code. With one process per side that difference passes for
     llem's own cost and no number of rounds removes it; with several, the interval
@@ -219,8 +219,13 @@ def median_ci95(xs: list[float], resamples: int = 4000) -> list[float] | None:
     if len(xs) < 3:
         return None
     rng = random.Random(0)
-    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples))
-    return [meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]]
+    return _central95(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples))
+
+
+def _central95(medians: Iterable[float]) -> list[float]:
+    """The 2.5th and 97.5th percentiles of the bootstrap medians."""
+    meds = sorted(medians)
+    return [meds[int(0.025 * len(meds))], meds[int(0.975 * len(meds)) - 1]]
 
 
 def median_ci95_clustered(groups: list[list[float]], resamples: int = 4000
@@ -234,11 +239,10 @@ def median_ci95_clustered(groups: list[list[float]], resamples: int = 4000
     if sum(len(g) for g in groups) < 3:
         return None
     rng = random.Random(0)
-    meds = sorted(
+    return _central95(
         statistics.median([x for g in rng.choices(groups, k=len(groups))
                            for x in rng.choices(g, k=len(g))])
         for _ in range(resamples))
-    return [meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]]
 
 
 def _paired(llem: list[dict[str, Any]], other: list[dict[str, Any]], key: str = "tok_per_s"

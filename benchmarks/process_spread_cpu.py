@@ -29,7 +29,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from window_cost_cpu import SHAPE  # noqa: E402  the same launch-bound shape
+from window_cost_cpu import SHAPE, bare_generate  # noqa: E402  the same shape and call
 
 
 def worker(batch: int, new_tokens: int) -> int:
@@ -48,10 +48,7 @@ def worker(batch: int, new_tokens: int) -> int:
 
     def generate() -> float:
         t = time.perf_counter()
-        with torch.inference_mode():
-            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                           max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                           do_sample=False, pad_token_id=0)
+        bare_generate(model, ids, new_tokens)
         return time.perf_counter() - t
 
     generate()

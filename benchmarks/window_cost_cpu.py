@@ -43,6 +43,16 @@ SHAPE = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_l
 SHAPE_NAME = "cpu-launch-bound"
 
 
+def bare_generate(model: Any, ids: Any, new_tokens: int) -> None:
+    """The bare reference loop's call (references/bare_generate.py's arguments)."""
+    import torch
+
+    with torch.inference_mode():
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                       max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                       do_sample=False, pad_token_id=0)
+
+
 def loaded_context(batch: int, new_tokens: int) -> Any:
     """One full llem run (baseline, warm-up, windows, FLOPs) on the launch-bound shape;
     returns its context, whose backend stays loaded."""
@@ -81,7 +91,6 @@ def loaded_context(batch: int, new_tokens: int) -> Any:
 
 def sides(ctx: Any, new_tokens: int) -> dict[str, Callable[[], float]]:
     """Each side runs once and returns its seconds per pass of the batch."""
-    import torch
 
     from llem_harness.phases import setup, windows
 
@@ -94,11 +103,7 @@ def sides(ctx: Any, new_tokens: int) -> dict[str, Callable[[], float]]:
         return time.perf_counter() - t
 
     def bare() -> float:
-        with torch.inference_mode():
-            return timed(lambda: backend.model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids),
-                max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                pad_token_id=0))
+        return timed(lambda: bare_generate(backend.model, ids, new_tokens))
 
     def window() -> float:
         with ExitStack() as stack:
