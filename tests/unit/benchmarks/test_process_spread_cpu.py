@@ -12,8 +12,9 @@ BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "process_spread_cpu
 
 
 def _workers_alive() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", f"{BENCH.name} --worker"], capture_output=True,
-                         text=True)
+    """This test's workers (their arguments), not those of a benchmark run beside it."""
+    out = subprocess.run(["pgrep", "-af", f"{BENCH.name} --worker --batch 1 --new-tokens 2"],
+                         capture_output=True, text=True)
     return [line for line in out.stdout.splitlines() if "pgrep" not in line]
 
 
@@ -29,4 +30,18 @@ def test_every_copy_is_compared_with_copy_0_and_none_is_left_running() -> None:
         lo, hi = c["over_process_0_ci95"]
         assert lo <= c["over_process_0"] <= hi
     assert rep["spread_pct"] >= 0 and 0 <= rep["copies_apart_from_0"] <= 2
+    assert _workers_alive() == []
+
+
+def test_llem_copies_pair_with_plain_copies_and_none_is_left_running() -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--processes", "1", "--llem-copies", "2", "--rounds",
+         "3", "--cpu", "0", "--batch", "1", "--new-tokens", "2", "--llem-side", "window"],
+        capture_output=True, text=True, timeout=300, check=True)
+    rep = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [c["process"] for c in rep["copies"]] == [0]
+    assert rep["llem_side"] == "window" and rep["llem_copies"] == 2
+    assert len(rep["llem_process_over_plain_by_pair"]) == 2
+    lo, hi = rep["llem_process_over_plain_ci95"]
+    assert lo <= rep["llem_process_over_plain"] <= hi and lo > 0
     assert _workers_alive() == []
