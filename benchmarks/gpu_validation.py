@@ -77,7 +77,10 @@ T0 = time.monotonic()
 
 
 class Worker:
-    """A line-JSON worker process (one request in, one JSON line out)."""
+    """A line-JSON worker process (one request in, one JSON line out). Starting one does
+    not wait for its ready line (``ready`` does, once), so several load their models at
+    the same time: at ``--processes 3`` a call's 15 workers took ~165 s one after another
+    (benchmarks/results/h100-session13)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path,
                  preexec: Any = None) -> None:
@@ -85,7 +88,14 @@ class Worker:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, text=True, bufsize=1, env=env,
                                      preexec_fn=preexec)
-        self.ready = self._read()
+        self._ready: dict[str, Any] | None = None
+
+    @property
+    def ready(self) -> dict[str, Any]:
+        """The worker's ready line, read (waited for) on first use."""
+        if self._ready is None:
+            self._ready = self._read()
+        return self._ready
 
     def _read(self) -> dict[str, Any]:
         while True:
@@ -96,6 +106,7 @@ class Worker:
                 return json.loads(line)
 
     def ask(self, **req: Any) -> dict[str, Any]:
+        self.ready  # noqa: B018  the ready line first, never taken for an answer
         self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
         return self._read()
@@ -126,7 +137,9 @@ class WorkerPool:
 
     @property
     def ready(self) -> dict[str, Any]:
-        return self.workers[0].ready
+        """Every process's ready line (all waited for); the first one's."""
+        readies = [w.ready for w in self.workers]
+        return readies[0]
 
     def ask(self, **req: Any) -> dict[str, Any]:
         i = self.turn % len(self.workers)
@@ -138,8 +151,8 @@ class WorkerPool:
 
 
 def _side(make: Callable[[int], Worker], processes: int) -> Any:
-    """One worker, or a pool of ``processes`` of them (``make(i)`` starts the i-th); the
-    ones started are closed if a later one fails to start."""
+    """One worker, or a pool of ``processes`` of them (``make(i)`` starts the i-th), not
+    yet waited for (``ready``); the ones started are closed if a later one fails to start."""
     if processes <= 1:
         return make(0)
     started: list[Worker] = []
@@ -348,27 +361,34 @@ def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
         return _side(lambda i: Worker(argv, env, out / f"{name}-{mode}{sfx(i)}.log",
                                       _pinned(args.bare_cpus)), k)
 
-    bares = {"bare": bare("bare", _env(""))}
-    if args.bare_tf4 and mode == "eager":
-        bares["bare-tf4"] = bare("bare-tf4", _env(args.ob_path))
-    if args.bare_llem_env and mode == "eager":
-        bares["bare-llemenv"] = bare("bare-llemenv", _env(None))
-    if args.peer_worker and mode == "eager":
-        ob_argv = [sys.executable, str(REFS / "ob_worker.py"), "--serve", "--model",
-                   str(ref_model(args))]
-        bares[PEER_WORKER] = _side(
-            lambda i: Worker(ob_argv, _env(args.ob_path), out / f"optimum-worker{sfx(i)}.log",
-                             _pinned(peer_cpus(args))), k)
     llem_out = [out / "llem" / (f"p{i}" if k > 1 else "") for i in range(k)]
-    llem = _side(lambda i: Worker(
-        [sys.executable, str(HERE / "llem_worker.py"), "--out", str(llem_out[i])],
-        _env(None), out / f"llem-{settings[0]}{sfx(i)}.log", _pinned(args.llem_cpus)), k)
+    bares: dict[str, Any] = {}
+    sides: list[Any] = []  # every side started, closed in the end whatever happens
     midway = None
     if peer_rows is not None:
         def midway(batch: int) -> None:
             peer_rows.extend(peer(args, out, [batch]))
     rows: list[dict[str, Any]] = []
     try:
+        bares["bare"] = bare("bare", _env(""))
+        if args.bare_tf4 and mode == "eager":
+            bares["bare-tf4"] = bare("bare-tf4", _env(args.ob_path))
+        if args.bare_llem_env and mode == "eager":
+            bares["bare-llemenv"] = bare("bare-llemenv", _env(None))
+        if args.peer_worker and mode == "eager":
+            ob_argv = [sys.executable, str(REFS / "ob_worker.py"), "--serve", "--model",
+                       str(ref_model(args))]
+            bares[PEER_WORKER] = _side(
+                lambda i: Worker(ob_argv, _env(args.ob_path),
+                                 out / f"optimum-worker{sfx(i)}.log", _pinned(peer_cpus(args))),
+                k)
+        sides = list(bares.values())
+        llem = _side(lambda i: Worker(
+            [sys.executable, str(HERE / "llem_worker.py"), "--out", str(llem_out[i])],
+            _env(None), out / f"llem-{settings[0]}{sfx(i)}.log", _pinned(args.llem_cpus)), k)
+        sides.append(llem)
+        for w in sides:  # every worker loads at once; wait for all before the first round
+            w.ready  # noqa: B018
         for b in batches:
             rows += alternate(bares, llem, b, args.rounds, args.seconds, settings, midway,
                               args.peer_runs,
@@ -377,7 +397,7 @@ def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
             (out / f"{mode}-partial.json").write_text(json.dumps(rows, default=str))
         return rows
     finally:
-        for w in (*bares.values(), llem):
+        for w in sides or bares.values():
             w.close()
 
 
@@ -394,9 +414,10 @@ def vllm_part(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     bare = Worker([sys.executable, str(REFS / "vllm_bare.py"), "--serve", "--model", model,
                    "--gpu-memory-utilization", "0.35", *eager], _env(args.vllm_bare_path),
                   out / "vllm-bare.log")
+    # one vLLM engine starts at a time: each sizes its share from the memory it finds free
+    res: dict[str, Any] = {"model_dir": model, "bare_ready": bare.ready, "setting": setting}
     llem = Worker([sys.executable, str(HERE / "llem_worker.py"), "--out", str(out / "llem")],
                   _env(None), out / "llem-vllm.log")
-    res: dict[str, Any] = {"model_dir": model, "bare_ready": bare.ready, "setting": setting}
     try:
         res["parity"] = [row for b in [int(x) for x in args.vllm_batches.split(",")]
                          for row in alternate(bare, llem, b, args.rounds, args.seconds,

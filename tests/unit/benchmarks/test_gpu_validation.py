@@ -3,9 +3,12 @@ pairing and the peer tables."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 import gpu_validation
@@ -312,3 +315,56 @@ def test_one_process_per_side_keeps_the_earlier_file_names(tmp_path: Path,
     llem = next(w for w in started if "--out" in w.argv)
     assert llem.argv[llem.argv.index("--out") + 1] == str(tmp_path / "llem")
     assert "paired_ratio_by_process" not in row
+
+
+def test_a_worker_starts_without_waiting_and_its_ready_line_is_never_an_answer(
+        tmp_path: Path) -> None:
+    """Workers start at once (the ready line is read on first use); an ask before anyone
+    read it still gets the answer to the request."""
+    echo = ("import json, sys\nprint(json.dumps({'ready': True}), flush=True)\n"
+            "for line in sys.stdin:\n    req = json.loads(line)\n"
+            "    if req.get('quit'):\n        break\n"
+            "    print(json.dumps({'echo': req['x']}), flush=True)\n")
+    script = tmp_path / "echo.py"
+    script.write_text(echo)
+    workers = [gpu_validation.Worker([sys.executable, str(script)], dict(os.environ),
+                                     tmp_path / f"w{i}.log") for i in range(2)]
+    try:
+        assert workers[0].ask(x=1) == {"echo": 1}
+        assert workers[1].ready == {"ready": True}
+        assert workers[1].ask(x=2) == {"echo": 2}
+    finally:
+        for w in workers:
+            w.close()
+    assert all(w.proc.poll() is not None for w in workers)
+
+
+def test_parity_closes_every_side_when_one_fails_to_start(tmp_path: Path,
+                                                         monkeypatch: Any) -> None:
+    import argparse
+
+    started: list[Any] = []
+
+    class FailingLlem:
+        def __init__(self, argv: list[str], env: dict[str, str], log: Path,
+                     preexec: Any = None) -> None:
+            self.argv, self.closed = argv, False
+            started.append(self)
+
+        @property
+        def ready(self) -> dict[str, Any]:
+            if "--out" in self.argv:
+                raise RuntimeError("worker exited (rc 1)")
+            return {"ready": True}
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(gpu_validation, "Worker", FailingLlem)
+    args = argparse.Namespace(processes=2, bare_cpus=None, llem_cpus=None, peer_cpus=None,
+                              bare_tf4=False, bare_llem_env=True, peer_worker=False,
+                              ob_path="/nowhere", ref_model=str(tmp_path), rounds=2,
+                              seconds=0.1, peer_runs=0, llem_window_only=True)
+    with pytest.raises(RuntimeError, match="worker exited"):
+        gpu_validation.parity(args, tmp_path, "eager", ["default"], [8])
+    assert len(started) == 6 and all(w.closed for w in started)
