@@ -67,6 +67,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from cpu_steadiness import UNSTEADY, probe, steady
+
 HERE = Path(__file__).resolve().parent
 REFS = HERE / "references"
 #: the bare-slot key of optimum-benchmark's worker (--peer-worker)
@@ -520,6 +522,11 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=1,
                     help="worker processes per side, each mirrored pair of rounds on the "
                          "next; the intervals then carry the spread between processes")
+    ap.add_argument("--steady-check", type=float, default=0.0,
+                    help="seconds of cpu_steadiness.py on --llem-cpus before the comparison "
+                         "(skipped on an unsteady core) and after it; 0: off")
+    ap.add_argument("--steady-max-cv", type=float, default=3.0,
+                    help="the largest CV (%%) of the core's one-second speeds still steady")
     ap.add_argument("--bare-llem-env", action="store_true",
                     help="a bare loop with llem's worker's PYTHONPATH")
     ap.add_argument("--vllm-eager", action="store_true", help="enforce_eager on both sides")
@@ -560,6 +567,8 @@ def main() -> int:
     }
     from external_check import CounterLog, compare
 
+    if args.steady_check and not check_steady(args, report, "before"):
+        parts = {}
     for name, fn in parts.items():
         if not getattr(args, name):
             continue
@@ -573,11 +582,28 @@ def main() -> int:
             report["errors"].append(f"{name}: {traceback.format_exc()}")
             print(report["errors"][-1], flush=True)
         (out / "gpu_validation.json").write_text(json.dumps(report, indent=1, default=str))
+    if args.steady_check and not report.get("skipped"):
+        check_steady(args, report, "after")
+    (out / "gpu_validation.json").write_text(json.dumps(report, indent=1, default=str))
     from validation_report import markdown
 
     (out / "gpu_validation.md").write_text(markdown(report))
     print(markdown(report))
-    return 0
+    return UNSTEADY if report.get("skipped") else 0
+
+
+def check_steady(args: argparse.Namespace, report: dict[str, Any], when: str) -> bool:
+    """cpu_steadiness.py on llem's cores into ``report["cpu_steadiness"][when]``; before the
+    comparison, an unsteady core marks the report skipped (a 1-3% ratio cannot be judged
+    there, and the device time is better spent elsewhere)."""
+    res = probe(args.llem_cpus, args.steady_check)
+    report.setdefault("cpu_steadiness", {})[when] = res
+    print(json.dumps({"cpu_steadiness": when, **res}), flush=True)
+    if when == "before" and not steady(res, args.steady_max_cv):
+        report["skipped"] = (f"the core's speed swung {res['cv_pct']:.1f}% (CV of one-second "
+                             f"means, limit {args.steady_max_cv:g}%) before the comparison")
+        return False
+    return True
 
 
 if __name__ == "__main__":

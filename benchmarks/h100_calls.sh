@@ -19,9 +19,13 @@
 #   PARITY_ROUNDS=16 sampler-split; LIMIT=430 ROUNDS=14 BATCHES=8
 #   SETTINGS=default,default-noclock,inproc-bare,inproc-own EXTRA_ARGS=--bare-llem-env
 #   parity-tight (noisy); LIMIT=395 ROUNDS=12 BATCHES=128,32 parity-tight (noisy).
-# Next, on a quiet machine: session 12's second call again with EXTRA_ARGS="--bare-llem-env
-#   --processes 3" (where the batch-8 gap to the bare loop goes, with the spread between
-#   processes in the intervals), then EXTRA_ARGS="--processes 3" parity-tight at 1,32,128.
+# Session 13: LIMIT=570 ROUNDS=12 BATCHES=8 SETTINGS=default,inproc-own
+#   EXTRA_ARGS="--bare-llem-env --processes 3" parity-tight (noisy); LIMIT=540 ROUNDS=12
+#   BATCHES=128,32 EXTRA_ARGS="--processes 2" parity-tight (noisy); then a 60 s busy loop on
+#   core 4 (README there): the core's own speed swung ~2x, so parity-tight now probes its
+#   cores first (cpu_steadiness.py, STEADY seconds, 0: off) and skips an unsteady machine.
+# Next, on a steady machine: session 13's first call again (batch 8, the process-level
+#   diagnosis), then EXTRA_ARGS="--processes 3" parity-tight at 1,32,128.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
@@ -104,7 +108,7 @@ case $1 in
     bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-0}" \
       --llem-window-only --llem-settings "${SETTINGS:-default}" --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
-      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 ${EXTRA_ARGS:-} ;;
+      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 --steady-check "${STEADY:-10}" ${EXTRA_ARGS:-} ;;
   sampler-cost)  # no sampler / sampler thread / sampler process around one generate call,
     # paired round by round, pinned like the parity steps; then parity-tight at batch 8 in
     # what is left of the call (PARITY=0 skips it)

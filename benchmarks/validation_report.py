@@ -207,8 +207,25 @@ def _external(name: str, rows: list[dict[str, Any]]) -> list[str]:
     return [line, ""]
 
 
+def _steadiness(rep: dict[str, Any]) -> list[str]:
+    """The pinned core's speed before and after the comparison (cpu_steadiness.py), and
+    whether the comparison was skipped for it."""
+    st = rep.get("cpu_steadiness") or {}
+    cells = [f"{when} CV {_f(r.get('cv_pct'), 1)}% of one-second means, slowest second "
+             f"{_f(r.get('slowest_over_fastest'), 2)}x the fastest"
+             for when in ("before", "after") if (r := st.get(when))]
+    if not cells:
+        return []
+    cpus = next(r for r in st.values() if r).get("cpus") or "unpinned"
+    line = f"CPU steadiness (a busy loop on cores {cpus}): " + "; ".join(cells) + "."
+    if rep.get("skipped"):
+        line += f" **Comparison skipped: {rep['skipped']}**"
+    return [line, ""]
+
+
 def markdown(rep: dict[str, Any]) -> str:
     lines = [f"args: {rep.get('args')}", ""]
+    lines += _steadiness(rep)
     if rep.get("parity"):
         lines += _parity(rep["parity"], "llem default vs bare generate (alternating segments)")
     if rep.get("fast"):

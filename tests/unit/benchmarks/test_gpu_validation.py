@@ -3,6 +3,7 @@ pairing and the peer tables."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -368,3 +369,44 @@ def test_parity_closes_every_side_when_one_fails_to_start(tmp_path: Path,
     with pytest.raises(RuntimeError, match="worker exited"):
         gpu_validation.parity(args, tmp_path, "eager", ["default"], [8])
     assert len(started) == 6 and all(w.closed for w in started)
+
+
+def _main(monkeypatch: Any, tmp_path: Path, cv: float, *extra: str) -> tuple[int, dict]:
+    """gpu_validation.main with a fake steadiness probe and a parity part that only counts."""
+    ran: list[str] = []
+    monkeypatch.setattr(gpu_validation, "probe", lambda cpus, s: {
+        "cpus": cpus, "seconds": s, "cv_pct": cv, "slowest_over_fastest": 0.5})
+    monkeypatch.setattr(gpu_validation, "parity",
+                        lambda *a, **k: ran.append("parity") or [])
+    monkeypatch.setattr(sys, "argv", ["gpu_validation.py", "--out", str(tmp_path), "--parity",
+                                      "--llem-cpus", "4-5", *extra])
+    import external_check
+
+    class NoLog:
+        def __init__(self, gpus: list[int]) -> None: ...
+        def __enter__(self) -> NoLog: return self
+        def __exit__(self, *exc: Any) -> None: ...
+
+    monkeypatch.setattr(external_check, "CounterLog", NoLog)
+    monkeypatch.setattr(external_check, "compare", lambda *a: [])
+    rc = gpu_validation.main()
+    rep = json.loads((tmp_path / "gpu_validation.json").read_text())
+    rep["ran"] = ran
+    return rc, rep
+
+
+def test_an_unsteady_core_skips_the_comparison_and_says_why(monkeypatch: Any,
+                                                            tmp_path: Path) -> None:
+    rc, rep = _main(monkeypatch, tmp_path, 22.0, "--steady-check", "10")
+    assert rc == 3 and rep["ran"] == [] and "22.0%" in rep["skipped"]
+    assert set(rep["cpu_steadiness"]) == {"before"}
+    md = (tmp_path / "gpu_validation.md").read_text()
+    assert "cores 4-5" in md and "Comparison skipped" in md
+
+
+def test_a_steady_core_is_probed_before_and_after(monkeypatch: Any, tmp_path: Path) -> None:
+    rc, rep = _main(monkeypatch, tmp_path, 1.0, "--steady-check", "10")
+    assert rc == 0 and rep["ran"] == ["parity"] and "skipped" not in rep
+    assert set(rep["cpu_steadiness"]) == {"before", "after"}
+    rc, rep = _main(monkeypatch, tmp_path, 50.0)  # off by default: never probed
+    assert rc == 0 and rep["ran"] == ["parity"] and "cpu_steadiness" not in rep
