@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from cpu_steadiness import UNSTEADY, probe, steady
+from cpu_steadiness import UNSTEADY, cpu_set, probe, steady
 
 HERE = Path(__file__).resolve().parent
 REFS = HERE / "references"
@@ -341,11 +341,8 @@ def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
 
 def _pinned(cpus: str | None) -> Any:
     """preexec_fn pinning a worker to a CPU list like ``2-7`` (None: the scheduler's choice)."""
-    if not cpus:
-        return None
-    lo, _, hi = cpus.partition("-")
-    chosen = set(range(int(lo), int(hi or lo) + 1))
-    return lambda: os.sched_setaffinity(0, chosen)
+    chosen = cpu_set(cpus)
+    return (lambda: os.sched_setaffinity(0, chosen)) if chosen else None
 
 
 def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
