@@ -42,6 +42,13 @@ def cpu_set(cpus: str | None) -> set[int] | None:
     return chosen
 
 
+def pinned(cpus: str | None) -> Any:
+    """A subprocess ``preexec_fn`` pinning the child to ``cpus`` (None: the scheduler's
+    choice)."""
+    chosen = cpu_set(cpus)
+    return (lambda: os.sched_setaffinity(0, chosen)) if chosen else None
+
+
 def count_slices(seconds: float, slice_s: float = 0.1) -> list[int]:
     """Busy-loop iterations in each ``slice_s`` slice for ``seconds`` (this thread)."""
     counts: list[int] = []
@@ -70,10 +77,8 @@ def summarise(counts: list[int], per: int = 10) -> dict[str, Any]:
 def probe(cpus: str | None, seconds: float) -> dict[str, Any]:
     """The probe in its own process pinned to ``cpus`` (so the caller's affinity is left
     alone), summarised."""
-    chosen = cpu_set(cpus)
-    res = subprocess.run(
-        [sys.executable, __file__, "--count", str(seconds)], capture_output=True, text=True,
-        check=True, preexec_fn=(lambda: os.sched_setaffinity(0, chosen)) if chosen else None)
+    res = subprocess.run([sys.executable, __file__, "--count", str(seconds)],
+                         capture_output=True, text=True, check=True, preexec_fn=pinned(cpus))
     return {"cpus": cpus, "seconds": seconds, **summarise(json.loads(res.stdout))}
 
 

@@ -67,7 +67,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from cpu_steadiness import UNSTEADY, cpu_set, probe, steady
+from cpu_steadiness import UNSTEADY, probe, steady
+from cpu_steadiness import pinned as _pinned  # a worker's preexec_fn (parity_probe too)
 
 HERE = Path(__file__).resolve().parent
 REFS = HERE / "references"
@@ -337,12 +338,6 @@ def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
                                   "launcher_cpu_share": cpu.get("launcher_cpu_share"),
                                   "others": cpu.get("other_threads_cpu_s")}), flush=True)
     return [_summary(rows, batch, s) for s in settings]
-
-
-def _pinned(cpus: str | None) -> Any:
-    """preexec_fn pinning a worker to a CPU list like ``2-7`` (None: the scheduler's choice)."""
-    chosen = cpu_set(cpus)
-    return (lambda: os.sched_setaffinity(0, chosen)) if chosen else None
 
 
 def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
