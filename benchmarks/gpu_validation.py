@@ -197,28 +197,27 @@ def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) ->
     out["spread_pct"] = {side: spread_pct(rows[side])
                          for side in ("bare", *BARE_VARIANTS, PEER_WORKER, setting)
                          if rows.get(side)}
-    pairs = _paired(rows[setting], rows["bare"])
+    pairs, out["paired_ratio_ci95"], by_proc = _paired_stats(rows[setting], rows["bare"])
     out["paired_ratios"] = pairs
     out["paired_ratio_median"] = statistics.median(pairs) if pairs else None
-    out["paired_ratio_ci95"] = _paired_ci(rows[setting], rows["bare"])
-    if by_proc := _by_process(rows[setting], rows["bare"]):
+    if by_proc:
         out["paired_ratio_by_process"] = by_proc
     if rows.get(PEER_WORKER):
-        peer_pairs = _paired(rows[setting], rows[PEER_WORKER])
+        peer_pairs, out["paired_over_optimum_ci95"], by_proc = _paired_stats(
+            rows[setting], rows[PEER_WORKER])
         out["llem_over_optimum"] = out["llem_tok_per_s"] / out["optimum_tok_per_s"]
         out["bare_over_optimum"] = out["bare_tok_per_s"] / out["optimum_tok_per_s"]
         out["paired_over_optimum"] = peer_pairs
         out["paired_over_optimum_median"] = statistics.median(peer_pairs)
-        out["paired_over_optimum_ci95"] = _paired_ci(rows[setting], rows[PEER_WORKER])
-        if by_proc := _by_process(rows[setting], rows[PEER_WORKER]):
+        if by_proc:
             out["paired_over_optimum_by_process"] = by_proc
     out["energy_per_token_diff_pct"] = 100 * (out["llem_j_per_token"] / out["bare_j_per_token"]
                                               - 1)
     # the energy criterion, paired like throughput: llem's J/token over the bare loop's
     # counter J/token in the same round
-    epairs = _paired(rows[setting], rows["bare"], "j_per_token")
+    epairs, out["paired_energy_ratio_ci95"], _ = _paired_stats(rows[setting], rows["bare"],
+                                                              "j_per_token")
     out["paired_energy_ratio_median"] = statistics.median(epairs) if epairs else None
-    out["paired_energy_ratio_ci95"] = _paired_ci(rows[setting], rows["bare"], "j_per_token")
     return out
 
 
@@ -279,17 +278,15 @@ def _paired_by_process(llem: list[dict[str, Any]], other: list[dict[str, Any]],
     return groups
 
 
-def _paired_ci(llem: list[dict[str, Any]], other: list[dict[str, Any]],
-               key: str = "tok_per_s") -> list[float] | None:
-    """The paired ratios' interval; grouped by worker process where segments carry one,
-    so the spread between processes widens it."""
-    return median_ci95_clustered(list(_paired_by_process(llem, other, key).values()))
-
-
-def _by_process(llem: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, float]:
-    """Median paired throughput ratio per worker process (empty without ``--processes``)."""
-    groups = _paired_by_process(llem, other)
-    return {str(k): statistics.median(v) for k, v in sorted(groups.items()) if k is not None}
+def _paired_stats(llem: list[dict[str, Any]], other: list[dict[str, Any]],
+                  key: str = "tok_per_s"
+                  ) -> tuple[list[float], list[float] | None, dict[str, float]]:
+    """llem / other paired by round: the ratios in round order, their interval (grouped by
+    worker process where segments carry one, so the spread between processes widens it)
+    and each process's median (empty without ``--processes``)."""
+    groups = _paired_by_process(llem, other, key)
+    by_proc = {str(k): statistics.median(v) for k, v in sorted(groups.items()) if k is not None}
+    return _paired(llem, other, key), median_ci95_clustered(list(groups.values())), by_proc
 
 
 def peer_rounds(rounds: int, runs: int) -> list[int]:
