@@ -109,16 +109,14 @@ case $1 in
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-0}" \
       --llem-window-only --llem-settings "${SETTINGS:-default}" --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
       --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 --steady-check "${STEADY:-10}" ${EXTRA_ARGS:-} ;;
-  parity-steady)  # parity-tight, started again (up to TRIES, 3) while its steadiness probe
-    # skips it (exit 3) and at least 240 s of LIMIT are left; each skipped try's log is kept
-    # as $OUT/skipped-N.log (<= 8 files come back)
-    for try in $(seq "${TRIES:-3}"); do
-      LIMIT=$(( ${LIMIT:-575} - SECONDS )) bash "$0" parity-tight > /dev/null
-      [ "$(tail -1 "$OUT/log.txt")" = "exit 3" ] && [ $(( ${LIMIT:-575} - SECONDS )) -ge 240 ] || break
-      mv "$OUT/log.txt" "$OUT/skipped-$try.log"; rm -f "$OUT"/gpu_validation.* "$OUT/val.tgz"
-      sleep "${PAUSE:-20}"
+  parity-steady)  # parity-tight once a 10 s probe of its cores (cpu_steadiness.py) finds
+    # them steady, probing again for up to WAIT s (150); every probe into $OUT/waits.jsonl.
+    # An unsteady machine ends the call there, its device time saved for a later one
+    while :; do
+      taskset -c 4-5 python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 >> "$OUT/waits.jsonl" && break
+      [ "$SECONDS" -lt "${WAIT:-150}" ] || { echo "unsteady for ${SECONDS} s: not run"; cat "$OUT/waits.jsonl"; exit 3; }
     done
-    cat "$OUT/gpu_validation.md" 2>/dev/null || tail -40 "$OUT/log.txt" ;;
+    LIMIT=$(( ${LIMIT:-575} - SECONDS )) bash "$0" parity-tight ;;
   sampler-cost)  # no sampler / sampler thread / sampler process around one generate call,
     # paired round by round, pinned like the parity steps; then parity-tight at batch 8 in
     # what is left of the call (PARITY=0 skips it)
