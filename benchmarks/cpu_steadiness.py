@@ -11,9 +11,13 @@ like these: such a machine cannot judge a 1-3% ratio, and ten seconds of this pr
 so before ten minutes of device time are spent finding out.
 
     python benchmarks/cpu_steadiness.py [--cpus 4-5] [--seconds 10] [--max-cv 3]
+    python benchmarks/cpu_steadiness.py --cores 0,4,5,12 [--seconds 30]
 
 Prints one JSON line; exits 3 when the coefficient of variation of the one-second means
-exceeds ``--max-cv`` percent.
+exceeds ``--max-cv`` percent. ``--cores`` runs one probe per listed core at the same time,
+their slices cut on one wall clock, and adds the correlation of the cores' one-second
+means: it says whether the swings are shared (a reference core could cancel them) or each
+core's own (only waiting for a steady machine helps).
 """
 
 from __future__ import annotations
@@ -61,6 +65,45 @@ def count_slices(seconds: float, slice_s: float = 0.1) -> list[int]:
     return counts
 
 
+def count_aligned(seconds: float, start: float, slice_s: float = 0.1) -> list[int]:
+    """Like :func:`count_slices`, but every slice ends at ``start + k * slice_s`` on the
+    wall clock, so probes in several processes count the same instants."""
+    while time.time() < start:
+        pass
+    counts: list[int] = []
+    for k in range(1, round(seconds / slice_s) + 1):
+        n, edge = 0, start + k * slice_s
+        while time.time() < edge:
+            n += 1
+        counts.append(n)
+    return counts
+
+
+def correlation(a: list[float], b: list[float]) -> float | None:
+    """Pearson's r of two equally long series (None when either is constant)."""
+    try:
+        return statistics.correlation(a, b)
+    except statistics.StatisticsError:
+        return None
+
+
+def probe_cores(cores: str, seconds: float) -> dict[str, Any]:
+    """One probe process per core of ``cores``, all counting the same wall-clock slices;
+    each core summarised, plus the correlation of every two cores' one-second means."""
+    start = time.time() + 1.0
+    procs = {c: subprocess.Popen(
+        [sys.executable, __file__, "--count", str(seconds), "--start", repr(start)],
+        stdout=subprocess.PIPE, text=True, preexec_fn=pinned(str(c)))
+        for c in sorted(cpu_set(cores) or ())}
+    per = {c: summarise(json.loads(p.communicate()[0])) for c, p in procs.items()}
+    pairs = {f"{a}-{b}": correlation(per[a]["per_second"], per[b]["per_second"])
+             for a in per for b in per if a < b}
+    known = [r for r in pairs.values() if r is not None]
+    return {"cores": {str(c): v for c, v in per.items()}, "seconds": seconds,
+            "correlation_of_seconds": pairs,
+            "median_correlation": statistics.median(known) if known else None}
+
+
 def summarise(counts: list[int], per: int = 10) -> dict[str, Any]:
     """CV of the one-second means (``per`` slices each; a decode segment lasts ~1-4 s),
     the slices' own CV, and the slowest second over the fastest."""
@@ -94,11 +137,21 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--max-cv", type=float, default=3.0,
                     help="the largest CV (%%) of one-second means still called steady")
+    ap.add_argument("--cores", default=None,
+                    help="probe each of these cores at once (e.g. 0,4-5,12) and correlate them")
     ap.add_argument("--count", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.count is not None:
-        print(json.dumps(count_slices(args.count)))
+        counts = (count_slices(args.count) if args.start is None
+                  else count_aligned(args.count, args.start))
+        print(json.dumps(counts))
         return 0
+    if args.cores:
+        res = probe_cores(args.cores, args.seconds)
+        print(json.dumps(res))
+        worst = max(v.get("cv_pct", 0.0) for v in res["cores"].values())
+        return 0 if worst <= args.max_cv else UNSTEADY
     res = probe(args.cpus, args.seconds)
     print(json.dumps(res))
     return 0 if steady(res, args.max_cv) else UNSTEADY

@@ -39,3 +39,32 @@ def test_the_probe_runs_pinned_and_exits_3_above_its_limit() -> None:
     strict = subprocess.run([*run, "--max-cv", "-1"], capture_output=True, text=True,
                             timeout=60)
     assert strict.returncode == cpu_steadiness.UNSTEADY
+
+
+def test_aligned_slices_end_on_the_shared_wall_clock() -> None:
+    import time
+
+    start = time.time() + 0.05
+    counts = cpu_steadiness.count_aligned(0.3, start)
+    assert len(counts) == 3 and all(n > 0 for n in counts)
+    assert time.time() >= start + 0.3
+
+
+def test_shared_swings_correlate_and_a_flat_core_says_nothing() -> None:
+    assert cpu_steadiness.correlation([1.0, 2.0, 3.0], [2.0, 4.0, 6.1]) > 0.99
+    assert cpu_steadiness.correlation([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) < -0.99
+    assert cpu_steadiness.correlation([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+
+
+def test_cores_mode_probes_each_core_and_correlates_every_two() -> None:
+    run = [sys.executable, str(BENCH), "--cores", "0,0", "--seconds", "2.2"]
+    ok = subprocess.run([*run, "--max-cv", "1000"], capture_output=True, text=True,
+                        timeout=60)
+    rep = json.loads(ok.stdout)
+    assert ok.returncode == 0 and list(rep["cores"]) == ["0"]
+    assert len(rep["cores"]["0"]["per_second"]) == 2 and rep["correlation_of_seconds"] == {}
+    two = subprocess.run([sys.executable, str(BENCH), "--cores", "0-1", "--seconds", "2.2",
+                          "--max-cv", "-1"], capture_output=True, text=True, timeout=60)
+    rep2 = json.loads(two.stdout)
+    assert two.returncode == cpu_steadiness.UNSTEADY and set(rep2["cores"]) == {"0", "1"}
+    assert set(rep2["correlation_of_seconds"]) == {"0-1"}
