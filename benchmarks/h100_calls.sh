@@ -24,8 +24,11 @@
 #   BATCHES=128,32 EXTRA_ARGS="--processes 2" parity-tight (noisy); then a 60 s busy loop on
 #   core 4 (README there): the core's own speed swung ~2x, so parity-tight now probes its
 #   cores first (cpu_steadiness.py, STEADY seconds, 0: off) and skips an unsteady machine.
-# Next, on a steady machine: session 13's first call again (batch 8, the process-level
-#   diagnosis), then EXTRA_ARGS="--processes 3" parity-tight at 1,32,128.
+# Session 14: LIMIT=570 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady (then a
+#   retry loop; every probe unsteady), cpu_steadiness --cores, then parity-steady with WAIT
+#   (the form below; unsteady 120-150 s twice): README in h100-session14/.
+# Next, on a steady machine: LIMIT=570 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3"
+#   parity-steady, then the same at BATCHES=32,128.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
