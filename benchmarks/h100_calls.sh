@@ -26,7 +26,9 @@
 #   cores first (cpu_steadiness.py, STEADY seconds, 0: off) and skips an unsteady machine.
 # Session 14: LIMIT=570 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady (then a
 #   retry loop; every probe unsteady), cpu_steadiness --cores, then parity-steady with WAIT
-#   (the form below; unsteady 120-150 s twice): README in h100-session14/.
+#   (the form below; unsteady 120-150 s twice); on a fresh machine LIMIT=480 WAIT=90 ROUNDS=12
+#   BATCHES=8 EXTRA_ARGS="--processes 3" parity-steady (steady at start, slowed mid-run):
+#   README in h100-session14/.
 # Next, on a steady machine: LIMIT=570 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3"
 #   parity-steady, then the same at BATCHES=32,128.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
