@@ -15,7 +15,7 @@ so before ten minutes of device time are spent finding out.
 
 Prints one JSON line; exits 3 when the coefficient of variation of the one-second means
 exceeds ``--max-cv`` percent. ``--cores`` runs one probe per listed core at the same time,
-their slices cut on one wall clock, and adds the correlation of the cores' one-second
+their slices cut on one shared clock, and adds the correlation of the cores' one-second
 means: it says whether the swings are shared (a reference core could cancel them) or each
 core's own (only waiting for a steady machine helps).
 """
@@ -53,27 +53,18 @@ def pinned(cpus: str | None) -> Any:
     return (lambda: os.sched_setaffinity(0, chosen)) if chosen else None
 
 
-def count_slices(seconds: float, slice_s: float = 0.1) -> list[int]:
-    """Busy-loop iterations in each ``slice_s`` slice for ``seconds`` (this thread)."""
-    counts: list[int] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        t, n = time.monotonic(), 0
-        while time.monotonic() - t < slice_s:
-            n += 1
-        counts.append(n)
-    return counts
-
-
-def count_aligned(seconds: float, start: float, slice_s: float = 0.1) -> list[int]:
-    """Like :func:`count_slices`, but every slice ends at ``start + k * slice_s`` on the
-    wall clock, so probes in several processes count the same instants."""
-    while time.time() < start:
+def count_slices(seconds: float, start: float | None = None, slice_s: float = 0.1) -> list[int]:
+    """Busy-loop iterations in each ``slice_s`` slice for ``seconds`` (this thread). Every
+    slice ends at ``start + k * slice_s`` on the monotonic clock, which all processes of
+    the machine share, so probes in several processes given one ``start`` count the same
+    instants (None: start now)."""
+    start = time.monotonic() if start is None else start
+    while time.monotonic() < start:
         pass
     counts: list[int] = []
     for k in range(1, round(seconds / slice_s) + 1):
         n, edge = 0, start + k * slice_s
-        while time.time() < edge:
+        while time.monotonic() < edge:
             n += 1
         counts.append(n)
     return counts
@@ -88,9 +79,10 @@ def correlation(a: list[float], b: list[float]) -> float | None:
 
 
 def probe_cores(cores: str, seconds: float) -> dict[str, Any]:
-    """One probe process per core of ``cores``, all counting the same wall-clock slices;
-    each core summarised, plus the correlation of every two cores' one-second means."""
-    start = time.time() + 1.0
+    """One probe process per core of ``cores``, all counting the same slices of the shared
+    monotonic clock; each core summarised, plus the correlation of every two cores'
+    one-second means."""
+    start = time.monotonic() + 1.0
     procs = {c: subprocess.Popen(
         [sys.executable, __file__, "--count", str(seconds), "--start", repr(start)],
         stdout=subprocess.PIPE, text=True, preexec_fn=pinned(str(c)))
@@ -143,9 +135,7 @@ def main() -> int:
     ap.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.count is not None:
-        counts = (count_slices(args.count) if args.start is None
-                  else count_aligned(args.count, args.start))
-        print(json.dumps(counts))
+        print(json.dumps(count_slices(args.count, args.start)))
         return 0
     if args.cores:
         res = probe_cores(args.cores, args.seconds)

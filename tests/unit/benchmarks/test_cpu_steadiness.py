@@ -41,13 +41,13 @@ def test_the_probe_runs_pinned_and_exits_3_above_its_limit() -> None:
     assert strict.returncode == cpu_steadiness.UNSTEADY
 
 
-def test_aligned_slices_end_on_the_shared_wall_clock() -> None:
+def test_aligned_slices_end_on_the_shared_monotonic_clock() -> None:
     import time
 
-    start = time.time() + 0.05
-    counts = cpu_steadiness.count_aligned(0.3, start)
+    start = time.monotonic() + 0.05
+    counts = cpu_steadiness.count_slices(0.3, start)
     assert len(counts) == 3 and all(n > 0 for n in counts)
-    assert time.time() >= start + 0.3
+    assert time.monotonic() >= start + 0.3
 
 
 def test_shared_swings_correlate_and_a_flat_core_says_nothing() -> None:
