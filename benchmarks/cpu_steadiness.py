@@ -140,8 +140,7 @@ def main() -> int:
     if args.cores:
         res = probe_cores(args.cores, args.seconds)
         print(json.dumps(res))
-        worst = max(v.get("cv_pct", 0.0) for v in res["cores"].values())
-        return 0 if worst <= args.max_cv else UNSTEADY
+        return 0 if all(steady(v, args.max_cv) for v in res["cores"].values()) else UNSTEADY
     res = probe(args.cpus, args.seconds)
     print(json.dumps(res))
     return 0 if steady(res, args.max_cv) else UNSTEADY

@@ -118,7 +118,7 @@ case $1 in
     # them steady, probing again for up to WAIT s (150); every probe into $OUT/waits.jsonl.
     # An unsteady machine ends the call there, its device time saved for a later one
     while :; do
-      taskset -c 4-5 python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 >> "$OUT/waits.jsonl" && break
+      python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 >> "$OUT/waits.jsonl" && break
       [ "$SECONDS" -lt "${WAIT:-150}" ] || { echo "unsteady for ${SECONDS} s: not run"; cat "$OUT/waits.jsonl"; exit 3; }
     done
     LIMIT=$(( ${LIMIT:-575} - SECONDS )) bash "$0" parity-tight ;;
