@@ -30,7 +30,8 @@ Run on the GPU machine; every ratio is taken within this one run (issue 12):
   is then one ``generate`` call of the batch: a round takes seconds, not the ~20 s a full
   llem run stretches it to, so a machine whose speed swings within tens of seconds (session
   8, 9: segments spread 8-34%) moves both sides of a pair alike and cancels out of the
-  paired ratios.
+  paired ratios. Every process of every side first answers each batch once outside the
+  rounds (``warm_pass``: its warm-up, llem's full run), so no round waits on one.
 * ``--bare-tf4``: a second bare loop, the same file run with the peer's transformers 4.57
   stack first on PYTHONPATH, in the bare slot of every round: it separates what
   transformers' version costs from what llem costs.
@@ -176,17 +177,24 @@ def _env(extra_path: str | None) -> dict[str, str]:
     return env
 
 
-def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str) -> dict[str, Any]:
-    def med(side: str, key: str) -> float | None:
-        vals = [x[key] for x in rows[side] if x.get(key) is not None]
+def _summary(rows: dict[str, list[dict[str, Any]]], batch: int, setting: str,
+             first: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    def med(side: str, key: str, extra: Iterable[dict[str, Any]] = ()) -> float | None:
+        vals = [x[key] for x in (*extra, *rows[side]) if x.get(key) is not None]
         return statistics.median(vals) if vals else None
 
+    first = first or {}
     out = {"batch": batch, "setting": setting,
            "segments": {"bare": rows["bare"], "llem": rows[setting]},
            "bare_tok_per_s": med("bare", "tok_per_s"), "llem_tok_per_s": med(setting, "tok_per_s"),
            "bare_j_per_token": med("bare", "j_per_token"),
            "llem_j_per_token": med(setting, "j_per_token"),
-           "llem_gpu_util_pct": med(setting, "gpu_util_mean_pct")}
+           # a full run's GPU utilisation: the warm pass's runs where there was one
+           "llem_gpu_util_pct": med(setting, "gpu_util_mean_pct", first.get(setting, []))}
+    if first:  # the warm pass: kept, never paired
+        out["first_segments"] = {
+            **{side: first[side] for side in ("bare", *BARE_VARIANTS, PEER_WORKER)
+               if side in first}, "llem": first.get(setting, [])}
     out["throughput_ratio"] = out["llem_tok_per_s"] / out["bare_tok_per_s"]
     for side in (*BARE_VARIANTS, PEER_WORKER):
         if rows.get(side):
@@ -295,19 +303,48 @@ def peer_rounds(rounds: int, runs: int) -> list[int]:
     return [(i + 1) * rounds // (runs + 1) for i in range(runs)]
 
 
+def _processes(side: Any) -> list[tuple[Any, int | None]]:
+    """(worker, process tag) for every process of a side: a pool's each, or the one."""
+    if isinstance(side, WorkerPool):
+        return [(w, i) for i, w in enumerate(side.workers)]
+    return [(side, None)]
+
+
+def warm_pass(bares: dict[str, Any], llem: Any, batch: int, seconds: float,
+              settings: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every process of every side answers the batch once before the rounds: the first
+    request of a process pays its warm-up (and llem's its full run, whose window-only
+    repeats the rounds then ask for), ~10-25 s a side. Inside a round that spread the
+    round's sides over ~45 s, so a core changing speed in between entered the pair.
+    These answers are kept (llem's full runs give the GPU utilisation) but never paired."""
+    first: dict[str, list[dict[str, Any]]] = {}
+    for key, side in bares.items():
+        for w, i in _processes(side):
+            first.setdefault(key, []).append(
+                w.ask(batch=batch, seconds=seconds) | ({"process": i} if i is not None else {}))
+    for setting in settings:
+        for w, i in _processes(llem):
+            first.setdefault(setting, []).append(
+                w.ask(batch=batch, seconds=seconds, setting=setting)
+                | ({"process": i} if i is not None else {}))
+    return first
+
+
 def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
               seconds: float, settings: list[str],
               midway: Callable[[int], None] | None = None,
-              peer_runs: int = 1, llem_req: dict[str, Any] | None = None
-              ) -> list[dict[str, Any]]:
+              peer_runs: int = 1, llem_req: dict[str, Any] | None = None,
+              warm: bool = False) -> list[dict[str, Any]]:
     """Segments in mirrored order: the bare slot runs each bare worker, the llem slot each
     setting (rotated per round, with ``llem_req``'s extra request fields), and odd rounds
     run the whole sequence backwards (bare, peer, llem / llem, peer, bare), so every side's
     mean position in time is the same and linear drift cancels; medians of each side;
     ratios llem / bare, one row per llem
-    setting. ``midway(batch)`` runs ``peer_runs`` times, spread evenly over the rounds."""
+    setting. ``midway(batch)`` runs ``peer_runs`` times, spread evenly over the rounds;
+    ``warm`` runs :func:`warm_pass` first."""
     rows: dict[str, list[dict[str, Any]]] = {**{k: [] for k in bares},
                                              **{s: [] for s in settings}}
+    first = warm_pass(bares, llem, batch, seconds, settings) if warm else None
     at = peer_rounds(rounds, peer_runs)
     for r in range(rounds):
         for _ in range(at.count(r) if midway is not None else 0):
@@ -334,7 +371,7 @@ def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,
                                      ("tok_per_s", "j_per_token", "gpu_util_mean_pct")},
                                   "launcher_cpu_share": cpu.get("launcher_cpu_share"),
                                   "others": cpu.get("other_threads_cpu_s")}), flush=True)
-    return [_summary(rows, batch, s) for s in settings]
+    return [_summary(rows, batch, s, first) for s in settings]
 
 
 def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
@@ -383,7 +420,8 @@ def parity(args: argparse.Namespace, out: Path, mode: str, settings: list[str],
         for b in batches:
             rows += alternate(bares, llem, b, args.rounds, args.seconds, settings, midway,
                               args.peer_runs,
-                              {"window_only": True} if args.llem_window_only else None)
+                              {"window_only": True} if args.llem_window_only else None,
+                              warm=args.llem_window_only)
             # a call cut by its time limit still leaves every finished batch's summary
             (out / f"{mode}-partial.json").write_text(json.dumps(rows, default=str))
         return rows

@@ -410,3 +410,44 @@ def test_a_steady_core_is_probed_before_and_after(monkeypatch: Any, tmp_path: Pa
     assert set(rep["cpu_steadiness"]) == {"before", "after"}
     rc, rep = _main(monkeypatch, tmp_path, 50.0)  # off by default: never probed
     assert rc == 0 and rep["ran"] == ["parity"] and "cpu_steadiness" not in rep
+
+
+class FirstSlow(ProcWorker):
+    """A process whose first answer carries its warm-up (llem's: a full run with the GPU
+    utilisation); later answers are window-only repeats."""
+
+    def __init__(self, name: str, tok_per_s: float, calls: list[str], tag: str) -> None:
+        super().__init__(name, tok_per_s, calls, tag)
+        self.asked = 0
+
+    def ask(self, **req: Any) -> dict[str, Any]:
+        self.asked += 1
+        self.calls.append(self.tag)
+        if self.asked == 1:
+            return {"tok_per_s": self.tok_per_s / 2, "gpu_util_mean_pct": 31.0}
+        return {"tok_per_s": self.tok_per_s, "j_per_token": 1000 / self.tok_per_s}
+
+
+def test_the_warm_pass_asks_every_process_once_before_the_rounds_and_pairs_none() -> None:
+    calls: list[str] = []
+    bares = {"bare": gpu_validation.WorkerPool(
+        [FirstSlow("bare", 100.0, calls, f"bare{i}") for i in range(2)])}
+    llem = gpu_validation.WorkerPool(
+        [FirstSlow("llem", 99.0, calls, f"llem{i}") for i in range(2)])
+    (row,) = gpu_validation.alternate(bares, llem, 8, 4, 1.0, ["default"], warm=True)  # type: ignore[arg-type]
+    assert calls[:4] == ["bare0", "bare1", "llem0", "llem1"]
+    assert calls[4:] == ["bare0", "llem0", "llem0", "bare0", "bare1", "llem1", "llem1", "bare1"]
+    # the slow first answers stay out of the pairs, their GPU utilisation in the row
+    assert row["paired_ratios"] == [0.99] * 4
+    assert row["llem_gpu_util_pct"] == 31.0
+    assert [s["process"] for s in row["first_segments"]["llem"]] == [0, 1]
+    assert len(row["first_segments"]["bare"]) == 2
+
+
+def test_without_the_warm_pass_the_first_answers_are_paired() -> None:
+    calls: list[str] = []
+    (row,) = gpu_validation.alternate({"bare": FirstSlow("bare", 100.0, calls, "b")},  # type: ignore[dict-item]
+                                      FirstSlow("llem", 99.0, calls, "l"), 8, 2, 1.0,  # type: ignore[arg-type]
+                                      ["default"])
+    assert calls == ["b", "l", "l", "b"] and "first_segments" not in row
+    assert row["paired_ratios"] == [0.99, 0.99]
