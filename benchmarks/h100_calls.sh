@@ -29,6 +29,8 @@
 #   (the form below; unsteady 120-150 s twice); on a fresh machine LIMIT=480 WAIT=90 ROUNDS=12
 #   BATCHES=8 EXTRA_ARGS="--processes 3" parity-steady (steady at start, slowed mid-run):
 #   README in h100-session14/.
+# Session 15: LIMIT=440 WAIT=60 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady
+#   (unsteady, not run; the next call's machine was taken back): README in h100-session15/.
 # Next, on a steady machine: LIMIT=570 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3"
 #   parity-steady, then the same at BATCHES=32,128.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
