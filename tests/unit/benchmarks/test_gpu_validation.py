@@ -233,12 +233,18 @@ class ProcWorker(FakeWorker):
         return {"tok_per_s": self.tok_per_s, "j_per_token": 1000 / self.tok_per_s}
 
 
+def pools(kind: type[ProcWorker], calls: list[str], llem_speeds: tuple[float, ...]
+          ) -> tuple[dict[str, Any], Any]:
+    """A bare side of two processes at 100 tok/s and a llem side of one process per speed."""
+    bares = {"bare": gpu_validation.WorkerPool(
+        [kind("bare", 100.0, calls, f"bare{i}") for i in range(2)])}
+    return bares, gpu_validation.WorkerPool(
+        [kind("llem", v, calls, f"llem{i}") for i, v in enumerate(llem_speeds)])
+
+
 def test_worker_pools_give_each_mirrored_pair_of_rounds_to_the_next_process() -> None:
     calls: list[str] = []
-    bares = {"bare": gpu_validation.WorkerPool(
-        [ProcWorker("bare", 100.0, calls, f"bare{i}") for i in range(2)])}
-    llem = gpu_validation.WorkerPool(
-        [ProcWorker("llem", v, calls, f"llem{i}") for i, v in enumerate((90.0, 100.0))])
+    bares, llem = pools(ProcWorker, calls, (90.0, 100.0))
     (row,) = gpu_validation.alternate(bares, llem, 8, 4, 1.0, ["default"])  # type: ignore[arg-type]
     assert calls == ["bare0", "llem0", "llem0", "bare0", "bare1", "llem1", "llem1", "bare1"]
     assert [s["process"] for s in row["segments"]["llem"]] == [0, 0, 1, 1]
@@ -430,10 +436,7 @@ class FirstSlow(ProcWorker):
 
 def test_the_warm_pass_asks_every_process_once_before_the_rounds_and_pairs_none() -> None:
     calls: list[str] = []
-    bares = {"bare": gpu_validation.WorkerPool(
-        [FirstSlow("bare", 100.0, calls, f"bare{i}") for i in range(2)])}
-    llem = gpu_validation.WorkerPool(
-        [FirstSlow("llem", 99.0, calls, f"llem{i}") for i in range(2)])
+    bares, llem = pools(FirstSlow, calls, (99.0, 99.0))
     (row,) = gpu_validation.alternate(bares, llem, 8, 4, 1.0, ["default"], warm=True)  # type: ignore[arg-type]
     assert calls[:4] == ["bare0", "bare1", "llem0", "llem1"]
     assert calls[4:] == ["bare0", "llem0", "llem0", "bare0", "bare1", "llem1", "llem1", "bare1"]
