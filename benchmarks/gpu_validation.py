@@ -115,6 +115,10 @@ class Worker:
         self.proc.stdin.flush()
         return self._read()
 
+    def ask_each(self, **req: Any) -> list[dict[str, Any]]:
+        """Every process's answer: this one's (a :class:`WorkerPool` has several)."""
+        return [self.ask(**req)]
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -145,9 +149,15 @@ class WorkerPool:
         readies = [w.ready for w in self.workers]
         return readies[0]
 
-    def ask(self, **req: Any) -> dict[str, Any]:
-        i = self.turn % len(self.workers)
+    def _ask(self, i: int, **req: Any) -> dict[str, Any]:
         return self.workers[i].ask(**req) | {"process": i}
+
+    def ask(self, **req: Any) -> dict[str, Any]:
+        return self._ask(self.turn % len(self.workers), **req)
+
+    def ask_each(self, **req: Any) -> list[dict[str, Any]]:
+        """Every process's answer in turn, each tagged with its process."""
+        return [self._ask(i, **req) for i in range(len(self.workers))]
 
     def close(self) -> None:
         for w in self.workers:
@@ -303,31 +313,16 @@ def peer_rounds(rounds: int, runs: int) -> list[int]:
     return [(i + 1) * rounds // (runs + 1) for i in range(runs)]
 
 
-def _processes(side: Any) -> list[tuple[Any, int | None]]:
-    """(worker, process tag) for every process of a side: a pool's each, or the one."""
-    if isinstance(side, WorkerPool):
-        return [(w, i) for i, w in enumerate(side.workers)]
-    return [(side, None)]
-
-
 def warm_pass(bares: dict[str, Any], llem: Any, batch: int, seconds: float,
               settings: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Every process of every side answers the batch once before the rounds: the first
     request of a process pays its warm-up (and llem's its full run, whose window-only
     repeats the rounds then ask for), ~10-25 s a side. Inside a round that spread the
-    round's sides over ~45 s, so a core changing speed in between entered the pair.
+    round's sides over ~46 s, so a core changing speed in between entered the pair.
     These answers are kept (llem's full runs give the GPU utilisation) but never paired."""
-    first: dict[str, list[dict[str, Any]]] = {}
-    for key, side in bares.items():
-        for w, i in _processes(side):
-            first.setdefault(key, []).append(
-                w.ask(batch=batch, seconds=seconds) | ({"process": i} if i is not None else {}))
-    for setting in settings:
-        for w, i in _processes(llem):
-            first.setdefault(setting, []).append(
-                w.ask(batch=batch, seconds=seconds, setting=setting)
-                | ({"process": i} if i is not None else {}))
-    return first
+    asks = [(key, side, {}) for key, side in bares.items()]
+    asks += [(setting, llem, {"setting": setting}) for setting in settings]
+    return {key: side.ask_each(batch=batch, seconds=seconds, **req) for key, side, req in asks}
 
 
 def alternate(bares: dict[str, Worker], llem: Worker, batch: int, rounds: int,

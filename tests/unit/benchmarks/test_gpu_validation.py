@@ -284,6 +284,8 @@ def _parity_with_fake_processes(tmp_path: Path, monkeypatch: Any, processes: int
         def ask(self, **req: Any) -> dict[str, Any]:
             return {"tok_per_s": 100.0, "j_per_token": 1.0}
 
+        ask_each = gpu_validation.Worker.ask_each  # the real one, on this ask
+
         def close(self) -> None:
             self.closed = True
 
