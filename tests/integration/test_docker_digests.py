@@ -79,6 +79,11 @@ def test_save_lock_exports_the_pinned_image_and_load_verifies_it(
     assert index.lock is not None and index.lock.model_dump(mode="json") == \
         yaml.safe_load(lock.read_text())
 
+    # no folder to write into: refused before the daemon streams anything
+    r = llem_images("save", "--lock", str(lock), "-o", str(tmp_path / "no" / "b.tar"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "does not exist; create it or choose another -o" in _one_line(r)
+
     # the tag moved to other bytes: nothing is saved under the lock
     other_id = build_on(client, "scratch", ref, blob_bytes=4096)
     assert other_id != pinned_id

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -138,8 +139,10 @@ def test_mirror_save_load_and_run_with_registry_stopped(tmp_path, it_env, client
         assert not [i for i in client.images.list() if i.id == original.id]
         reg_proc.send_signal(signal.SIGTERM)
         reg_proc.wait(timeout=30)
+        shutil.rmtree(tmp_path / "reg-data")  # the mirror is gone for good (and its GB)
         r = llem_images("load", "-i", str(bundle))
         assert r.returncode == 0, r.stderr
+        bundle.unlink()  # ~1.7 GB that later tests on a small disk need
         run = llem("run", "--preset", "quick-test", "--runtime", "docker", "--registry", mirror,
                    "--results-dir", str(tmp_path / "res"))
         assert run.returncode == 0, run.stdout + run.stderr
@@ -149,6 +152,9 @@ def test_mirror_save_load_and_run_with_registry_stopped(tmp_path, it_env, client
     finally:
         if reg_proc.poll() is None:
             reg_proc.kill()
+            reg_proc.wait(timeout=30)
+        shutil.rmtree(tmp_path / "reg-data", ignore_errors=True)
+        (tmp_path / "bundle.tar").unlink(missing_ok=True)
         img = client.images.get(mirrored) if mirrored else None
         for t in tags:
             img.tag(t)

@@ -243,6 +243,9 @@ def save(
             for b, ens in images:
                 _tag_is_pinned(client, b, ens, lock)
         held = LockFile(images={b: lock_entry(client, ens) for b, ens in images})
+        # docker save shares layers between images: the largest one is what must fit
+        bundle.check_room(output, max(client.images.get(ens.image_id).attrs["Size"]
+                                      for _, ens in images))
         tmp = output.with_name(f".{output.name}.tmp")
         try:
             # `docker save` of several names in one archive: the SDK's Image.save takes one,
@@ -250,9 +253,7 @@ def save(
             res = client.api._get(client.api._url("/images/get"),
                                   params={"names": [ens.ref for _, ens in images]}, stream=True)
             client.api._raise_for_status(res)
-            with open(tmp, "wb") as fh:
-                for chunk in res.iter_content(chunk_size=2 * 1024 * 1024):
-                    fh.write(chunk)
+            bundle.write(res.iter_content(chunk_size=2 * 1024 * 1024), tmp, output)
             # what was written, not what was asked for: a tag moved meanwhile is caught here
             bundle.check(f"in {output}", bundle.read_index(tmp), held,
                          "a tag moved while saving; save again")

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from llem.images.base import ImageError
 from llem.images.lock import LockEntry, LockFile
 from llem_schema.errors import ConfigError
 
 #: the lock inside a bundle
 BUNDLE_LOCK = "llem.lock"
+#: room asked for beyond the images' own bytes: tar headers, the lock, filesystem slack
+HEADROOM = 64 * 1024**2
 
 
 @dataclass
@@ -93,3 +98,35 @@ def append_lock(path: Path, lock: LockFile) -> None:
     info.size, info.mode = len(data), 0o644
     with tarfile.open(path, "a:") as tar:
         tar.addfile(info, io.BytesIO(data))
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def check_room(output: Path, need: int) -> None:
+    """Refuse before the first byte when ``output``'s folder is missing or has less free
+    space than ``need`` (the images' own size): a full disk found mid-save costs the minutes
+    of streaming a multi-GB image and leaves nothing."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{output}: folder {folder} does not exist; create it or choose "
+                          f"another -o")
+    free = shutil.disk_usage(folder).free
+    if free < need + HEADROOM:
+        raise ConfigError(f"{output}: {_gb(free)} free in {folder} but the bundle needs at "
+                          f"least {_gb(need + HEADROOM)}; free space there or choose "
+                          f"another -o")
+
+
+def write(chunks: Iterable[bytes], path: Path, output: Path) -> None:
+    """Stream ``docker save``'s answer into ``path`` (the temporary name of ``output``); a
+    write that fails (the disk filled after the check, a quota) becomes one line naming
+    ``output`` and the fix, not a traceback."""
+    try:
+        with open(path, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+    except OSError as exc:
+        raise ImageError(f"writing {output}: {exc.strerror or exc}; nothing was saved (free "
+                         f"space in {output.parent} or choose another -o)") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,6 +20,7 @@ import yaml
 from llem.images import bundle
 from llem.images import refs as images_refs
 from llem.images import resolve as images_resolve
+from llem.images.base import ImageError
 from llem.images.lock import LockEntry, LockFile
 from llem.images.matrix import load_matrix
 from llem.images.refs import mirror_ref
@@ -84,6 +86,35 @@ def test_not_a_bundle_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "x.tar").write_text("not a tar")
     with pytest.raises(ConfigError, match="not a readable image bundle"):
         bundle.read_index(tmp_path / "x.tar")
+
+
+def test_save_refuses_a_folder_without_room(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused before the first byte, naming the bundle, both sizes and the fix."""
+    free = 3 * 10**9
+    usage = shutil._ntuple_diskusage(10**12, 10**12 - free, free)  # type: ignore[attr-defined]
+    monkeypatch.setattr(bundle.shutil, "disk_usage", lambda _p: usage)
+    bundle.check_room(tmp_path / "b.tar", free - bundle.HEADROOM)  # just fits
+    with pytest.raises(ConfigError) as err:
+        bundle.check_room(tmp_path / "b.tar", 5 * 10**9)
+    msg = str(err.value)
+    assert "\n" not in msg and str(tmp_path / "b.tar") in msg
+    assert "3.0 GB free" in msg and "at least 5.1 GB" in msg and "another -o" in msg
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_refuses_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist; create it or choose another -o"):
+        bundle.check_room(tmp_path / "nope" / "b.tar", 1)
+
+
+def test_a_disk_that_fills_mid_save_is_one_line() -> None:
+    """/dev/full answers every write with ENOSPC: the real error, no mock."""
+    with pytest.raises(ImageError) as err:
+        bundle.write(iter([b"x" * 2**20] * 4), Path("/dev/full"), Path("/data/b.tar"))
+    msg = str(err.value)
+    assert msg.startswith("writing /data/b.tar: No space left on device; nothing was saved")
+    assert "\n" not in msg and "free space in /data or choose another -o" in msg
 
 
 def _images_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
