@@ -92,7 +92,7 @@ def test_save_refuses_a_folder_without_room(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Refused before the first byte, naming the bundle, both sizes and the fix."""
     free = 3 * 10**9
-    usage = shutil._ntuple_diskusage(10**12, 10**12 - free, free)  # type: ignore[attr-defined]
+    usage = shutil.disk_usage(tmp_path)._replace(free=free)
     monkeypatch.setattr(bundle.shutil, "disk_usage", lambda _p: usage)
     bundle.check_room(tmp_path / "b.tar", free - bundle.HEADROOM)  # just fits
     with pytest.raises(ConfigError) as err:
