@@ -16,6 +16,8 @@ import pytest
 import yaml
 from llem_it import STATE, base_env, llem, llem_images, load_result
 
+from llem.images.bundle import HEADROOM
+
 
 def _login(cfg: Path, registry: str, user: str, password: str) -> None:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -162,6 +164,28 @@ def test_mirror_save_load_and_run_with_registry_stopped(tmp_path, it_env, client
             client.images.remove(mirrored)
         # restore the registry digest for later tests
         client.images.pull(it_env["LLEM_IT_IMAGE"])
+
+
+def test_save_to_a_small_disk_is_refused_before_streaming(tmp_path, it_env, client):
+    """A real 64 MB filesystem and the real 1.7 GB image: exit 2, one line, nothing written
+    (the daemon's size of the image, read before the first byte)."""
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        r = llem_images("save", "-o", str(disk / "b.tar"), "--registry",
+                        it_env["LLEM_IT_OPEN_REGISTRY"])
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert len(lines) == 1 and "free in" in lines[0] and "choose another -o" in lines[0]
+        size = client.images.get(it_env["LLEM_IT_IMAGE"]).attrs["Size"]
+        assert f"at least {(size + HEADROOM) / 1e9:.1f} GB" in lines[0], lines[0]
+        assert not list(disk.iterdir())
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_doctor_on_a_cpu_host(it_env):
