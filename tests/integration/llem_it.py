@@ -28,6 +28,13 @@ def docker_skip_reason() -> str | None:
     return None
 
 
+def one_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The one non-blank line a refused command prints on stderr (our error contract)."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stdout + r.stderr
+    return lines[0]
+
+
 def wait_until(what: str, predicate, timeout_s: float = 300, every_s: float = 0.2):
     """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what``.
     Generous defaults: these tests also run while every core is kept busy (.ci/run)."""

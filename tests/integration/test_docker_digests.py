@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 from it_registry import build_on, forget_prefix, purge_prefix, push, shared_image
-from llem_it import REPO, llem, llem_images, load_result
+from llem_it import REPO, llem, llem_images, load_result, one_line
 
 from llem.images import bundle
 
@@ -48,12 +48,6 @@ def _study(tmp_path: Path) -> Path:
     p = tmp_path / "study.yaml"
     p.write_text(yaml.safe_dump({"name": "locked", "base": {"backend": "pytorch"}}))
     return p
-
-
-def _one_line(r: subprocess.CompletedProcess[str]) -> str:
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stdout + r.stderr
-    return lines[0]
 
 
 def test_save_lock_exports_the_pinned_image_and_load_verifies_it(
@@ -82,14 +76,14 @@ def test_save_lock_exports_the_pinned_image_and_load_verifies_it(
     # no folder to write into: refused before the daemon streams anything
     r = llem_images("save", "--lock", str(lock), "-o", str(tmp_path / "no" / "b.tar"))
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "does not exist; create it or choose another -o" in _one_line(r)
+    assert "does not exist; create it or choose another -o" in one_line(r)
 
     # the tag moved to other bytes: nothing is saved under the lock
     other_id = build_on(client, "scratch", ref, blob_bytes=4096)
     assert other_id != pinned_id
     r = llem_images("save", "--lock", str(lock), "-o", str(tmp_path / "moved.tar"))
     assert r.returncode == 2, r.stdout + r.stderr
-    line = _one_line(r)
+    line = one_line(r)
     assert "refused" in line and pinned_id[:19] in line and other_id[:19] in line
     assert not (tmp_path / "moved.tar").exists()
     assert not list(tmp_path.glob(".moved.tar*"))
@@ -108,7 +102,7 @@ def test_save_lock_exports_the_pinned_image_and_load_verifies_it(
     wrong.write_text(lock.read_text().replace(pinned_id, other_id))
     r = llem_images("load", "-i", str(out), "--lock", str(wrong))
     assert r.returncode == 2, r.stdout + r.stderr
-    line = _one_line(r)
+    line = one_line(r)
     assert "refused; nothing was loaded" in line and other_id[:19] in line
     assert not [i for i in client.images.list() if i.id == pinned_id]
 

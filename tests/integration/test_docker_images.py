@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from llem_it import STATE, base_env, llem, llem_images, load_result
+from llem_it import STATE, base_env, llem, llem_images, load_result, one_line
 
 from llem.images.bundle import HEADROOM
 
@@ -56,9 +56,7 @@ def test_wrong_password_is_one_line(tmp_path, it_env, client, docker_config):
     _login(docker_config, reg, it_env["LLEM_IT_REGISTRY_USER"], "not-the-password-xyz")
     r = llem_images("pull", "--image", ref, env=base_env(DOCKER_CONFIG=str(docker_config)))
     assert r.returncode == 1
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    assert f"docker login {reg}" in lines[0] and "not-the-password-xyz" not in r.stderr
+    assert f"docker login {reg}" in one_line(r) and "not-the-password-xyz" not in r.stderr
 
 
 def _study(tmp_path: Path) -> Path:
@@ -178,11 +176,11 @@ def test_save_to_a_small_disk_is_refused_before_streaming(tmp_path, it_env, clie
     try:
         r = llem_images("save", "-o", str(disk / "b.tar"), "--registry",
                         it_env["LLEM_IT_OPEN_REGISTRY"])
-        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.returncode == 2, r.stdout + r.stderr
-        assert len(lines) == 1 and "free in" in lines[0] and "choose another -o" in lines[0]
+        line = one_line(r)
+        assert "free in" in line and "choose another -o" in line
         size = client.images.get(it_env["LLEM_IT_IMAGE"]).attrs["Size"]
-        assert f"at least {(size + HEADROOM) / 1e9:.1f} GB" in lines[0], lines[0]
+        assert f"at least {(size + HEADROOM) / 1e9:.1f} GB" in line, line
         assert not list(disk.iterdir())
     finally:
         subprocess.run(["umount", str(disk)], check=True)

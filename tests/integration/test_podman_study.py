@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llem_it import assert_one_run_left_clean, kill_launchers, wait_until
+from llem_it import assert_one_run_left_clean, kill_launchers, one_line, wait_until
 
 from llem_schema.version import SCHEMA_VERSION
 
@@ -309,8 +309,8 @@ def test_lock_runs_the_pinned_digest_and_refuses_other_bytes(tmp_path: Path) -> 
 
     other = "sha256:" + "0" * 64
     bad = run(other, "bad")
-    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
     assert bad.returncode == 2, bad.stdout + bad.stderr
-    assert len(lines) == 1 and "refused" in lines[0] and other[:19] in lines[0], bad.stderr
+    line = one_line(bad)
+    assert "refused" in line and other[:19] in line, bad.stderr
     assert not list((tmp_path / "bad").rglob("result.json"))
     assert not own_containers(tmp_path)
