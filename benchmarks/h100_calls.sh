@@ -31,8 +31,14 @@
 #   README in h100-session14/.
 # Session 15: LIMIT=440 WAIT=60 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady
 #   (unsteady, not run; the next call's machine was taken back): README in h100-session15/.
-# Next, on a steady machine: LIMIT=570 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3"
-#   parity-steady, then the same at BATCHES=32,128.
+# Session 17: parity-steady twice as above (its probe passed, gpu_validation's own probe
+#   seconds later did not: skipped); then, probes recorded but not gating, LIMIT=575
+#   ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3 --steady-max-cv 100" parity-tight;
+#   LIMIT=565 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2 --steady-max-cv 100"
+#   parity-tight; LIMIT=375 ROUNDS=8 BATCHES=8 SETTINGS=default,inproc-own
+#   EXTRA_ARGS="--bare-llem-env --processes 2 --steady-max-cv 100" parity-tight (noisy).
+# Next: batch 8 with SETTINGS=default,inproc-own EXTRA_ARGS="--bare-llem-env --processes 3
+#   --steady-max-cv 100" parity-tight (code path or process?), then all four batches again.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail

@@ -67,8 +67,10 @@ def _ci_half_pct(row: dict[str, Any]) -> list[tuple[str, float]]:
 def _spread(rows: list[dict[str, Any]]) -> list[str]:
     """Each side's segment spread, and whether this run can judge a 1-3% difference: by its
     paired intervals where every row has them, else by its segment spread."""
-    spreads = [(r["batch"], side, cv) for r in rows
-               for side, cv in (r.get("spread_pct") or {}).items() if cv is not None]
+    # the bare loop and the peer are sides of every llem setting's row: list each once
+    spreads = list(dict.fromkeys(
+        (r["batch"], side, cv) for r in rows
+        for side, cv in (r.get("spread_pct") or {}).items() if cv is not None))
     if not spreads:
         return []
     cells = "; ".join(f"b{b} {side} {cv:.1f}%" for b, side, cv in spreads)

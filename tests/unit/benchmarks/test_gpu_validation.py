@@ -133,6 +133,14 @@ def test_the_report_says_when_segment_noise_exceeds_what_it_judges() -> None:
     assert "CANNOT judge" in rough[0] and "17.2%" in rough[0]
 
 
+def test_sides_shared_by_two_llem_settings_are_listed_once() -> None:
+    rows = [{"batch": 8, "spread_pct": {"bare": 8.8, "optimum": 5.7, "default": 8.0}},
+            {"batch": 8, "spread_pct": {"bare": 8.8, "optimum": 5.7, "inproc-own": 10.9}}]
+    (line, _) = validation_report._spread(rows)
+    assert line.count("b8 bare 8.8%") == 1 and line.count("b8 optimum 5.7%") == 1
+    assert "b8 default 8.0%" in line and "b8 inproc-own 10.9%" in line
+
+
 def test_narrow_paired_intervals_decide_even_when_segments_swing() -> None:
     swinging = {"batch": 8, "spread_pct": {"bare": 20.0, "default": 22.0},
                 "paired_ratio_median": 1.0, "paired_ratio_ci95": [0.99, 1.02],
