@@ -37,8 +37,9 @@
 #   LIMIT=565 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2 --steady-max-cv 100"
 #   parity-tight; LIMIT=375 ROUNDS=8 BATCHES=8 SETTINGS=default,inproc-own
 #   EXTRA_ARGS="--bare-llem-env --processes 2 --steady-max-cv 100" parity-tight (noisy).
-# Next: batch 8 with SETTINGS=default,inproc-own EXTRA_ARGS="--bare-llem-env --processes 3
-#   --steady-max-cv 100" parity-tight (code path or process?), then all four batches again.
+# Next: batch 8 with SETTINGS=default,inproc-own EXTRA_ARGS="--bare-llem-env --processes 3"
+#   parity-steady (code path or process?), then all four batches again (parity-steady now
+#   gates on its own probe only).
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
@@ -124,12 +125,15 @@ case $1 in
       --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 --steady-check "${STEADY:-10}" ${EXTRA_ARGS:-} ;;
   parity-steady)  # parity-tight once a 10 s probe of its cores (cpu_steadiness.py) finds
     # them steady, probing again for up to WAIT s (150); every probe into $OUT/waits.jsonl.
-    # An unsteady machine ends the call there, its device time saved for a later one
+    # An unsteady machine ends the call there, its device time saved for a later one. That
+    # probe is the gate: gpu_validation's own probes, seconds later, are recorded only
+    # (session 17: a passing probe was followed by a failing one twice, skipping both calls)
     while :; do
       python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 >> "$OUT/waits.jsonl" && break
       [ "$SECONDS" -lt "${WAIT:-150}" ] || { echo "unsteady for ${SECONDS} s: not run"; cat "$OUT/waits.jsonl"; exit 3; }
     done
-    LIMIT=$(( ${LIMIT:-575} - SECONDS )) bash "$0" parity-tight ;;
+    LIMIT=$(( ${LIMIT:-575} - SECONDS )) EXTRA_ARGS="${EXTRA_ARGS:-} --steady-max-cv 100" \
+      bash "$0" parity-tight ;;
   sampler-cost)  # no sampler / sampler thread / sampler process around one generate call,
     # paired round by round, pinned like the parity steps; then parity-tight at batch 8 in
     # what is left of the call (PARITY=0 skips it)
