@@ -68,11 +68,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from cpu_steadiness import UNSTEADY, probe, steady
+from cpu_steadiness import UNSTEADY, cpu_set, probe, steady
 from cpu_steadiness import pinned as _pinned  # a worker's preexec_fn (parity_probe too)
 
 HERE = Path(__file__).resolve().parent
 REFS = HERE / "references"
+#: what the workers read for --launch-core (references/cpu_probe.LAUNCH_CORE_ENV; the
+#: references import nothing from here, so the name is spelled twice and a test holds them equal)
+LAUNCH_CORE_ENV = "BENCH_LAUNCH_CORE"
 #: the bare-slot key of optimum-benchmark's worker (--peer-worker)
 PEER_WORKER = "optimum"
 #: bare-loop variants a round may carry besides "bare" (--bare-tf4, --bare-llem-env)
@@ -549,6 +552,10 @@ def main() -> int:
                          "(skipped on an unsteady core) and after it; 0: off")
     ap.add_argument("--steady-max-cv", type=float, default=3.0,
                     help="the largest CV (%%) of the core's one-second speeds still steady")
+    ap.add_argument("--launch-core", type=int, default=None,
+                    help="run every side's launching thread on this one core during its "
+                         "segments (references/cpu_probe.pinned_launcher); it must lie in "
+                         "each side's pinned cores")
     ap.add_argument("--bare-llem-env", action="store_true",
                     help="a bare loop with llem's worker's PYTHONPATH")
     ap.add_argument("--vllm-eager", action="store_true", help="enforce_eager on both sides")
@@ -571,6 +578,12 @@ def main() -> int:
     ap.add_argument("--ref-model", default="/tmp/llem-ref-model",
                     help="where the peer's saved model is written (kept out of --out)")
     args = ap.parse_args()
+    bad = launch_core_error(args)
+    if bad:
+        print(f"gpu_validation: {bad}", file=sys.stderr)
+        return 2
+    if args.launch_core is not None:  # every worker inherits it (_env copies os.environ)
+        os.environ[LAUNCH_CORE_ENV] = str(args.launch_core)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     batches = [int(x) for x in args.batches.split(",")]
@@ -612,6 +625,22 @@ def main() -> int:
     (out / "gpu_validation.md").write_text(markdown(report))
     print(markdown(report))
     return UNSTEADY if report.get("skipped") else 0
+
+
+def launch_core_error(args: argparse.Namespace) -> str | None:
+    """Why ``--launch-core`` cannot be used with the sides' pins, or None."""
+    if args.launch_core is None:
+        return None
+    for flag, cpus in (("--llem-cpus", args.llem_cpus), ("--bare-cpus", args.bare_cpus),
+                       ("--peer-cpus", peer_cpus(args))):
+        chosen = cpu_set(cpus)
+        if chosen is None:
+            return (f"--launch-core {args.launch_core} needs {flag} too (a thread can only "
+                    f"be held to a core its process may use): pass {flag} with that core")
+        if args.launch_core not in chosen:
+            return (f"--launch-core {args.launch_core} is not in {flag} {cpus}: choose a core "
+                    f"of {cpus} or widen {flag}")
+    return None
 
 
 def check_steady(args: argparse.Namespace, report: dict[str, Any], when: str) -> bool:

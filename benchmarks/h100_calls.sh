@@ -37,10 +37,15 @@
 #   LIMIT=565 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2 --steady-max-cv 100"
 #   parity-tight; LIMIT=375 ROUNDS=8 BATCHES=8 SETTINGS=default,inproc-own
 #   EXTRA_ARGS="--bare-llem-env --processes 2 --steady-max-cv 100" parity-tight (noisy).
-# Next: batch 8 with SETTINGS=default,inproc-own EXTRA_ARGS="--bare-llem-env --processes 3"
-#   parity-steady (code path or process?), then all four batches again (parity-steady now
-#   gates on its own probe only).
-#   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
+# Session 18: the session-17 "next" diagnostic twice (LIMIT=570 WAIT=90|60 ROUNDS=12 BATCHES=8
+#   SETTINGS=default,inproc-own EXTRA_ARGS="--bare-llem-env --processes 3" parity-steady;
+#   noisy), LIMIT=560 WAIT=40 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady
+#   (unsteady, not run), LIMIT=540 window-cost (batch 8), LIMIT=205 ROUNDS=14 BATCHES=1
+#   window-cost (cut while counting ops): README in h100-session18/.
+# Next: LIMIT=560 ROUNDS=30 BATCHES=1,32 window-cost; then all four batches with parity-steady
+#   (LIMIT=570 WAIT=60 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3"; LIMIT=565 WAIT=60
+#   ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2"), now with --launch-core 4.
+#   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -119,10 +124,14 @@ case $1 in
   parity-tight)  # issue 12 (session 10): parity-peer with one generate call per segment and
     # llem's measured window alone after each batch's first full run (--llem-window-only),
     # so a round of bare, optimum-benchmark and llem spans seconds; no one-shot peer runs
+    # Every side's launching thread on core 4 during its segments (LAUNCH_CORE, empty: off;
+    # session 18 and before: off, each launcher on either of cores 4-5)
+    lc=${LAUNCH_CORE-4}
     bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-0}" \
       --llem-window-only --llem-settings "${SETTINGS:-default}" --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
-      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 --steady-check "${STEADY:-10}" ${EXTRA_ARGS:-} ;;
+      --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 --steady-check "${STEADY:-10}" \
+      ${lc:+--launch-core $lc} ${EXTRA_ARGS:-} ;;
   parity-steady)  # parity-tight once a 10 s probe of its cores (cpu_steadiness.py) finds
     # them steady, probing again for up to WAIT s (150); every probe into $OUT/waits.jsonl.
     # An unsteady machine ends the call there, its device time saved for a later one. That
@@ -168,6 +177,20 @@ case $1 in
     timeout 500 python3 benchmarks/parity_probe.py --out /tmp/pp --batches "${BATCHES:-32,128}" \
       --rounds "${ROUNDS:-2}" > "$OUT/probe-log.txt" 2>&1; echo "exit $?" >> "$OUT/probe-log.txt"
     tar -C /tmp -czf "$OUT/pp.tgz" pp; tail -20 "$OUT/probe-log.txt" ;;
+  window-cost)  # issue 12 (session 18): llem's generate and measured window against the
+    # bare call on llem's model in one process on the GPU, one generate call a side, mirrored
+    # rounds, with op/kernel/launch counts per decode step; pinned to cores 4-5 like the
+    # parity steps, a probe of those cores before and after
+    bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site
+    python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 > "$OUT/steady-before.json"
+    taskset -c 4-5 timeout $(( ${LIMIT:-560} - SECONDS - 15 )) python3 benchmarks/window_cost_cpu.py \
+      --device cuda --batches "${BATCHES:-8,1}" --rounds "${ROUNDS:-30}" --count-ops \
+      > "$OUT/window-cost.jsonl" 2> "$OUT/window-cost.log"; echo "exit $?" >> "$OUT/window-cost.log"
+    python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 > "$OUT/steady-after.json"
+    cat "$OUT/steady-before.json" "$OUT/steady-after.json"; tail -3 "$OUT/window-cost.log"
+    python3 -c "import json,sys
+for l in open(sys.argv[1]):
+    d=json.loads(l); d.pop('times_s'); print(json.dumps(d))" "$OUT/window-cost.jsonl" ;;
   fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
     bash $stage put .whl/c2 >/dev/null
     val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;

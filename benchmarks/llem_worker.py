@@ -37,7 +37,7 @@ from llem_schema.config import ExperimentConfig
 from llem_schema.runspec import RunSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "references"))
-from cpu_probe import CpuProbe  # no llem code: the reference loops use it too
+from cpu_probe import CpuProbe, pinned_launcher  # no llem code: the references use it too
 
 #: setting -> (backend, that backend's section); everything else is llem's default
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -93,7 +93,8 @@ _measure = windows.measure
 
 
 def _probed_measure(ctx: Any) -> None:
-    with CpuProbe() as probe:
+    # pinned here, after the instruments opened: the sampler keeps the worker's cores
+    with pinned_launcher(), CpuProbe() as probe:
         _measure(ctx)
     _PROBES.append(probe.result)
 

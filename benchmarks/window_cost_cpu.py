@@ -1,4 +1,5 @@
-"""What llem's own code adds to a launch-bound decode loop, on a CPU (no GPU needed).
+"""What llem's own code adds to a launch-bound decode loop: on a CPU (no GPU needed), or on
+the GPU with ``--device cuda``.
 
 On the H100 the default PyTorch path's decode step is bound by one CPU core (~13 ms a step
 at batch 8, GPU ~30% busy), and llem's measured window has run 2-5% below a bare
@@ -41,6 +42,15 @@ sys.path.insert(0, str(HERE))
 SHAPE = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=22,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)
 SHAPE_NAME = "cpu-launch-bound"
+#: the model and prompt length on the GPU: what gpu_validation's parity calls run
+GPU_MODEL, GPU_INPUT_LEN = "builtin:llama-1.1b", 128
+#: CUDA runtime/driver calls counted per decode step, by what they do
+RUNTIME_CALLS = {
+    "launches": ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx"),
+    "event_records": ("cudaEventRecord", "cudaEventRecordWithFlags"),
+    "copies": ("cudaMemcpyAsync", "cudaMemcpy", "cudaMemsetAsync"),
+    "syncs": ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize"),
+}
 
 
 def bare_generate(model: Any, ids: Any, new_tokens: int) -> None:
@@ -53,9 +63,10 @@ def bare_generate(model: Any, ids: Any, new_tokens: int) -> None:
                        do_sample=False, pad_token_id=0)
 
 
-def loaded_context(batch: int, new_tokens: int) -> Any:
-    """One full llem run (baseline, warm-up, windows, FLOPs) on the launch-bound shape;
-    returns its context, whose backend stays loaded."""
+def loaded_context(batch: int, new_tokens: int, device: str = "cpu") -> Any:
+    """One full llem run (baseline, warm-up, windows, FLOPs) on the launch-bound shape (on
+    CUDA: builtin:llama-1.1b at 128 input tokens); returns its context, whose backend stays
+    loaded."""
     from llem_harness import runner
     from llem_harness.backends import builtin_models
     from llem_harness.phases import setup
@@ -64,6 +75,8 @@ def loaded_context(batch: int, new_tokens: int) -> Any:
     from llem_schema.runspec import RunSpec
 
     builtin_models.SHAPES[SHAPE_NAME] = SHAPE
+    cuda = device == "cuda"
+    model, input_len = (GPU_MODEL, GPU_INPUT_LEN) if cuda else (f"builtin:{SHAPE_NAME}", 32)
     kept: list[Any] = []
     load = setup.load
 
@@ -73,14 +86,14 @@ def loaded_context(batch: int, new_tokens: int) -> Any:
 
     setup.load = keep
     cfg = ExperimentConfig.model_validate({
-        "name": "window-cost", "model": f"builtin:{SHAPE_NAME}", "backend": "pytorch",
+        "name": f"window-cost-b{batch}", "model": model, "backend": "pytorch",
         "decoding": {"max_new_tokens": new_tokens},
-        "workload": {"dataset": "synthetic", "input_len": 32, "num_prompts": batch,
+        "workload": {"dataset": "synthetic", "input_len": input_len, "num_prompts": batch,
                      "batch_size": batch},
-        "measurement": {"min_window_seconds": 0.05, "baseline_seconds": 0.5},
+        "measurement": {"min_window_seconds": 0.05, "baseline_seconds": 2 if cuda else 0.5},
         "runtime": {"runtime": "local"}})
     spec = RunSpec(experiment_id=cfg.name, run_id="r", config=cfg,
-                   config_hash=cfg.config_hash(), gpus=[])
+                   config_hash=cfg.config_hash(), gpus=[0] if cuda else [])
     try:
         with tempfile.TemporaryDirectory() as d:
             runner.run_experiment(spec, Path(d), Session())
@@ -100,6 +113,7 @@ def sides(ctx: Any, new_tokens: int) -> dict[str, Callable[[], float]]:
     def timed(fn: Callable[[], Any]) -> float:
         t = time.perf_counter()
         fn()
+        backend.synchronize()
         return time.perf_counter() - t
 
     def bare() -> float:
@@ -115,12 +129,39 @@ def sides(ctx: Any, new_tokens: int) -> dict[str, Callable[[], float]]:
             "llem-window": window}
 
 
-def run(rounds: int, batch: int, new_tokens: int) -> dict[str, Any]:
+def op_counts(fn: Callable[[], Any], new_tokens: int, cuda: bool) -> dict[str, float]:
+    """One profiled call of ``fn``: aten ops (every level), and on CUDA kernels and runtime
+    calls by kind, each per decode step (the call's count / ``new_tokens``). Counted from
+    the profiler's raw kineto events: building its Python event tree for the ~700k events
+    of a 128-token call took ~100 s a call on the H100 (session 18), the raw list ~2 s."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        fn()
+    counts = {"aten_ops": 0, "kernels": 0, **{k: 0 for k in RUNTIME_CALLS}}
+    for ev in prof.profiler.kineto_results.events():
+        name = ev.name()
+        if ev.device_type() == DeviceType.CUDA:
+            counts["kernels"] += 1
+        elif name.startswith("aten::"):
+            counts["aten_ops"] += 1
+        else:
+            for kind, names in RUNTIME_CALLS.items():
+                if name in names:
+                    counts[kind] += 1
+    return {k: v / new_tokens for k, v in counts.items()}
+
+
+def run(rounds: int, batch: int, new_tokens: int, device: str = "cpu",
+        count_ops: bool = False) -> dict[str, Any]:
     import torch
     from gpu_validation import median_ci95
 
-    torch.set_num_threads(1)
-    ctx = loaded_context(batch, new_tokens)
+    if device == "cpu":
+        torch.set_num_threads(1)
+    ctx = loaded_context(batch, new_tokens, device)
     fns = sides(ctx, new_tokens)
     times: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():
@@ -129,12 +170,18 @@ def run(rounds: int, batch: int, new_tokens: int) -> dict[str, Any]:
         order = list(fns) if r % 2 else list(reversed(fns))
         for k in order:
             times[k].append(fns[k]())
-    out: dict[str, Any] = {"batch": batch, "new_tokens": new_tokens, "rounds": rounds,
+    out: dict[str, Any] = {"device": device, "batch": batch, "new_tokens": new_tokens,
+                           "rounds": rounds, "times_s": times,
                            "median_s": {k: statistics.median(v) for k, v in times.items()}}
     for k in ("llem-generate", "llem-window"):
         pairs = [a / b for a, b in zip(times[k], times["bare"], strict=True)]
         out[f"{k}_over_bare"] = statistics.median(pairs)
         out[f"{k}_over_bare_ci95"] = median_ci95(pairs)
+    if count_ops:  # the window's per-step work is llem-generate's: its extra is per pass
+        t = time.perf_counter()
+        out["ops_per_step"] = {k: op_counts(fns[k], new_tokens, device == "cuda")
+                               for k in ("bare", "llem-generate")}
+        out["count_ops_s"] = time.perf_counter() - t
     return out
 
 
@@ -142,9 +189,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--new-tokens", type=int, default=48)
+    ap.add_argument("--batches", help="several batch sizes, one JSON line each (e.g. 8,1)")
+    ap.add_argument("--new-tokens", type=int, help="default: 48 on the CPU, 128 on CUDA")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--count-ops", action="store_true",
+                    help="also count ops, kernels and runtime calls per decode step")
     args = ap.parse_args()
-    print(json.dumps(run(args.rounds, args.batch, args.new_tokens)))
+    new = args.new_tokens or (128 if args.device == "cuda" else 48)
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else [args.batch]
+    for b in batches:
+        print(json.dumps(run(args.rounds, b, new, args.device, args.count_ops)), flush=True)
     return 0
 
 

@@ -28,7 +28,7 @@ import json
 import time
 from typing import Any
 
-from cpu_probe import CpuProbe
+from cpu_probe import CpuProbe, pinned_launcher
 from nvml_counter import Counter, serve
 
 SHAPE_1B = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
@@ -91,7 +91,7 @@ class Worker:
             warm_s = time.perf_counter() - t
             self._warm.add(batch)
         torch.cuda.synchronize()
-        with CpuProbe() as probe:
+        with pinned_launcher(), CpuProbe() as probe:
             e0, t0 = self.counter.read_j(), time.perf_counter()
             tokens = calls = 0
             while time.perf_counter() - t0 < seconds:

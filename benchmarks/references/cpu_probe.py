@@ -15,8 +15,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+#: the environment variable naming the one core every side's launching thread runs on
+LAUNCH_CORE_ENV = "BENCH_LAUNCH_CORE"
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -82,6 +87,34 @@ def _allocator() -> dict[str, int]:
 def _core_mhz(core: int) -> float | None:
     khz = _read(f"/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_cur_freq").strip()
     return int(khz) / 1000 if khz else None
+
+
+@contextmanager
+def pinned_launcher() -> Iterator[int | None]:
+    """Pin the calling thread -- the one that launches the kernels -- to the core named by
+    ``$BENCH_LAUNCH_CORE`` for the block, then give it its affinity back; unset: nothing.
+
+    On Linux ``sched_setaffinity(0)`` moves the calling thread only, so the process's
+    other threads and processes it started before the block (llem's power sampler) keep
+    the worker's cores. The lent VM's cores change speed each on its own (session 14), and
+    a side whose launching thread sat on the other core of a 2-core pin was not paired with
+    the same core's speed (sessions 10-18 ran sides' launchers on different cores in about
+    half the rounds); with one launch core for every side, a round's sides share it.
+    """
+    raw = os.environ.get(LAUNCH_CORE_ENV, "").strip()
+    if not raw:
+        yield None
+        return
+    core = int(raw)
+    kept = os.sched_getaffinity(0)
+    if core not in kept:
+        raise ValueError(f"{LAUNCH_CORE_ENV}={core} is not among this worker's cores "
+                         f"{sorted(kept)}: pick one of them")
+    os.sched_setaffinity(0, {core})
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, kept)
 
 
 class CpuProbe:

@@ -22,6 +22,7 @@ import json
 import time
 from typing import Any
 
+from cpu_probe import pinned_launcher
 from nvml_counter import serve
 
 
@@ -58,7 +59,8 @@ class ObWorker:
             generate_kwargs={"max_new_tokens": self.new_tokens,
                              "min_new_tokens": self.new_tokens}))
         t0 = time.perf_counter()
-        report = scenario.run(self.backend).to_dict()
+        with pinned_launcher():  # latency and memory only: no tracker thread or process
+            report = scenario.run(self.backend).to_dict()
         self._warm.add(batch)
         gen = report["generate"]["latency"]
         return {"batch": batch, "peer": "optimum-benchmark", "mode": "worker",

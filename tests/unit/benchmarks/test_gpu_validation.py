@@ -464,3 +464,28 @@ def test_without_the_warm_pass_the_first_answers_are_paired() -> None:
                                       ["default"])
     assert calls == ["b", "l", "l", "b"] and "first_segments" not in row
     assert row["paired_ratios"] == [0.99, 0.99]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--launch-core", "4"], "--launch-core 4 needs --llem-cpus too"),
+    (["--launch-core", "6", "--llem-cpus", "4-5", "--bare-cpus", "4-5"],
+     "--launch-core 6 is not in --llem-cpus 4-5"),
+    (["--launch-core", "4", "--llem-cpus", "4-5", "--bare-cpus", "4-5", "--peer-cpus", "5"],
+     "--launch-core 4 is not in --peer-cpus 5"),
+])
+def test_a_launch_core_outside_a_sides_pin_exits_2_before_anything_runs(
+        argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["gpu_validation.py", "--out", str(tmp_path / "o"),
+                                      "--parity", *argv])
+    assert gpu_validation.main() == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_launch_core_inside_every_pin_is_accepted() -> None:
+    import argparse
+
+    ns = argparse.Namespace(launch_core=5, llem_cpus="4-5", bare_cpus="4-5", peer_cpus=None)
+    assert gpu_validation.launch_core_error(ns) is None

@@ -28,3 +28,21 @@ def test_window_only_requests_reuse_the_full_run_and_noclock_drops_the_clock(
     # one run directory per full run: the window-only requests wrote none
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
         "000-b2-default", "003-b2-default-noclock"]
+
+
+def test_a_launch_core_holds_the_window_thread_on_it(tmp_path: Path) -> None:
+    """With BENCH_LAUNCH_CORE (gpu_validation --launch-core) the measured window's thread
+    runs on that one core, in the full run and in window-only requests (that threads
+    started before keep their cores: tests/unit/benchmarks/references/test_cpu_probe.py)."""
+    import os
+
+    core = max(os.sched_getaffinity(0))
+    req = {"batch": 2, "seconds": 0.05, "model": "builtin:tiny-llama"}
+    out = subprocess.run([sys.executable, str(WORKER), "--out", str(tmp_path)],
+                         input="".join(json.dumps(x) + "\n" for x in
+                                       (req, req | {"window_only": True})),
+                         text=True, capture_output=True, timeout=300, check=True,
+                         env=dict(os.environ, BENCH_LAUNCH_CORE=str(core)))
+    _, full, again = (json.loads(x) for x in out.stdout.splitlines())
+    for w in (full, again):
+        assert w["cpu"]["affinity"] == 1 and w["cpu"]["launcher_core"] == core

@@ -21,3 +21,20 @@ def test_every_side_runs_and_each_ratio_lies_in_its_interval() -> None:
     for side in ("llem-generate", "llem-window"):
         lo, hi = rep[f"{side}_over_bare_ci95"]
         assert lo <= rep[f"{side}_over_bare"] <= hi
+
+
+def test_llem_generate_adds_at_most_a_few_ops_per_decode_step() -> None:
+    """Op counts do not depend on the core's speed: llem's generate (step clock, its
+    generate arguments) may add a handful of aten ops per step to the bare call's ~4,500 on
+    this shape, not a per-layer cost; a hook, streamer or logits processor would add
+    hundreds."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--rounds", "1", "--batch", "2", "--new-tokens", "8",
+         "--count-ops"], capture_output=True, text=True, timeout=300, check=True)
+    ops = json.loads(out.stdout.strip().splitlines()[-1])["ops_per_step"]
+    assert set(ops) == {"bare", "llem-generate"}
+    bare = ops["bare"]["aten_ops"]
+    assert bare > 1000  # 22 layers of real ops were counted
+    extra = ops["llem-generate"]["aten_ops"] - bare
+    assert 0 <= extra <= 8, extra
+    assert ops["llem-generate"]["launches"] == ops["bare"]["launches"] == 0  # no CUDA here
