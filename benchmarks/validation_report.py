@@ -108,7 +108,39 @@ def _parity(rows: list[dict[str, Any]], title: str) -> list[str]:
             f" | {_f(r.get('paired_energy_ratio_median'), 3)}"
             f" {_ci(r.get('paired_energy_ratio_ci95'))}"
             f" | {_f(r['llem_gpu_util_pct'], 0)} |")
-    return [*lines, "", *_spread(rows), *_processes(rows), *_segments(rows)]
+    return [*lines, "", *_spread(rows), *_processes(rows), *_launch_cores(rows),
+            *_segments(rows)]
+
+
+def _core(seg: dict[str, Any]) -> int | None:
+    return (seg.get("cpu") or {}).get("launcher_core")
+
+
+def _launch_cores(rows: list[dict[str, Any]]) -> list[str]:
+    """How often llem's and the bare loop's launching threads ended a round on the same
+    core, with the paired median of each kind of round: the lent VMs' cores change speed
+    each on its own, so only same-core rounds pair the core's speed (--launch-core makes
+    every round one)."""
+    import statistics
+
+    cells = []
+    for r in rows:
+        segs = r.get("segments") or {}
+        pairs = [(_core(a) == _core(b), a["tok_per_s"] / b["tok_per_s"])
+                 for a, b in zip(segs.get("llem") or [], segs.get("bare") or [])
+                 if _core(a) is not None and _core(b) is not None and b.get("tok_per_s")]
+        if not pairs:
+            continue
+        parts = []
+        for same, label in ((True, "same core"), (False, "different cores")):
+            xs = [x for s_, x in pairs if s_ is same]
+            if xs:
+                parts.append(f"{label} in {len(xs)} (llem/bare {statistics.median(xs):.3f})")
+        cells.append(f"b{r['batch']} {r.get('setting', '')} of {len(pairs)} rounds: "
+                     + ", ".join(parts))
+    if not cells:
+        return []
+    return [f"Launching cores, llem's vs the bare loop's per round: {' | '.join(cells)}.", ""]
 
 
 def _processes(rows: list[dict[str, Any]]) -> list[str]:

@@ -1,4 +1,5 @@
-"""validation_report: windows too short for the energy counter are set apart, not judged."""
+"""validation_report: windows too short for the energy counter are set apart, not judged;
+rounds whose launching threads sat on different cores are told apart."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
-from validation_report import _external
+from validation_report import _external, _launch_cores
 
 
 def test_short_windows_are_counted_but_not_judged() -> None:
@@ -30,3 +31,26 @@ def test_only_short_windows_still_say_so() -> None:
 
 def test_no_windows_no_line() -> None:
     assert _external("vllm", []) == []
+
+
+def _seg(tok_per_s: float, core: int | None) -> dict[str, object]:
+    return {"tok_per_s": tok_per_s, "cpu": {"launcher_core": core} if core is not None else None}
+
+
+def test_rounds_are_split_by_whether_both_launchers_shared_a_core() -> None:
+    row = {"batch": 8, "setting": "default", "segments": {
+        "llem": [_seg(90, 4), _seg(80, 5), _seg(100, 4), _seg(70, 5), _seg(50, None)],
+        "bare": [_seg(100, 4), _seg(100, 4), _seg(100, 4), _seg(100, 4), _seg(100, 4)]}}
+    (line, blank) = _launch_cores([row])
+    assert blank == ""
+    assert "b8 default of 4 rounds" in line  # the round without a core is left out
+    assert "same core in 2 (llem/bare 0.950)" in line
+    assert "different cores in 2 (llem/bare 0.750)" in line
+
+
+def test_pinned_rounds_have_only_the_same_core_and_no_cores_no_line() -> None:
+    row = {"batch": 1, "segments": {"llem": [_seg(10, 4)] * 3, "bare": [_seg(10, 4)] * 3}}
+    (line, _) = _launch_cores([row])
+    assert "same core in 3 (llem/bare 1.000)" in line and "different" not in line
+    assert _launch_cores([{"batch": 1, "segments": {"llem": [_seg(1, None)],
+                                                    "bare": [_seg(1, None)]}}]) == []
