@@ -42,7 +42,8 @@
 #   noisy), LIMIT=560 WAIT=40 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady
 #   (unsteady, not run), LIMIT=540 window-cost (batch 8), LIMIT=205 ROUNDS=14 BATCHES=1
 #   window-cost (cut while counting ops): README in h100-session18/.
-# Next: LIMIT=560 ROUNDS=30 BATCHES=1,32 window-cost; then all four batches with parity-steady
+# Next: LIMIT=560 ROUNDS=24 BATCHES=8,1 window-cost (now with the bare call on the
+#   reference's own model: model object or process?); then all four batches with parity-steady
 #   (LIMIT=570 WAIT=60 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3"; LIMIT=565 WAIT=60
 #   ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2"), now with --launch-core 4.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
@@ -179,12 +180,13 @@ case $1 in
     tar -C /tmp -czf "$OUT/pp.tgz" pp; tail -20 "$OUT/probe-log.txt" ;;
   window-cost)  # issue 12 (session 18): llem's generate and measured window against the
     # bare call on llem's model in one process on the GPU, one generate call a side, mirrored
-    # rounds, with op/kernel/launch counts per decode step; pinned to cores 4-5 like the
-    # parity steps, a probe of those cores before and after
+    # rounds, with op/kernel/launch counts per decode step, and (OWN_MODEL, empty: off;
+    # session 18: off) the bare call on the reference's own model; pinned to cores 4-5 like
+    # the parity steps, a probe of those cores before and after
     bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site
     python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 > "$OUT/steady-before.json"
     taskset -c 4-5 timeout $(( ${LIMIT:-560} - SECONDS - 15 )) python3 benchmarks/window_cost_cpu.py \
-      --device cuda --batches "${BATCHES:-8,1}" --rounds "${ROUNDS:-30}" --count-ops \
+      --device cuda --batches "${BATCHES:-8,1}" --rounds "${ROUNDS:-30}" --count-ops ${OWN_MODEL---own-model} \
       > "$OUT/window-cost.jsonl" 2> "$OUT/window-cost.log"; echo "exit $?" >> "$OUT/window-cost.log"
     python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 > "$OUT/steady-after.json"
     cat "$OUT/steady-before.json" "$OUT/steady-after.json"; tail -3 "$OUT/window-cost.log"

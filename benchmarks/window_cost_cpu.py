@@ -12,7 +12,11 @@ process, on one model, alternating round by round in mirrored order,
 * ``llem-generate``: llem's ``PyTorchBackend.generate`` on the same batch (its generate
   arguments, the per-token step clock, token counting);
 * ``llem-window``: llem's whole measured window (``windows.measure`` with the instruments
-  ``setup.open_instruments`` opens), timed by the window itself, per pass.
+  ``setup.open_instruments`` opens), timed by the window itself, per pass;
+* ``bare-own-model`` (``--own-model``): the bare call on a model the reference builds itself
+  (references/bare_generate.build_model) in this process: if it differs from ``bare``, the
+  model object matters; if not, what separates llem's worker from the bare process is the
+  process.
 
 The model is a 22-layer Llama of tiny width, so each step is Python and dispatch work as on
 the GPU, not arithmetic. Paired ratios over ``bare`` with seeded bootstrap intervals
@@ -102,8 +106,21 @@ def loaded_context(batch: int, new_tokens: int, device: str = "cpu") -> Any:
     return kept[0]
 
 
-def sides(ctx: Any, new_tokens: int) -> dict[str, Callable[[], float]]:
-    """Each side runs once and returns its seconds per pass of the batch."""
+def own_model(ctx: Any, device: str) -> Any:
+    """The bare reference's own model (references/bare_generate.build_model: its config,
+    its seed) of llem's shape, in llem's dtype, beside llem's in this process: whether the
+    model object matters apart from the process it lives in."""
+    sys.path.insert(0, str(HERE / "references"))
+    from bare_generate import SHAPE_1B, build_model
+
+    cuda = device == "cuda"
+    model = build_model(None, "eager", "cuda:0" if cuda else "cpu", SHAPE_1B if cuda else SHAPE)
+    return model.to(ctx.backend.model.dtype)
+
+
+def sides(ctx: Any, new_tokens: int, own: Any = None) -> dict[str, Callable[[], float]]:
+    """Each side runs once and returns its seconds per pass of the batch; with ``own`` (a
+    model of the same shape), also the bare call on it ("bare-own-model")."""
 
     from llem_harness.phases import setup, windows
 
@@ -125,8 +142,11 @@ def sides(ctx: Any, new_tokens: int) -> dict[str, Callable[[], float]]:
             windows.measure(ctx)
         return ctx.measured.reading.duration_s / ctx.measured.passes
 
-    return {"bare": bare, "llem-generate": lambda: timed(lambda: backend.generate(batch)),
-            "llem-window": window}
+    fns = {"bare": bare, "llem-generate": lambda: timed(lambda: backend.generate(batch)),
+           "llem-window": window}
+    if own is not None:
+        fns["bare-own-model"] = lambda: timed(lambda: bare_generate(own, ids, new_tokens))
+    return fns
 
 
 def op_counts(fn: Callable[[], Any], new_tokens: int, cuda: bool) -> dict[str, float]:
@@ -155,14 +175,14 @@ def op_counts(fn: Callable[[], Any], new_tokens: int, cuda: bool) -> dict[str, f
 
 
 def run(rounds: int, batch: int, new_tokens: int, device: str = "cpu",
-        count_ops: bool = False) -> dict[str, Any]:
+        count_ops: bool = False, with_own_model: bool = False) -> dict[str, Any]:
     import torch
     from gpu_validation import median_ci95
 
     if device == "cpu":
         torch.set_num_threads(1)
     ctx = loaded_context(batch, new_tokens, device)
-    fns = sides(ctx, new_tokens)
+    fns = sides(ctx, new_tokens, own_model(ctx, device) if with_own_model else None)
     times: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():
         fn()
@@ -173,14 +193,14 @@ def run(rounds: int, batch: int, new_tokens: int, device: str = "cpu",
     out: dict[str, Any] = {"device": device, "batch": batch, "new_tokens": new_tokens,
                            "rounds": rounds, "times_s": times,
                            "median_s": {k: statistics.median(v) for k, v in times.items()}}
-    for k in ("llem-generate", "llem-window"):
+    for k in (k for k in fns if k != "bare"):
         pairs = [a / b for a, b in zip(times[k], times["bare"], strict=True)]
         out[f"{k}_over_bare"] = statistics.median(pairs)
         out[f"{k}_over_bare_ci95"] = median_ci95(pairs)
     if count_ops:  # the window's per-step work is llem-generate's: its extra is per pass
         t = time.perf_counter()
         out["ops_per_step"] = {k: op_counts(fns[k], new_tokens, device == "cuda")
-                               for k in ("bare", "llem-generate")}
+                               for k in fns if k != "llem-window"}
         out["count_ops_s"] = time.perf_counter() - t
     return out
 
@@ -194,11 +214,14 @@ def main() -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count ops, kernels and runtime calls per decode step")
+    ap.add_argument("--own-model", action="store_true",
+                    help="a fourth side: the bare call on the reference's own model")
     args = ap.parse_args()
     new = args.new_tokens or (128 if args.device == "cuda" else 48)
     batches = [int(b) for b in args.batches.split(",")] if args.batches else [args.batch]
     for b in batches:
-        print(json.dumps(run(args.rounds, b, new, args.device, args.count_ops)), flush=True)
+        print(json.dumps(run(args.rounds, b, new, args.device, args.count_ops,
+                             args.own_model)), flush=True)
     return 0
 
 

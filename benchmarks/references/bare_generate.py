@@ -36,18 +36,22 @@ SHAPE_1B = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
                 max_position_embeddings=2048)
 
 
-def build_model(model_dir: str | None, mode: str) -> Any:
+def build_model(model_dir: str | None, mode: str, device: str = "cuda:0",
+                shape: dict[str, int] | None = None) -> Any:
+    """The reference's own model: loaded from ``model_dir``, else built from ``shape`` (the
+    1.1B Llama shape) on ``device``, seeded, bf16."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     if model_dir:
         model = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=torch.bfloat16, attn_implementation="sdpa").to("cuda:0")
+            model_dir, dtype=torch.bfloat16, attn_implementation="sdpa").to(device)
     else:
-        cfg = LlamaConfig(**SHAPE_1B, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                          tie_word_embeddings=False, attn_implementation="sdpa")
+        cfg = LlamaConfig(**(shape or SHAPE_1B), pad_token_id=0, bos_token_id=1,
+                          eos_token_id=2, tie_word_embeddings=False,
+                          attn_implementation="sdpa")
         torch.manual_seed(1234)
-        with torch.device("cuda:0"):
+        with torch.device(device):
             model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     model.eval()
     if mode == "static-compile":

@@ -30,10 +30,14 @@ def test_llem_generate_adds_at_most_a_few_ops_per_decode_step() -> None:
     hundreds."""
     out = subprocess.run(
         [sys.executable, str(BENCH), "--rounds", "1", "--batch", "2", "--new-tokens", "8",
-         "--count-ops"], capture_output=True, text=True, timeout=300, check=True)
-    ops = json.loads(out.stdout.strip().splitlines()[-1])["ops_per_step"]
-    assert set(ops) == {"bare", "llem-generate"}
+         "--count-ops", "--own-model"], capture_output=True, text=True, timeout=300, check=True)
+    rep = json.loads(out.stdout.strip().splitlines()[-1])
+    ops = rep["ops_per_step"]
+    assert set(ops) == {"bare", "llem-generate", "bare-own-model"}
+    assert rep["bare-own-model_over_bare"] > 0
     bare = ops["bare"]["aten_ops"]
+    # the reference's own model of the same shape runs the very same ops
+    assert ops["bare-own-model"] == ops["bare"]
     assert bare > 1000  # 22 layers of real ops were counted
     extra = ops["llem-generate"]["aten_ops"] - bare
     assert 0 <= extra <= 8, extra
