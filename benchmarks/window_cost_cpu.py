@@ -150,8 +150,9 @@ def sides(ctx: Any, new_tokens: int, own: Any = None) -> dict[str, Callable[[], 
 
 
 def op_counts(fn: Callable[[], Any], new_tokens: int, cuda: bool) -> dict[str, float]:
-    """One profiled call of ``fn``: aten ops (every level), and on CUDA kernels and runtime
-    calls by kind, each per decode step (the call's count / ``new_tokens``). Counted from
+    """One profiled call of ``fn``: aten ops (every level), and on CUDA the GPU's own
+    activities ("kernels": kernels, and the copies and memsets it runs) and runtime calls by
+    kind, each per decode step (the call's count / ``new_tokens``). Counted from
     the profiler's raw kineto events: building its Python event tree for the ~700k events
     of a 128-token call took ~100 s a call on the H100 (session 18), the raw list ~2 s."""
     from torch.autograd import DeviceType
