@@ -643,11 +643,17 @@ def launch_core_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+def steady_cpus(args: argparse.Namespace) -> str | None:
+    """The cores whose speed the comparison rides on: the launch core when every side's
+    launching thread is held there, else llem's pinned cores."""
+    return str(args.launch_core) if args.launch_core is not None else args.llem_cpus
+
+
 def check_steady(args: argparse.Namespace, report: dict[str, Any], when: str) -> bool:
-    """cpu_steadiness.py on llem's cores into ``report["cpu_steadiness"][when]``; before the
-    comparison, an unsteady core marks the report skipped (a 1-3% ratio cannot be judged
-    there, and the device time is better spent elsewhere)."""
-    res = probe(args.llem_cpus, args.steady_check)
+    """cpu_steadiness.py on :func:`steady_cpus` into ``report["cpu_steadiness"][when]``;
+    before the comparison, an unsteady core marks the report skipped (a 1-3% ratio cannot
+    be judged there, and the device time is better spent elsewhere)."""
+    res = probe(steady_cpus(args), args.steady_check)
     report.setdefault("cpu_steadiness", {})[when] = res
     print(json.dumps({"cpu_steadiness": when, **res}), flush=True)
     if when == "before" and not steady(res, args.steady_max_cv):

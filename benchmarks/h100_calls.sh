@@ -133,13 +133,14 @@ case $1 in
       --llem-window-only --llem-settings "${SETTINGS:-default}" --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
       --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 --steady-check "${STEADY:-10}" \
       ${lc:+--launch-core $lc} ${EXTRA_ARGS:-} ;;
-  parity-steady)  # parity-tight once a 10 s probe of its cores (cpu_steadiness.py) finds
-    # them steady, probing again for up to WAIT s (150); every probe into $OUT/waits.jsonl.
+  parity-steady)  # parity-tight once a 10 s probe of its launch core (cpu_steadiness.py) finds
+    # it steady, probing again for up to WAIT s (150); every probe into $OUT/waits.jsonl.
     # An unsteady machine ends the call there, its device time saved for a later one. That
     # probe is the gate: gpu_validation's own probes, seconds later, are recorded only
     # (session 17: a passing probe was followed by a failing one twice, skipping both calls)
+    pc=${LAUNCH_CORE-4}  # the launch core parity-tight will hold every launcher on (empty: 4-5)
     while :; do
-      python3 benchmarks/cpu_steadiness.py --cpus 4-5 --seconds 10 >> "$OUT/waits.jsonl" && break
+      python3 benchmarks/cpu_steadiness.py --cpus "${pc:-4-5}" --seconds 10 >> "$OUT/waits.jsonl" && break
       [ "$SECONDS" -lt "${WAIT:-150}" ] || { echo "unsteady for ${SECONDS} s: not run"; cat "$OUT/waits.jsonl"; exit 3; }
     done
     LIMIT=$(( ${LIMIT:-575} - SECONDS )) EXTRA_ARGS="${EXTRA_ARGS:-} --steady-max-cv 100" \

@@ -489,3 +489,22 @@ def test_a_launch_core_inside_every_pin_is_accepted() -> None:
 
     ns = argparse.Namespace(launch_core=5, llem_cpus="4-5", bare_cpus="4-5", peer_cpus=None)
     assert gpu_validation.launch_core_error(ns) is None
+
+
+@pytest.mark.parametrize(("launch_core", "probed"), [(4, "4"), (None, "4-5")])
+def test_the_steadiness_probe_reads_the_launch_core_when_there_is_one(
+        launch_core: int | None, probed: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    seen: list[str | None] = []
+
+    def fake_probe(cpus: str | None, seconds: float) -> dict[str, Any]:
+        seen.append(cpus)
+        return {"cpus": cpus, "cv_pct": 1.0}
+
+    monkeypatch.setattr(gpu_validation, "probe", fake_probe)
+    args = argparse.Namespace(launch_core=launch_core, llem_cpus="4-5", steady_check=10.0,
+                              steady_max_cv=3.0)
+    report: dict[str, Any] = {}
+    assert gpu_validation.check_steady(args, report, "before")
+    assert seen == [probed] and report["cpu_steadiness"]["before"]["cpus"] == probed
