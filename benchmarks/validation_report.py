@@ -121,8 +121,6 @@ def _launch_cores(rows: list[dict[str, Any]]) -> list[str]:
     core, with the paired median of each kind of round: the lent VMs' cores change speed
     each on its own, so only same-core rounds pair the core's speed (--launch-core makes
     every round one)."""
-    import statistics
-
     cells = []
     for r in rows:
         segs = r.get("segments") or {}

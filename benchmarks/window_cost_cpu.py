@@ -41,6 +41,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "references"))  # bare_generate, for --own-model
 
 #: launch-bound on a CPU: the 1.1B shape's 22 layers at a width where arithmetic is cheap
 SHAPE = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=22,
@@ -110,7 +111,6 @@ def own_model(ctx: Any, device: str) -> Any:
     """The bare reference's own model (references/bare_generate.build_model: its config,
     its seed) of llem's shape, in llem's dtype, beside llem's in this process: whether the
     model object matters apart from the process it lives in."""
-    sys.path.insert(0, str(HERE / "references"))
     from bare_generate import SHAPE_1B, build_model
 
     cuda = device == "cuda"
