@@ -42,10 +42,15 @@
 #   noisy), LIMIT=560 WAIT=40 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady
 #   (unsteady, not run), LIMIT=540 window-cost (batch 8), LIMIT=205 ROUNDS=14 BATCHES=1
 #   window-cost (cut while counting ops): README in h100-session18/.
-# Next: LIMIT=560 ROUNDS=24 BATCHES=8,1 window-cost (now with the bare call on the
-#   reference's own model: model object or process?); then all four batches with parity-steady
-#   (LIMIT=570 WAIT=60 ROUNDS=12 BATCHES=8,1 EXTRA_ARGS="--processes 3"; LIMIT=565 WAIT=60
-#   ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2"), now with --launch-core 4.
+# Session 19 (four starts found no machine first): LIMIT=570 WAIT=60 ROUNDS=12 BATCHES=8,1
+#   EXTRA_ARGS="--processes 3" parity-steady (one launching core: judgeable, b8 0.963), LIMIT=420
+#   ROUNDS=16 BATCHES=8 window-cost (own model = llem's model), LIMIT=385 WAIT=30 ROUNDS=8
+#   BATCHES=8 SETTINGS=default,inproc-own EXTRA_ARGS="--processes 2" parity-steady (noisy):
+#   README in h100-session19/.
+# Next: LIMIT=570 WAIT=60 ROUNDS=12 BATCHES=8 SETTINGS=inproc-own EXTRA_ARGS="--bare-llem-env
+#   --processes 3" parity-steady (llem's imports without a llem run), the same with
+#   SETTINGS=default,inproc-own and no --bare-llem-env (after a run); LIMIT=565 WAIT=60
+#   ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2" parity-steady (one launching core).
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
