@@ -194,10 +194,17 @@ def run(rounds: int, batch: int, new_tokens: int, device: str = "cpu",
     out: dict[str, Any] = {"device": device, "batch": batch, "new_tokens": new_tokens,
                            "rounds": rounds, "times_s": times,
                            "median_s": {k: statistics.median(v) for k, v in times.items()}}
+    tokens = batch * new_tokens
+    out["tok_per_s"] = {k: tokens / v for k, v in out["median_s"].items()}
     for k in (k for k in fns if k != "bare"):
+        # time over bare's (above 1: slower), kept for the committed results that use it;
+        # and throughput over bare's, the direction gpu_validation's ratios read
         pairs = [a / b for a, b in zip(times[k], times["bare"], strict=True)]
         out[f"{k}_over_bare"] = statistics.median(pairs)
         out[f"{k}_over_bare_ci95"] = median_ci95(pairs)
+        speed = [1 / p for p in pairs]
+        out[f"{k}_tok_per_s_over_bare"] = statistics.median(speed)
+        out[f"{k}_tok_per_s_over_bare_ci95"] = median_ci95(speed)
     if count_ops:  # the window's per-step work is llem-generate's: its extra is per pass
         t = time.perf_counter()
         out["ops_per_step"] = {k: op_counts(fns[k], new_tokens, device == "cuda")

@@ -21,6 +21,12 @@ def test_every_side_runs_and_each_ratio_lies_in_its_interval() -> None:
     for side in ("llem-generate", "llem-window"):
         lo, hi = rep[f"{side}_over_bare_ci95"]
         assert lo <= rep[f"{side}_over_bare"] <= hi
+        # throughput over bare's is the time ratio turned round, pair by pair
+        speed = rep[f"{side}_tok_per_s_over_bare"]
+        slo, shi = rep[f"{side}_tok_per_s_over_bare_ci95"]
+        assert slo <= speed <= shi
+        assert abs(speed * rep[f"{side}_over_bare"] - 1) < 1e-9
+        assert rep["tok_per_s"][side] == 2 * 4 / rep["median_s"][side]
 
 
 def test_llem_generate_adds_at_most_a_few_ops_per_decode_step() -> None:
