@@ -3,6 +3,7 @@ rounds whose launching threads sat on different cores are told apart."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -54,3 +55,18 @@ def test_pinned_rounds_have_only_the_same_core_and_no_cores_no_line() -> None:
     assert "same core in 3 (llem/bare 1.000)" in line and "different" not in line
     assert _launch_cores([{"batch": 1, "segments": {"llem": [_seg(1, None)],
                                                     "bare": [_seg(1, None)]}}]) == []
+
+
+def test_a_call_of_only_the_inproc_own_diagnostic_renders() -> None:
+    """``--llem-settings inproc-own`` alone (llem's worker imports llem's harness and runs
+    only the bare loop: no llem run, so no "default" rows) still makes a whole report; the
+    rows are session 19's call 3 without its default setting."""
+    from validation_report import markdown
+
+    res = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "h100-session19"
+    rep = json.loads((res / "3-diag-8-k2" / "gpu_validation.json").read_text())
+    rep["parity"] = [r for r in rep["parity"] if r["setting"] == "inproc-own"]
+    md = markdown(rep)
+    assert "| 8 | inproc-own | 606.6 | 585.5 | 0.965 | 0.960 [0.945, 1.079]" in md
+    assert "CANNOT judge" in md  # that call's machine slowed mid-run
+    assert "b8 inproc-own of 8 rounds: same core in 8" in md
