@@ -58,6 +58,9 @@ cd "$(dirname "$0")/.."
 stage=benchmarks/references/stage.sh
 export PYTHONPATH=$PWD/launcher:$PWD/entrypoints:$PWD/schemas:/tmp/site
 export LLEM_BASELINE_CACHE=/tmp/llem-baseline-cache
+# parity-tight holds every side's launching thread on this core (LAUNCH_CORE, empty: off,
+# each launcher on either of cores 4-5); parity-steady's gate probes the same core
+launch_core=${LAUNCH_CORE-4}
 nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
 val() {  # gpu_validation.py into /tmp/val, then the report and a tarball under $OUT
   timeout "$1" python3 benchmarks/gpu_validation.py --out /tmp/val "${@:2}" > "$OUT/log.txt" 2>&1
@@ -132,20 +135,18 @@ case $1 in
     # so a round of bare, optimum-benchmark and llem spans seconds; no one-shot peer runs
     # Every side's launching thread on core 4 during its segments (LAUNCH_CORE, empty: off;
     # session 18 and before: off, each launcher on either of cores 4-5)
-    lc=${LAUNCH_CORE-4}
     bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site && bash $stage unpack tf4 /tmp/tf4
     val $(( ${LIMIT:-575} - SECONDS )) --parity --peer-interleave --peer-worker --peer-runs "${PEER_RUNS:-0}" \
       --llem-window-only --llem-settings "${SETTINGS:-default}" --batches "${BATCHES:-1,8}" --rounds "${ROUNDS:-20}" --seconds "${SECONDS_SEG:-0.1}" \
       --llem-cpus 4-5 --bare-cpus 4-5 --peer-cpus 4-5 --steady-check "${STEADY:-10}" \
-      ${lc:+--launch-core $lc} ${EXTRA_ARGS:-} ;;
+      ${launch_core:+--launch-core $launch_core} ${EXTRA_ARGS:-} ;;
   parity-steady)  # parity-tight once a 10 s probe of its launch core (cpu_steadiness.py) finds
     # it steady, probing again for up to WAIT s (150); every probe into $OUT/waits.jsonl.
     # An unsteady machine ends the call there, its device time saved for a later one. That
     # probe is the gate: gpu_validation's own probes, seconds later, are recorded only
     # (session 17: a passing probe was followed by a failing one twice, skipping both calls)
-    pc=${LAUNCH_CORE-4}  # the launch core parity-tight will hold every launcher on (empty: 4-5)
     while :; do
-      python3 benchmarks/cpu_steadiness.py --cpus "${pc:-4-5}" --seconds 10 >> "$OUT/waits.jsonl" && break
+      python3 benchmarks/cpu_steadiness.py --cpus "${launch_core:-4-5}" --seconds 10 >> "$OUT/waits.jsonl" && break
       [ "$SECONDS" -lt "${WAIT:-150}" ] || { echo "unsteady for ${SECONDS} s: not run"; cat "$OUT/waits.jsonl"; exit 3; }
     done
     LIMIT=$(( ${LIMIT:-575} - SECONDS )) EXTRA_ARGS="${EXTRA_ARGS:-} --steady-max-cv 100" \
