@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
-from validation_report import _external, _launch_cores
+from validation_report import _external, _launch_cores, markdown
 
 
 def test_short_windows_are_counted_but_not_judged() -> None:
@@ -61,8 +61,6 @@ def test_a_call_of_only_the_inproc_own_diagnostic_renders() -> None:
     """``--llem-settings inproc-own`` alone (llem's worker imports llem's harness and runs
     only the bare loop: no llem run, so no "default" rows) still makes a whole report; the
     rows are session 19's call 3 without its default setting."""
-    from validation_report import markdown
-
     res = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "h100-session19"
     rep = json.loads((res / "3-diag-8-k2" / "gpu_validation.json").read_text())
     rep["parity"] = [r for r in rep["parity"] if r["setting"] == "inproc-own"]
