@@ -51,7 +51,7 @@
 #   --processes 3" parity-steady (llem's imports without a llem run), the same with
 #   SETTINGS=default,inproc-own and no --bare-llem-env (after a run); LIMIT=565 WAIT=60
 #   ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2" parity-steady (one launching core).
-#   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
+#   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | process-state | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -200,6 +200,16 @@ case $1 in
     python3 -c "import json,sys
 for l in open(sys.argv[1]):
     d=json.loads(l); d.pop('times_s'); print(json.dumps(d))" "$OUT/window-cost.jsonl" ;;
+  process-state)  # issue 12 (session 20): the bare loop's own code in processes that take on
+    # llem stage by stage (imported, loaded, instruments, ran) against plain bare processes,
+    # one generate call a segment, mirrored rounds, every launcher on the launch core
+    bash $stage put .whl/c0 >/dev/null && bash $stage unpack site-llem /tmp/site
+    timeout $(( ${LIMIT:-570} - SECONDS )) python3 benchmarks/process_state.py --out /tmp/ps \
+      --batch "${BATCH:-8}" --rounds "${ROUNDS:-10}" --launch-core "${launch_core:-4}" \
+      --deadline $(( ${LIMIT:-570} - SECONDS - 30 )) ${EXTRA_ARGS:-} > "$OUT/ps-log.txt" 2>&1
+    echo "exit $?" >> "$OUT/ps-log.txt"
+    cp /tmp/ps/process_state.json "$OUT/" 2>/dev/null; tar -C /tmp -czf "$OUT/ps.tgz" ps
+    tail -12 "$OUT/ps-log.txt" ;;
   fast)  # issue 12: static cache + compile against the bare static-cache + compile loop
     bash $stage put .whl/c2 >/dev/null
     val 540 --fast --fast-batches "${BATCHES:-1,32}" --rounds 2 --seconds 3 ;;
