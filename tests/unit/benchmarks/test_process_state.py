@@ -1,0 +1,98 @@
+"""process_state: the stage-by-stage bisection's ratios, and its test process taking on llem's
+real stages in order (on the CPU's launch-bound shape; the GPU run is h100_calls.sh's)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks" / "references"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+import process_state
+import process_state_worker as psw
+
+
+def seg(tok_per_s: float) -> dict[str, Any]:
+    return {"tok_per_s": tok_per_s}
+
+
+def test_rounds_are_mirrored() -> None:
+    assert process_state.round_order(["t0", "c0", "l0"], 0) == ["t0", "c0", "l0"]
+    assert process_state.round_order(["t0", "c0", "l0"], 1) == ["l0", "c0", "t0"]
+
+
+def test_stage_summary_pairs_each_test_with_its_rounds_controls() -> None:
+    rounds = [{"t0": seg(96 + r % 2), "t1": seg(98), "c0": seg(100), "c1": seg(100 + r),
+               "l0": seg(94), "l1": seg(98)} for r in range(6)]
+    rep = process_state.stage_summary(rounds)
+    assert rep["rounds"] == 6
+    # each test segment over the mean of its round's two controls
+    t0 = [(96 + r % 2) / ((200 + r) / 2) for r in range(6)]
+    assert rep["test_over_control_by_process"]["t0"] == pytest.approx(statistics.median(t0))
+    for key in ("test_over_control", "llem_over_control", "llem_over_test",
+                "control_over_control"):
+        lo, hi = rep[key + "_ci95"]
+        assert lo <= rep[key] <= hi
+    # llem's window over the bare loop in its own test process, round by round
+    assert rep["llem_over_test_by_process"]["l1"] == pytest.approx(1.0)
+    assert rep["llem_over_test_by_process"]["l0"] == pytest.approx(
+        statistics.median(94 / (96 + r % 2) for r in range(6)))
+    assert rep["control_over_control"] < 1  # c1 grows over the rounds
+    assert rep["tok_per_s"]["c0"] == 100
+
+
+def test_stage_summary_without_llem_sides_or_a_second_control() -> None:
+    rep = process_state.stage_summary([{"t0": seg(95), "c0": seg(100)} for _ in range(4)])
+    assert rep["test_over_control"] == pytest.approx(0.95)
+    assert "llem_over_control" not in rep and "control_over_control" not in rep
+
+
+class CpuTestProcess(psw.TestProcess):
+    """The test process on the CPU: llem's real stages on the launch-bound shape of
+    window_cost_cpu; the bare side counts its calls (its loop needs CUDA)."""
+
+    def __init__(self) -> None:  # no CUDA model: the stages are what is tested
+        import tempfile
+
+        self.batch, self.stage, self.bare = 2, "fresh", None
+        self._dir = Path(tempfile.mkdtemp(prefix="llem-process-state-test-"))
+        self._llem = self._session = self._ctx = None
+
+    def _spec(self) -> Any:
+        import window_cost_cpu
+
+        from llem_harness.backends import builtin_models
+        from llem_schema.config import ExperimentConfig
+        from llem_schema.runspec import RunSpec
+
+        builtin_models.SHAPES[window_cost_cpu.SHAPE_NAME] = window_cost_cpu.SHAPE
+        raw = self._llem.config(self.batch, 0.05, "default").model_dump()
+        raw["model"] = f"builtin:{window_cost_cpu.SHAPE_NAME}"
+        raw["workload"]["input_len"] = 8
+        raw["decoding"]["max_new_tokens"] = 4
+        raw["measurement"]["baseline_seconds"] = 0.2
+        cfg = ExperimentConfig.model_validate(raw)
+        return RunSpec(experiment_id=cfg.name, run_id=self.stage, config=cfg,
+                       config_hash=cfg.config_hash(), gpus=[])
+
+
+def test_the_test_process_takes_on_llem_in_order() -> None:
+    proc = CpuTestProcess()
+    try:
+        with pytest.raises(ValueError, match="next is 'imported'"):
+            proc.advance("loaded")
+        with pytest.raises(ValueError, match="'llem' after 'ran'"):
+            proc.segment("llem", 0.1)
+        for stage in psw.STAGES[1:]:
+            assert proc.advance(stage)["stage"] == stage
+        with pytest.raises(ValueError, match="none"):
+            proc.advance("ran")
+        win = proc.segment("llem", 0.05)
+        assert win["side"] == "llem" and win["stage"] == "ran" and win["tok_per_s"] > 0
+        assert (proc._dir / "ran" / "result.json").is_file()
+    finally:
+        proc.close()
