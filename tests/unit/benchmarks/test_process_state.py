@@ -83,11 +83,14 @@ class CpuTestProcess(psw.TestProcess):
 def test_the_test_process_takes_on_llem_in_order() -> None:
     proc = CpuTestProcess()
     try:
-        with pytest.raises(ValueError, match="next is 'imported'"):
-            proc.advance("loaded")
         with pytest.raises(ValueError, match="'llem' after 'ran'"):
             proc.segment("llem", 0.1)
-        for stage in psw.STAGES[1:]:
+        # a stage asked for takes on the ones before it first, in llem's order
+        assert proc.advance("loaded")["stage"] == "loaded"
+        assert proc._llem is not None and proc._ctx is not None
+        with pytest.raises(ValueError, match="later stages: instruments, ran"):
+            proc.advance("imported")
+        for stage in psw.STAGES[3:]:
             assert proc.advance(stage)["stage"] == stage
         with pytest.raises(ValueError, match="none"):
             proc.advance("ran")
