@@ -47,10 +47,13 @@
 #   ROUNDS=16 BATCHES=8 window-cost (own model = llem's model), LIMIT=385 WAIT=30 ROUNDS=8
 #   BATCHES=8 SETTINGS=default,inproc-own EXTRA_ARGS="--processes 2" parity-steady (noisy):
 #   README in h100-session19/.
-# Next: LIMIT=570 WAIT=60 ROUNDS=12 BATCHES=8 SETTINGS=inproc-own EXTRA_ARGS="--bare-llem-env
-#   --processes 3" parity-steady (llem's imports without a llem run), the same with
-#   SETTINGS=default,inproc-own and no --bare-llem-env (after a run); LIMIT=565 WAIT=60
-#   ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2" parity-steady (one launching core).
+# Session 20 (nine starts found no machine first): LIMIT=560 ROUNDS=10 process-state (a slow,
+#   unsteady machine; 'ran' not reached), LIMIT=470 WAIT=30 ROUNDS=8 BATCHES=32,128
+#   EXTRA_ARGS="--processes 2" parity-steady (gate passed, CV 18% seconds later; b128 cut):
+#   README in h100-session20/.
+# Next: LIMIT=480 ROUNDS=10 EXTRA_ARGS="--stages imported,ran" process-state (llem's imports
+#   and a finished run against plain bare processes: which one the 3-4% comes with), then
+#   LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2" parity-steady.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | process-state | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
