@@ -26,6 +26,7 @@ worker carries that a bare process does not.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -111,8 +112,11 @@ class TestProcess:
         raise ValueError(f"side {side!r} at stage {self.stage!r}: 'bare', or 'llem' after 'ran'")
 
     def close(self) -> None:
+        """Release llem's session and remove the run directories (nothing reads them after
+        the run: its result is checked by the run itself)."""
         if self._session is not None:
             self._session.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def main() -> int:

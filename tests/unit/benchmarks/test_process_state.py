@@ -99,3 +99,4 @@ def test_the_test_process_takes_on_llem_in_order() -> None:
         assert (proc._dir / "ran" / "result.json").is_file()
     finally:
         proc.close()
+    assert not proc._dir.exists()  # nothing left in /tmp
