@@ -65,11 +65,9 @@ class CpuTestProcess(psw.TestProcess):
     def _spec(self) -> Any:
         import window_cost_cpu
 
-        from llem_harness.backends import builtin_models
         from llem_schema.config import ExperimentConfig
         from llem_schema.runspec import RunSpec
 
-        builtin_models.SHAPES[window_cost_cpu.SHAPE_NAME] = window_cost_cpu.SHAPE
         raw = self._llem.config(self.batch, 0.05, "default").model_dump()
         raw["model"] = f"builtin:{window_cost_cpu.SHAPE_NAME}"
         raw["workload"]["input_len"] = 8
@@ -80,7 +78,21 @@ class CpuTestProcess(psw.TestProcess):
                        config_hash=cfg.config_hash(), gpus=[])
 
 
-def test_the_test_process_takes_on_llem_in_order() -> None:
+def test_the_test_process_takes_on_llem_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import window_cost_cpu
+
+    from llem_harness.backends import builtin_models
+
+    # the launch-bound shape for this test only: the host's list of built-in models is
+    # held equal to the harness's (tests/unit/llem/config/test_preflight.py)
+    monkeypatch.setitem(builtin_models.SHAPES, window_cost_cpu.SHAPE_NAME, window_cost_cpu.SHAPE)
+    # the 'imported' stage imports llem_worker, which wraps setup.load and windows.measure:
+    # the tests after this one get llem's own again
+    from llem_harness.phases import setup, windows
+
+    monkeypatch.setattr(setup, "load", setup.load)
+    monkeypatch.setattr(windows, "measure", windows.measure)
+    monkeypatch.delitem(sys.modules, "llem_worker", raising=False)
     proc = CpuTestProcess()
     try:
         with pytest.raises(ValueError, match="'llem' after 'ran'"):
@@ -99,4 +111,5 @@ def test_the_test_process_takes_on_llem_in_order() -> None:
         assert (proc._dir / "ran" / "result.json").is_file()
     finally:
         proc.close()
+        sys.modules.pop("llem_worker", None)
     assert not proc._dir.exists()  # nothing left in /tmp
