@@ -44,11 +44,13 @@ STAGES = ("fresh", "imported", "loaded", "instruments", "ran")
 class TestProcess:
     """One process's state: the bare worker on its own model, then llem's parts."""
 
-    def __init__(self, batch: int) -> None:
-        from bare_generate import Worker, build_model
+    def __init__(self, batch: int, bare: Any = None) -> None:
+        """``bare``: the bare worker (default: bare_generate's on its own CUDA model)."""
+        if bare is None:
+            from bare_generate import Worker, build_model
 
-        self.batch = batch
-        self.bare = Worker(build_model(None, "eager"), 128, 128)
+            bare = Worker(build_model(None, "eager"), 128, 128)
+        self.batch, self.bare = batch, bare
         self.stage = "fresh"
         self._dir = Path(tempfile.mkdtemp(prefix="llem-process-state-"))
         self._llem: Any = None

@@ -53,14 +53,10 @@ def test_stage_summary_without_llem_sides_or_a_second_control() -> None:
 
 class CpuTestProcess(psw.TestProcess):
     """The test process on the CPU: llem's real stages on the launch-bound shape of
-    window_cost_cpu; the bare side counts its calls (its loop needs CUDA)."""
+    window_cost_cpu; no bare worker (its loop needs CUDA), the stages are what is tested."""
 
-    def __init__(self) -> None:  # no CUDA model: the stages are what is tested
-        import tempfile
-
-        self.batch, self.stage, self.bare = 2, "fresh", None
-        self._dir = Path(tempfile.mkdtemp(prefix="llem-process-state-test-"))
-        self._llem = self._session = self._ctx = None
+    def __init__(self) -> None:
+        super().__init__(2, bare=object())
 
     def _spec(self) -> Any:
         import window_cost_cpu
