@@ -96,7 +96,8 @@ def main() -> int:
     ap.add_argument("--stages", default=",".join(STAGES[1:]),
                     help="stages to measure after 'fresh', in llem's order; one left out is "
                          "taken on unmeasured (session 20's call ran out of time before 'ran': "
-                         "--stages imported,ran measures the two ends)")
+                         "--stages imported,probed,ran measures llem's imports, its FLOPs counter "
+                         "alone and a finished run)")
     ap.add_argument("--deadline", type=float, default=540.0,
                     help="seconds; stages that would start after it are skipped")
     args = ap.parse_args()

@@ -7,6 +7,10 @@ a run, in the order a run takes (stages before NAME not yet taken are taken firs
 
 * ``imported``: ``import llem_worker`` (llem's harness, schema, energy sources, pydantic,
   zeus, ...): llem's imports alone;
+* ``probed``: llem's FLOPs counter (``flops.profile_callable``, the dispatch mode a run's last
+  phase enters) around one bare segment of this process's own model: the one part of a run
+  that hooks into torch's dispatcher, on its own, before llem's model is even loaded (the
+  profiler it replaced slowed every later ``generate`` of its process 15-30%, session 5);
 * ``loaded``: ``setup.load`` of llem's default config at the batch (llem's own model object,
   its workload on the device) into one :class:`Session`;
 * ``instruments``: llem's instruments opened and closed once (the energy source, the NVML
@@ -38,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "references"))
 
 #: the stages in the order a llem run reaches them
-STAGES = ("fresh", "imported", "loaded", "instruments", "ran")
+#: (``probed`` ahead of ``loaded``: it needs only llem's code, and a drop seen there
+#: cannot be the model's)
+STAGES = ("fresh", "imported", "probed", "loaded", "instruments", "ran")
 
 
 class TestProcess:
@@ -56,6 +62,8 @@ class TestProcess:
         self._llem: Any = None
         self._session: Any = None
         self._ctx: Any = None
+        #: what the ``probed`` stage's counter counted (None before it, or if it counted none)
+        self.flops: float | None = None
 
     def _spec(self) -> Any:
         from llem_schema.runspec import RunSpec
@@ -75,13 +83,18 @@ class TestProcess:
         for step in STAGES[at + 1:STAGES.index(stage) + 1]:
             getattr(self, "_" + step)()
             self.stage = step
-        return {"stage": stage, "seconds": time.perf_counter() - t}
+        return {"stage": stage, "seconds": time.perf_counter() - t, "flops": self.flops}
 
     def _imported(self) -> None:
         sys.path.insert(0, str(HERE))
         import llem_worker
 
         self._llem = llem_worker
+
+    def _probed(self) -> None:
+        from llem_harness.flops import profile_callable
+
+        self.flops = profile_callable(lambda: self.bare.segment(self.batch, 0.05))
 
     def _loaded(self) -> None:
         from llem_harness.phases import setup

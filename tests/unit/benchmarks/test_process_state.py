@@ -51,12 +51,23 @@ def test_stage_summary_without_llem_sides_or_a_second_control() -> None:
     assert "llem_over_control" not in rep and "control_over_control" not in rep
 
 
+class CpuBare:
+    """Stands in for bare_generate's worker, whose loop needs CUDA: one matmul a segment
+    (what the ``probed`` stage's counter has to count)."""
+
+    def segment(self, batch: int, seconds: float) -> dict[str, Any]:
+        import torch
+
+        torch.ones(batch, 16) @ torch.ones(16, 4)
+        return {"batch": batch, "tok_per_s": 1.0}
+
+
 class CpuTestProcess(psw.TestProcess):
     """The test process on the CPU: llem's real stages on the launch-bound shape of
-    window_cost_cpu; no bare worker (its loop needs CUDA), the stages are what is tested."""
+    window_cost_cpu, a stand-in bare worker; the stages are what is tested."""
 
     def __init__(self) -> None:
-        super().__init__(2, bare=object())
+        super().__init__(2, bare=CpuBare())
 
     def _spec(self) -> Any:
         import window_cost_cpu
@@ -94,11 +105,14 @@ def test_the_test_process_takes_on_llem_in_order(monkeypatch: pytest.MonkeyPatch
         with pytest.raises(ValueError, match="'llem' after 'ran'"):
             proc.segment("llem", 0.1)
         # a stage asked for takes on the ones before it first, in llem's order
-        assert proc.advance("loaded")["stage"] == "loaded"
+        reply = proc.advance("loaded")
+        assert reply["stage"] == "loaded"
         assert proc._llem is not None and proc._ctx is not None
+        # 'probed' was taken on the way: llem's counter ran over one bare segment
+        assert reply["flops"] == 2 * 2 * 16 * 4
         with pytest.raises(ValueError, match="later stages: instruments, ran"):
             proc.advance("imported")
-        for stage in psw.STAGES[3:]:
+        for stage in psw.STAGES[psw.STAGES.index("instruments"):]:
             assert proc.advance(stage)["stage"] == stage
         with pytest.raises(ValueError, match="none"):
             proc.advance("ran")
