@@ -51,8 +51,9 @@
 #   unsteady machine; 'ran' not reached), LIMIT=470 WAIT=30 ROUNDS=8 BATCHES=32,128
 #   EXTRA_ARGS="--processes 2" parity-steady (gate passed, CV 18% seconds later; b128 cut):
 #   README in h100-session20/.
-# Session 21: no call ran (nine attempts, 17:47-19:20 UTC, found no machine or lost it
-#   mid-call; 1542 s of 1800 spent on them).
+# Session 21: no call ran. Twelve calls, 17:47-19:29 UTC: nine failed starts, one refusal,
+#   one machine taken back mid-call with nothing returned, and the last refused for too
+#   little budget left (1542 s of 1800 spent on them).
 # Next: LIMIT=500 ROUNDS=10 EXTRA_ARGS="--stages imported,probed,ran" process-state (llem's
 #   imports, its FLOPs counter alone, a finished run, against plain bare processes: which one
 #   the 3-4% comes with), then LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128
