@@ -7,8 +7,9 @@ across processes, llem's worker runs 3-4% under the bare process at batch 8 (ses
 So the cause is something llem's worker process carries. Here ``--tests`` processes
 (process_state_worker.py, started with llem worker's PYTHONPATH) run the bare loop's own
 code on their own model while they take on llem one stage at a time (fresh, imported,
-loaded, instruments, ran), and ``--controls`` plain bare processes (bare_generate.py, the
-bare loop's environment) run the same loop beside them. In every round each process runs
+probed, loaded, instruments, ran: process_state_worker.STAGES), and ``--controls`` plain
+bare processes (bare_generate.py, the bare loop's environment) run the same loop beside
+them. In every round each process runs
 one segment (one ``generate`` call of the batch), in mirrored order, every launching thread
 on one core (``--launch-core``), so a round's segments share the machine's minute and the
 core's speed.
