@@ -9,10 +9,9 @@ So the cause is something llem's worker process carries. Here ``--tests`` proces
 code on their own model while they take on llem one stage at a time (fresh, imported,
 probed, loaded, instruments, ran: process_state_worker.STAGES), and ``--controls`` plain
 bare processes (bare_generate.py, the bare loop's environment) run the same loop beside
-them. In every round each process runs
-one segment (one ``generate`` call of the batch), in mirrored order, every launching thread
-on one core (``--launch-core``), so a round's segments share the machine's minute and the
-core's speed.
+them. In every round each process runs one segment (one ``generate`` call of the batch),
+in mirrored order, every launching thread on one core (``--launch-core``), so a round's
+segments share the machine's minute and the core's speed.
 
 Per stage: test / control paired by round (each test segment over the mean of the round's
 control segments; interval clustered by test process), and control / control (the noise
