@@ -54,9 +54,13 @@
 # Session 21: no call ran. Twelve calls, 17:47-19:29 UTC: nine failed starts, one refusal,
 #   one machine taken back mid-call with nothing returned, and the last refused for too
 #   little budget left (1542 s of 1800 spent on them).
-# Next: LIMIT=500 ROUNDS=10 EXTRA_ARGS="--stages imported,probed,ran" process-state (llem's
-#   imports, its FLOPs counter alone, a finished run, against plain bare processes: which one
-#   the 3-4% comes with), then LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128
+# Session 22 (one failed start first): LIMIT=500 ROUNDS=10 EXTRA_ARGS="--stages
+#   imported,probed,ran" process-state (a half-speed, unsteady machine: 'probed' and 'ran'
+#   not reached), LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2"
+#   parity-steady (unsteady after 5 rounds; b128 cut): README in h100-session22/.
+# Next: LIMIT=500 ROUNDS=10 EXTRA_ARGS="--stages probed,ran" process-state (llem's FLOPs
+#   counter alone, then a finished run, against plain bare processes: which one the 3-4%
+#   comes with), then LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128
 #   EXTRA_ARGS="--processes 2" parity-steady.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | process-state | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
