@@ -58,9 +58,9 @@
 #   imported,probed,ran" process-state (a half-speed, unsteady machine: 'probed' and 'ran'
 #   not reached), LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2"
 #   parity-steady (unsteady after 5 rounds; b128 cut): README in h100-session22/.
-# Next: LIMIT=500 ROUNDS=10 EXTRA_ARGS="--stages probed,ran" process-state (llem's FLOPs
-#   counter alone, then a finished run, against plain bare processes: which one the 3-4%
-#   comes with), then LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128
+# Next: LIMIT=500 ROUNDS=8 EXTRA_ARGS="--stages ran" process-state (whether a process that
+#   finished a llem run runs the bare loop's own code 3-4% slower; fits a half-speed machine;
+#   then 'probed' or 'imported' by what it shows), then LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128
 #   EXTRA_ARGS="--processes 2" parity-steady.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | process-state | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
