@@ -20,7 +20,7 @@ control, and llem / the bare loop in its own process). The first stage whose tes
 falls from the fresh stage's is what to look at.
 
     python benchmarks/process_state.py --out DIR [--batch 8] [--rounds 10] [--tests 2]
-        [--controls 2] [--launch-core 4] [--cpus 4-5] [--deadline 540]
+        [--controls 2] [--launch-core 4] [--cpus 4-5] [--deadline 540] [--min-rounds 4]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,75 @@ def stage_summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+#: 'ran' takes on a whole llem run first (warm-up check, baseline, both windows, FLOPs)
+RAN_TRANSITION_S = 30.0
+#: 'ran' rounds carry llem's window a test process as well: 6 segments against 4
+RAN_ROUND_FACTOR = 1.5
+
+
+@dataclass
+class Plan:
+    """Stages to measure and the time they have. A stage runs ``rounds`` rounds, fewer when
+    the deadline comes first, but never under ``min_rounds``: a stage that cannot fit those
+    is skipped with the rest. (Session 22's half-speed machine took ~110 s a stage, and the
+    all-or-nothing rule before this skipped two stages that had room for several rounds.)"""
+
+    stages: list[str]
+    rounds: int
+    min_rounds: int
+    deadline: float
+
+    def fits(self, elapsed: float, stage: str, round_s: float | None) -> bool:
+        """Whether ``min_rounds`` of ``stage`` (and its transition) fit before the deadline,
+        from the seconds a round took in the stage before (none yet: it fits)."""
+        if round_s is None:
+            return True
+        factor = RAN_ROUND_FACTOR if stage == "ran" else 1.0
+        need = self.min_rounds * round_s * factor + (RAN_TRANSITION_S if stage == "ran" else 0)
+        return elapsed + need <= self.deadline
+
+    def another_round(self, done: int, elapsed: float, round_s: float) -> bool:
+        """Whether to run round ``done`` (0-based) of a stage: all ``rounds``, unless one
+        more would end past the deadline and ``min_rounds`` are done."""
+        if done >= self.rounds:
+            return False
+        return done < self.min_rounds or elapsed + round_s <= self.deadline
+
+
+def run_stages(plan: Plan, tests: dict[str, Any], controls: dict[str, Any], batch: int,
+               report: dict[str, Any], elapsed: Callable[[], float],
+               save: Callable[[str], None]) -> None:
+    """Each stage of the plan in order: the test processes take it on, then mirrored rounds
+    of one segment a process (and, after 'ran', llem's window a test process). Workers are
+    anything with ``ask(**request) -> dict``; ``elapsed`` is seconds since the run began."""
+    procs = tests | controls
+    round_s: float | None = None
+    for stage in plan.stages:
+        if not plan.fits(elapsed(), stage, round_s):
+            report["skipped_from"] = stage
+            return
+        if stage != "fresh":
+            report["transitions"][stage] = {k: w.ask(stage=stage) for k, w in tests.items()}
+        names = list(procs) + ([f"l{k[1:]}" for k in tests] if stage == "ran" else [])
+        rounds: list[dict[str, Any]] = []
+        last = 0.0
+        while plan.another_round(len(rounds), elapsed(), last):
+            r0 = elapsed()
+            rnd = {}
+            for k in round_order(names, len(rounds)):
+                if k.startswith("l"):
+                    rnd[k] = tests["t" + k[1:]].ask(side="llem", seconds=0.1)
+                else:
+                    rnd[k] = procs[k].ask(batch=batch, seconds=0.1, side="bare")
+            rounds.append(rnd)
+            last = elapsed() - r0
+        # per plain round: what the next stage's rounds will cost
+        round_s = last / (RAN_ROUND_FACTOR if stage == "ran" else 1.0)
+        report["stages"][stage] = stage_summary(rounds) | {
+            "cut_by_deadline": len(rounds) < plan.rounds, "segments": rounds}
+        save(stage)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -99,7 +170,10 @@ def main() -> int:
                          "--stages imported,probed,ran measures llem's imports, its FLOPs counter "
                          "alone and a finished run)")
     ap.add_argument("--deadline", type=float, default=540.0,
-                    help="seconds; stages that would start after it are skipped")
+                    help="seconds; a stage's rounds stop before it (at --min-rounds the "
+                         "earliest), and a stage that cannot fit --min-rounds is skipped")
+    ap.add_argument("--min-rounds", type=int, default=4,
+                    help="fewest rounds a stage may be cut to by the deadline")
     args = ap.parse_args()
     t0 = time.monotonic()
     out = Path(args.out)
@@ -119,32 +193,16 @@ def main() -> int:
             w.ready  # noqa: B018  all load at once
         for w in procs.values():  # each pays its warm-up outside the rounds
             w.ask(batch=args.batch, seconds=0.1)
-        stages = ["fresh"] + [s for s in args.stages.split(",") if s]
-        per_stage = None
-        for stage in stages:
-            # 'ran' also runs llem once and llem's window a side: ~1.6x a stage before it
-            need = per_stage * (1.6 if stage == "ran" else 1.0) if per_stage else 0.0
-            if time.monotonic() - t0 + need > args.deadline:
-                report["skipped_from"] = stage
-                break
-            s0 = time.monotonic()
-            if stage != "fresh":
-                report["transitions"][stage] = {k: w.ask(stage=stage) for k, w in tests.items()}
-            names = list(procs) + ([f"l{k[1:]}" for k in tests] if stage == "ran" else [])
-            rounds = []
-            for r in range(args.rounds):
-                rnd = {}
-                for k in round_order(names, r):
-                    if k.startswith("l"):
-                        rnd[k] = tests["t" + k[1:]].ask(side="llem", seconds=0.1)
-                    else:
-                        rnd[k] = procs[k].ask(batch=args.batch, seconds=0.1, side="bare")
-                rounds.append(rnd)
-            report["stages"][stage] = stage_summary(rounds) | {"segments": rounds}
-            per_stage = time.monotonic() - s0
+        plan = Plan(["fresh"] + [s for s in args.stages.split(",") if s], args.rounds,
+                    args.min_rounds, args.deadline)
+
+        def save(stage: str) -> None:
             (out / "process_state.json").write_text(json.dumps(report, indent=1))
             print(json.dumps({stage: {k: v for k, v in report["stages"][stage].items()
                                       if k != "segments"}}), flush=True)
+
+        run_stages(plan, tests, controls, args.batch, report, lambda: time.monotonic() - t0,
+                   save)
     finally:
         for w in procs.values():
             w.close()

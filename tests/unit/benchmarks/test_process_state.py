@@ -51,6 +51,79 @@ def test_stage_summary_without_llem_sides_or_a_second_control() -> None:
     assert "llem_over_control" not in rep and "control_over_control" not in rep
 
 
+class Clock:
+    """Seconds since the run began; each segment a fake worker runs moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeWorker:
+    """A worker process's ``ask``: each segment costs ``seg_s`` of the clock; a stage
+    transition costs ``stage_s``."""
+
+    def __init__(self, clock: Clock, tok_per_s: float, seg_s: float = 1.0,
+                 stage_s: float = 0.0) -> None:
+        self.clock, self.tok, self.seg_s, self.stage_s = clock, tok_per_s, seg_s, stage_s
+        self.asked: list[dict[str, Any]] = []
+
+    def ask(self, **req: Any) -> dict[str, Any]:
+        self.asked.append(req)
+        if "stage" in req:
+            self.clock.now += self.stage_s
+            return {"stage": req["stage"]}
+        self.clock.now += self.seg_s
+        return seg(self.tok)
+
+
+def run_plan(stages: list[str], rounds: int, deadline: float, stage_s: float = 0.0
+             ) -> tuple[dict[str, Any], Clock, list[str]]:
+    clock = Clock()
+    tests = {f"t{i}": FakeWorker(clock, 96.0, stage_s=stage_s) for i in range(2)}
+    controls = {f"c{i}": FakeWorker(clock, 100.0) for i in range(2)}
+    report: dict[str, Any] = {"stages": {}, "transitions": {}}
+    saved: list[str] = []
+    plan = process_state.Plan(stages, rounds, 4, deadline)
+    process_state.run_stages(plan, tests, controls, 8, report, clock, saved.append)
+    return report, clock, saved
+
+
+def test_every_stage_runs_its_rounds_when_time_allows() -> None:
+    report, clock, saved = run_plan(["fresh", "imported", "ran"], 10, 1000.0)
+    assert saved == ["fresh", "imported", "ran"] and "skipped_from" not in report
+    for stage in saved:
+        assert report["stages"][stage]["rounds"] == 10
+        assert report["stages"][stage]["cut_by_deadline"] is False
+    assert report["stages"]["ran"]["test_over_control"] == pytest.approx(0.96)
+    assert set(report["stages"]["ran"]["segments"][0]) == {"t0", "t1", "c0", "c1", "l0", "l1"}
+    assert set(report["transitions"]) == {"imported", "ran"}
+    assert clock.now == 10 * 4 * 2 + 10 * 6
+
+
+def test_the_deadline_cuts_a_stages_rounds_but_keeps_what_ran() -> None:
+    # fresh: 10 rounds of 4 s = 40 s; 'imported' fits 4 rounds (min) and is cut at 70 s
+    report, clock, saved = run_plan(["fresh", "imported", "ran"], 10, 70.0)
+    assert report["stages"]["fresh"]["rounds"] == 10
+    imported = report["stages"]["imported"]
+    assert imported["rounds"] == 7 and imported["cut_by_deadline"] is True
+    assert clock.now <= 70.0
+    # no room left for 4 rounds of 'ran' (6 s each) and its llem run
+    assert report["skipped_from"] == "ran" and saved == ["fresh", "imported"]
+
+
+def test_a_stage_that_cannot_fit_its_fewest_rounds_is_skipped() -> None:
+    # after fresh (40 s), 4 rounds of 'ran' need 4 x 6 + 30 s = 54 s: 93 s is too little
+    report, _, saved = run_plan(["fresh", "ran"], 10, 93.0, stage_s=15.0)
+    assert saved == ["fresh"] and report["skipped_from"] == "ran"
+    # with 94 s, its llem runs take the 30 s they were given and 4 rounds fit, no more
+    report, clock, saved = run_plan(["fresh", "ran"], 10, 94.0, stage_s=15.0)
+    assert saved == ["fresh", "ran"] and report["stages"]["ran"]["rounds"] == 4
+    assert clock.now == 94.0
+
+
 class CpuBare:
     """Stands in for bare_generate's worker, whose loop needs CUDA: one matmul a segment
     (what the ``probed`` stage's counter has to count)."""
