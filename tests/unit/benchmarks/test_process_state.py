@@ -62,20 +62,17 @@ class Clock:
 
 
 class FakeWorker:
-    """A worker process's ``ask``: each segment costs ``seg_s`` of the clock; a stage
-    transition costs ``stage_s``."""
+    """A worker process's ``ask``: each segment costs 1 s of the clock; a stage transition
+    costs ``stage_s``."""
 
-    def __init__(self, clock: Clock, tok_per_s: float, seg_s: float = 1.0,
-                 stage_s: float = 0.0) -> None:
-        self.clock, self.tok, self.seg_s, self.stage_s = clock, tok_per_s, seg_s, stage_s
-        self.asked: list[dict[str, Any]] = []
+    def __init__(self, clock: Clock, tok_per_s: float, stage_s: float = 0.0) -> None:
+        self.clock, self.tok, self.stage_s = clock, tok_per_s, stage_s
 
     def ask(self, **req: Any) -> dict[str, Any]:
-        self.asked.append(req)
         if "stage" in req:
             self.clock.now += self.stage_s
             return {"stage": req["stage"]}
-        self.clock.now += self.seg_s
+        self.clock.now += 1.0
         return seg(self.tok)
 
 
@@ -104,7 +101,8 @@ def test_every_stage_runs_its_rounds_when_time_allows() -> None:
 
 
 def test_the_deadline_cuts_a_stages_rounds_but_keeps_what_ran() -> None:
-    # fresh: 10 rounds of 4 s = 40 s; 'imported' fits 4 rounds (min) and is cut at 70 s
+    # fresh: 10 rounds of 4 s = 40 s; 'imported' runs until one more round would end past
+    # 70 s: 7 rounds
     report, clock, saved = run_plan(["fresh", "imported", "ran"], 10, 70.0)
     assert report["stages"]["fresh"]["rounds"] == 10
     imported = report["stages"]["imported"]
