@@ -58,10 +58,14 @@
 #   imported,probed,ran" process-state (a half-speed, unsteady machine: 'probed' and 'ran'
 #   not reached), LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2"
 #   parity-steady (unsteady after 5 rounds; b128 cut): README in h100-session22/.
-# Next: LIMIT=500 ROUNDS=8 EXTRA_ARGS="--stages ran" process-state (whether a process that
-#   finished a llem run runs the bare loop's own code 3-4% slower; fits a half-speed machine;
-#   then 'probed' or 'imported' by what it shows), then LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128
-#   EXTRA_ARGS="--processes 2" parity-steady.
+# Session 23 (seven starts found no machine or were refused first): LIMIT=500 ROUNDS=8
+#   EXTRA_ARGS="--stages ran" process-state (ran 1.034 [0.953, 1.054], fresh 1.075: noisy),
+#   LIMIT=565 WAIT=60 ROUNDS=10 BATCHES=32,128 EXTRA_ARGS="--processes 2" parity-steady
+#   (b32 1.039 [0.929, 1.346]; b128 cut after 3 rounds): README in h100-session23/.
+# Next: the same two calls again on a steadier machine (whether a process that finished a
+#   llem run runs the bare loop's own code 3-4% slower; then 'probed' or 'imported' only if
+#   'ran' falls below 'fresh'); batches 1 and 8 with LIMIT=570 WAIT=60 ROUNDS=12
+#   BATCHES=8,1 EXTRA_ARGS="--processes 3" parity-steady.
 #   STEP: parity | parity-interleave | parity-peer | parity-tight | parity-steady | window-cost | process-state | sampler-cost | sampler-split | efficiency | fast | vllm-parity | vllm-study | vllm-both
 #         | vllm-counter | vllm-counter2 | rerun | parity-probe
 set -uo pipefail
